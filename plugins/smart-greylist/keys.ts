@@ -1,0 +1,14 @@
+// The Redis key schema, in one place. Keys hold a digest, never raw client input, so a hostile
+// sender or PTR name cannot shape keys (length, separators, binary) or collide with other data.
+//
+//   <prefix>t:<digest>   hash {f: first seen ms, p: passed at ms}   TTL retry_window, then pass_ttl
+import { createHash } from 'node:crypto'
+
+export function digest(...parts: string[]): string {
+  // NUL cannot occur in an identity or in a normalised address, so fields cannot run together.
+  return createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 22)
+}
+
+export function tupleKey(prefix: string, identity: string, sender: string, recipient: string): string {
+  return `${prefix}t:${digest(identity, sender, recipient)}`
+}

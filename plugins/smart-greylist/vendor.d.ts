@@ -1,0 +1,22 @@
+// Ambient types for the Haraka helper packages that ship none.
+declare module 'haraka-constants' {
+  export const cont: number
+  export const ok: number
+  export const deny: number
+  export const denysoft: number
+}
+
+declare module 'haraka-dsn' {
+  class DSN {
+    code: number
+    reply: string
+    static sec_unauthorized(msg: string, code?: number): DSN
+    static sys_unspecified(msg: string, code?: number): DSN
+  }
+  export = DSN
+}
+
+declare module 'haraka-tld' {
+  export const ready: Promise<void>
+  export function get_organizational_domain(host: string): string | null
+}

@@ -1,0 +1,128 @@
+// The typed whitelist files: one `kind:pattern` a line, `#` comments. Parsing is pure and
+// reports bad lines with file and line number while the good ones still load.
+import { AddressMatcher, NameMatcher, PatternError } from './names'
+import { CidrSet, parseCidr, type ParsedIp } from './ip'
+
+export const ENTRY_KINDS = ['host', 'helo', 'ip', 'from', 'to'] as const
+export type EntryKind = (typeof ENTRY_KINDS)[number]
+
+export interface Entry {
+  readonly kind: EntryKind
+  readonly pattern: string
+  /** Where it was written: `smart-greylist.whitelist:12`. */
+  readonly origin: string
+}
+
+export interface LineError {
+  readonly origin: string
+  readonly text: string
+  readonly message: string
+}
+
+export interface ParsedList {
+  readonly entries: Entry[]
+  readonly errors: LineError[]
+}
+
+/** Parses one file's lines; `source` names it in origins and errors. */
+export function parseWhitelist(lines: readonly string[], source: string): ParsedList {
+  const entries: Entry[] = []
+  const errors: LineError[] = []
+  lines.forEach((raw, i) => {
+    const origin = `${source}:${i + 1}`
+    const text = raw.replace(/(^|\s)#.*$/, '').trim()
+    if (!text) return
+    const result = parseEntry(text, origin)
+    if ('message' in result) errors.push(result)
+    else entries.push(result)
+  })
+  return { entries, errors }
+}
+
+/** Parses and validates one `kind:pattern`, the same way the files are read. */
+export function parseEntry(text: string, origin = 'entry'): Entry | LineError {
+  const m = /^([a-z]+):\s*(\S+)$/i.exec(text.trim())
+  if (!m) {
+    return { origin, text, message: `expected "kind:pattern" with kind one of ${ENTRY_KINDS.join(', ')}` }
+  }
+  const kind = m[1].toLowerCase() as EntryKind
+  if (!ENTRY_KINDS.includes(kind)) {
+    return { origin, text, message: `unknown kind "${m[1]}"; expected one of ${ENTRY_KINDS.join(', ')}` }
+  }
+  const entry: Entry = { kind, pattern: m[2], origin }
+  try {
+    new Whitelist([entry]) // the compiler is the validator: one set of rules
+  } catch (err) {
+    return { origin, text, message: err instanceof Error ? err.message : String(err) }
+  }
+  return entry
+}
+
+export interface WhitelistQuery {
+  readonly ip?: ParsedIp | null
+  /** Forward-confirmed rDNS names only. */
+  readonly fcrdnsNames?: readonly string[]
+  /** HELO name, given only when the connection backs it (see config whitelist.verify_helo). */
+  readonly helo?: string | null
+  /** Envelope sender, given only when the connection backs it (whitelist.verify_from). */
+  readonly from?: string | null
+}
+
+/** Compiled lists: hash maps, suffix maps and a CIDR table, so lookups do not scan entries. */
+export class Whitelist {
+  private readonly host = new NameMatcher<Entry>()
+  private readonly helo = new NameMatcher<Entry>()
+  private readonly ip = new CidrSet<Entry>()
+  private readonly from = new AddressMatcher<Entry>()
+  private readonly to = new AddressMatcher<Entry>()
+  readonly size: number
+
+  constructor(entries: readonly Entry[]) {
+    for (const e of entries) {
+      switch (e.kind) {
+        case 'host':
+          this.host.add(e.pattern, e)
+          break
+        case 'helo':
+          this.helo.add(e.pattern, e)
+          break
+        case 'ip': {
+          const cidr = parseCidr(e.pattern)
+          if (!cidr) throw new PatternError(`"${e.pattern}": not an IP address or CIDR range`)
+          this.ip.add(cidr.ip, cidr.prefix, e)
+          break
+        }
+        case 'from':
+          this.from.add(e.pattern, e)
+          break
+        case 'to':
+          this.to.add(e.pattern, e)
+          break
+      }
+    }
+    this.size = entries.length
+  }
+
+  /** The first entry that lets this client and sender skip greylisting. */
+  matchSender(q: WhitelistQuery): Entry | undefined {
+    if (q.ip) {
+      const hit = this.ip.lookup(q.ip)
+      if (hit) return hit
+    }
+    for (const name of q.fcrdnsNames ?? []) {
+      const hit = this.host.match(name)
+      if (hit) return hit
+    }
+    return this.helo.match(q.helo) ?? this.from.match(q.from)
+  }
+
+  /** A recipient that opted out of greylisting. */
+  matchRecipient(rcpt: string): Entry | undefined {
+    return this.to.match(rcpt)
+  }
+}
+
+/** Compiles several parsed files into one list, in order: the admin's file first, so its entry is the one reported. */
+export function compileWhitelist(lists: readonly ParsedList[]): Whitelist {
+  return new Whitelist(lists.flatMap((l) => l.entries))
+}

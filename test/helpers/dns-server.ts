@@ -1,0 +1,94 @@
+// An authoritative DNS server on loopback for the tests: PTR, A, AAAA and TXT from a zone the
+// test declares, NXDOMAIN for anything else, every query logged. Haraka is pointed at it by
+// test/e2e/dns-preload.js, so no test ever asks the machine's resolver.
+import dgram from 'node:dgram'
+import dnsPacket from 'dns-packet'
+import ipaddr from 'ipaddr.js'
+
+export interface Zone {
+  ptr?: Record<string, string[]>
+  a?: Record<string, string[]>
+  aaaa?: Record<string, string[]>
+  txt?: Record<string, string[]>
+}
+
+/** The in-addr.arpa / ip6.arpa name of an address. */
+export function reverseName(ip: string): string {
+  const addr = ipaddr.parse(ip)
+  if (addr.kind() === 'ipv4') return `${addr.toByteArray().reverse().join('.')}.in-addr.arpa`
+  const hex = addr
+    .toByteArray()
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('')
+  return `${hex.split('').reverse().join('.')}.ip6.arpa`
+}
+
+export class DnsServer {
+  readonly queries: { name: string; type: string }[] = []
+  private ptr = new Map<string, string[]>()
+  private records = new Map<string, Map<string, string[]>>()
+  private constructor(
+    private readonly sock: dgram.Socket,
+    readonly port: number,
+  ) {}
+
+  static async start(zone: Zone = {}): Promise<DnsServer> {
+    const sock = dgram.createSocket('udp4')
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve))
+    const server = new DnsServer(sock, sock.address().port)
+    server.add(zone)
+    sock.on('message', (msg, rinfo) => server.answer(msg, rinfo))
+    return server
+  }
+
+  add(zone: Zone): void {
+    for (const [ip, names] of Object.entries(zone.ptr ?? {})) this.ptr.set(reverseName(ip), names)
+    for (const type of ['a', 'aaaa', 'txt'] as const) {
+      for (const [name, values] of Object.entries(zone[type] ?? {})) {
+        const key = name.toLowerCase()
+        const byType = this.records.get(key) ?? new Map<string, string[]>()
+        byType.set(type.toUpperCase(), values)
+        this.records.set(key, byType)
+      }
+    }
+  }
+
+  private answer(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    let query: dnsPacket.Packet
+    try {
+      query = dnsPacket.decode(msg)
+    } catch {
+      return
+    }
+    const q = query.questions?.[0]
+    if (!q) return
+    const name = q.name.toLowerCase()
+    this.queries.push({ name, type: q.type })
+    const answers: dnsPacket.Answer[] = []
+    let exists = false
+    if (this.ptr.has(name)) {
+      exists = true
+      if (q.type === 'PTR') for (const data of this.ptr.get(name)!) answers.push({ type: 'PTR', name: q.name, ttl: 60, data })
+    }
+    const byType = this.records.get(name)
+    if (byType) {
+      exists = true
+      for (const data of byType.get(q.type) ?? []) {
+        if (q.type === 'A' || q.type === 'AAAA') answers.push({ type: q.type, name: q.name, ttl: 60, data })
+        if (q.type === 'TXT') answers.push({ type: 'TXT', name: q.name, ttl: 60, data: [data] })
+      }
+    }
+    const reply = dnsPacket.encode({
+      id: query.id,
+      type: 'response',
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED | (exists ? 0 : 3),
+      questions: query.questions,
+      answers,
+    })
+    this.sock.send(reply, rinfo.port, rinfo.address)
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.sock.close(() => resolve()))
+  }
+}

@@ -1,5 +1,6 @@
 // Client addresses: parsing, IPv4-mapped IPv6 folded to IPv4, subnets, and a CIDR set whose
 // lookup cost depends on the number of distinct prefix lengths (<= 33 or 129), not on its size.
+import { isIP } from 'node:net'
 import ipaddr from 'ipaddr.js'
 
 export type ParsedIp = ipaddr.IPv4 | ipaddr.IPv6
@@ -8,7 +9,8 @@ export type ParsedIp = ipaddr.IPv4 | ipaddr.IPv6
 export function parseIp(text: string | null | undefined): ParsedIp | null {
   if (!text) return null
   const s = text.trim().replace(/^\[|\]$/g, '')
-  if (!ipaddr.isValid(s)) return null
+  // net.isIP, not ipaddr.isValid: the latter also takes inet_aton forms such as `1.2.3`.
+  if (isIP(s) === 0) return null
   const ip = ipaddr.parse(s)
   if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) {
     return (ip as ipaddr.IPv6).toIPv4Address()

@@ -1,0 +1,76 @@
+// Integration: the Lua state machine in a real redis-server, against the same table as decide().
+import assert from 'node:assert/strict'
+import { decide } from '../plugins/smart-greylist/decision'
+import { StoreError, TupleStore } from '../plugins/smart-greylist/store'
+import { startPrivateRedis, type PrivateRedis } from '../scripts/redis-server'
+import { DECISION_CASES, TIMING } from './helpers/decision-cases'
+import { connectRedis, type TestRedis } from './helpers/redis'
+
+describe('TupleStore (Redis)', function () {
+  this.timeout(20_000)
+  let server: PrivateRedis
+  let db: TestRedis
+  let store: TupleStore
+
+  before(async () => {
+    server = await startPrivateRedis()
+    db = await connectRedis(server.port)
+    store = new TupleStore(() => db, () => 500)
+  })
+  beforeEach(() => db.flushDb())
+  after(async () => {
+    await db?.quit().catch(() => undefined)
+    await server?.stop()
+  })
+
+  async function seed(key: string, state: { firstSeen: number; passedAt: number | null } | null): Promise<void> {
+    if (!state) return
+    await db.hSet(key, 'f', String(state.firstSeen))
+    if (state.passedAt !== null) await db.hSet(key, 'p', String(state.passedAt))
+  }
+
+  for (const c of DECISION_CASES) {
+    it(`applies the same transition as decide(): ${c.outcome.toUpperCase()}, ${c.name}`, async () => {
+      const key = 'sgl:t:case'
+      await seed(key, c.state)
+      const verdict = await store.check(key, c.now, TIMING)
+      assert.deepEqual(verdict, decide(c.state, c.now, TIMING).verdict)
+
+      const after = { ...(await db.hGetAll(key)) }
+      const expected = decide(c.state, c.now, TIMING).write
+      if (expected.op === 'create') assert.deepEqual(after, { f: String(c.now) })
+      if (expected.op === 'pass') assert.deepEqual(after, { f: String(c.state!.firstSeen), p: String(c.now) })
+      if (c.ttlMs !== undefined) {
+        const ttl = await db.pTTL(key)
+        assert.ok(ttl > c.ttlMs - 5000 && ttl <= c.ttlMs, `ttl ${ttl}`)
+      }
+    })
+  }
+
+  it('walks a tuple from new to known with a real clock and a short delay', async () => {
+    const t = { delayMs: 200, windowMs: 5000, passTtlMs: 60_000 }
+    const key = 'sgl:t:walk'
+    const now = Date.now()
+    assert.equal((await store.check(key, now, t)).outcome, 'new')
+    assert.equal((await store.check(key, now + 100, t)).outcome, 'early')
+    assert.equal((await store.check(key, now + 250, t)).outcome, 'retry')
+    assert.equal((await store.check(key, now + 300, t)).outcome, 'known')
+  })
+
+  it('loads the script again after SCRIPT FLUSH (NOSCRIPT)', async () => {
+    await store.check('sgl:t:a', Date.now(), TIMING)
+    await db.sendCommand(['SCRIPT', 'FLUSH'])
+    assert.equal((await store.check('sgl:t:b', Date.now(), TIMING)).outcome, 'new')
+  })
+
+  it('fails with a typed error when there is no client, or Redis is too slow', async () => {
+    await assert.rejects(new TupleStore(() => undefined, () => 100).check('k', 0, TIMING), (e: unknown) => e instanceof StoreError && e.kind === 'unavailable')
+    const admin = await connectRedis(server.port)
+    await admin.sendCommand(['CLIENT', 'PAUSE', '400', 'WRITE'])
+    const started = Date.now()
+    await assert.rejects(new TupleStore(() => db, () => 100).check('k', Date.now(), TIMING), (e: unknown) => e instanceof StoreError && e.kind === 'timeout')
+    assert.ok(Date.now() - started < 300)
+    await admin.quit()
+    await new Promise((r) => setTimeout(r, 450))
+  })
+})

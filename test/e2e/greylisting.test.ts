@@ -35,7 +35,13 @@ describe('smart-greylist in a running Haraka', function () {
     redis = await startPrivateRedis()
     dns = await DnsServer.start({ ...exchangeZone() })
     dns.add(forgedZone())
-    haraka = await HarakaInstance.start({ redisPort: redis.port, dnsPort: dns.port, ini: INI })
+    haraka = await HarakaInstance.start({
+      redisPort: redis.port,
+      dnsPort: dns.port,
+      ini: INI,
+      pluginsBefore: ['relay'],
+      files: { 'relay_acl_allow': '85.214.200.0/24\n' },
+    })
     await haraka.waitFor(/\[smart-greylist\] connected to redis/)
   })
 
@@ -125,6 +131,20 @@ describe('smart-greylist in a running Haraka', function () {
         assert.ok(dns.queries.some((q) => q.type === 'PTR' && q.name.startsWith(ip.split('.').reverse().join('.'))), ip)
         assert.ok(dns.queries.some((q) => q.type === 'A' && q.name === exchangeName(ip).toLowerCase()), ip)
       }
+    })
+  })
+
+  describe('sessions that are never greylisted', () => {
+    it('skips relaying clients (here: the relay ACL)', async () => {
+      const t = await deliver(haraka.port, { clientIp: '85.214.200.5', from: sender(), to: ['bob@example.com'] })
+      assert.equal(t.rcpt[0].code, 250)
+      assert.ok(haraka.linesMatching(/\[smart-greylist\] skip reason=relaying/).length)
+    })
+
+    it('skips private clients by default', async () => {
+      const t = await deliver(haraka.port, { clientIp: '10.20.30.40', from: sender(), to: ['bob@example.com'] })
+      assert.equal(t.rcpt[0].code, 250)
+      assert.ok(haraka.linesMatching(/\[smart-greylist\] skip reason=private_ip/).length)
     })
   })
 

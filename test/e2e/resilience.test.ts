@@ -6,7 +6,7 @@ import { HarakaInstance } from '../helpers/haraka'
 import { deliver } from '../helpers/smtp'
 import { sleep } from '../helpers/wait'
 import { connectRedis } from '../helpers/redis'
-import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
+import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
 
 describe('smart-greylist when Redis fails', function () {
@@ -68,6 +68,35 @@ describe('smart-greylist when Redis fails', function () {
       await sleep(250)
     }
     assert.equal(code, 451, 'greylisting resumes by itself when Redis returns')
+  })
+})
+
+describe('smart-greylist started while Redis is down', function () {
+  this.timeout(60_000)
+  let redis: PrivateRedis | undefined
+  let dns: DnsServer
+  let haraka: HarakaInstance
+
+  after(async () => {
+    await haraka?.stop()
+    await dns?.close()
+    await redis?.stop()
+  })
+
+  it('starts, accepts mail (fail open), and begins greylisting when Redis appears', async () => {
+    const port = await freePort()
+    dns = await DnsServer.start()
+    const started = Date.now()
+    haraka = await HarakaInstance.start({ redisPort: port, dnsPort: dns.port, ini: '[main]\ndelay=1\nretry_window=5\n' })
+    assert.ok(Date.now() - started < 10_000, 'start-up does not wait for Redis')
+    const t = await deliver(haraka.port, { clientIp: '85.214.170.1', from: 'early@sender.example.org', to: ['bob@example.com'] })
+    assert.equal(t.rcpt[0].code, 250)
+    assert.ok(haraka.linesMatching(/\[smart-greylist\] error \(redis_unavailable\)/).length)
+
+    redis = await startPrivateRedis(port)
+    await haraka.waitFor(/\[smart-greylist\] connected to redis/, 15_000)
+    const later = await deliver(haraka.port, { clientIp: '85.214.170.1', from: 'later@sender.example.org', to: ['bob@example.com'] })
+    assert.equal(later.rcpt[0].code, 451)
   })
 })
 

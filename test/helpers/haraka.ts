@@ -40,6 +40,8 @@ export interface HarakaOptions {
   whitelist?: string
   /** Extra plugins, listed before smart-greylist (e.g. fcrdns). */
   pluginsBefore?: string[]
+  /** Further files for the instance's config/ (name -> text). */
+  files?: Record<string, string>
 }
 
 export class HarakaInstance {
@@ -83,6 +85,7 @@ export class HarakaInstance {
     cfg('redis.ini', `[server]\nhost=127.0.0.1\nport=${opts.redisPort}\n`)
     cfg('smart-greylist.ini', opts.ini)
     cfg('smart-greylist.whitelist', opts.whitelist ?? '# none\n')
+    for (const [name, text] of Object.entries(opts.files ?? {})) cfg(name, text)
     // Only the hosts[] line of the stock connection.ini changes (a file holding nothing but
     // [haproxy] crashes Haraka 3.3.4 at the first connection).
     const connIni = path.join(dir, 'config', 'connection.ini')

@@ -67,7 +67,7 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
   const db = await connectRedis(port)
   await db.flushDb()
   const store = new TupleStore(() => db, () => 5000)
-  const timing = timingFrom(DEFAULTS.main)
+  const timing = timingFrom(DEFAULTS)
   const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await db.info('memory'))![1])
   const before = await used()
   const now = Date.now()

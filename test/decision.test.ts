@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { decide, type TupleState } from '../plugins/smart-greylist/decision'
+import { decide } from '../plugins/smart-greylist/decision'
 import { DECISION_CASES, TIMING } from './helpers/decision-cases'
 
 describe('decide', () => {
   for (const c of DECISION_CASES) {
     it(`${c.outcome.toUpperCase()}: ${c.name}`, () => {
-      const { verdict, write } = decide(c.state, c.now, TIMING)
+      const { verdict, write } = decide(c.stored, c.now, TIMING)
       assert.equal(verdict.action, c.action)
       assert.equal(verdict.outcome, c.outcome)
       assert.equal(verdict.waitedMs, c.waitedMs)
@@ -14,11 +14,18 @@ describe('decide', () => {
     })
   }
 
+  it('ignores the auto-whitelist when it is off or the pair is not eligible', () => {
+    assert.equal(decide({ tuple: null, awlCount: 99 }, 0, { ...TIMING, awlPasses: 0 }).verdict.outcome, 'new')
+    assert.equal(decide({ tuple: null, awlCount: null }, 0, TIMING).verdict.outcome, 'new')
+    const retry = decide({ tuple: { firstSeen: 0, passedAt: null }, awlCount: null }, TIMING.delayMs, TIMING).write
+    assert.deepEqual(retry, { op: 'pass', passedAt: TIMING.delayMs, ttlMs: TIMING.passTtlMs, awlIncrement: false })
+  })
+
   it('never lets a tuple pass before the delay, whatever the clock does', () => {
     for (let first = 0; first < 2000; first += 97) {
       for (let now = first - 500; now < first + TIMING.delayMs; now += 101) {
-        const state: TupleState = { firstSeen: first, passedAt: null }
-        assert.equal(decide(state, now, TIMING).verdict.action, 'defer', `first=${first} now=${now}`)
+        const stored = { tuple: { firstSeen: first, passedAt: null }, awlCount: 2 }
+        assert.equal(decide(stored, now, TIMING).verdict.action, 'defer', `first=${first} now=${now}`)
       }
     }
   })

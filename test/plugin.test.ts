@@ -44,7 +44,7 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     const r = conn.transaction!.results.get(plugin)!
     assert.deepEqual(r.fail, ['greylisted:new'])
     assert.equal(r.identity, 'net:85.214.132.0/24')
-    assert.equal(r.identity_reason, 'no_rdns')
+    assert.equal(r.identity_reason, 'spf_none,no_rdns,no_pool')
     assert.equal((await db.keys('sgl:t:*')).length, 1)
   })
 
@@ -99,24 +99,38 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
   it('takes an edited smart-greylist.ini without a restart, and keeps the last good one when an edit is bad', async () => {
     const dir = plain()
     const plugin = makePlugin(dir, db)
-    assert.equal(plugin.sg.config.main.delay, 60)
+    assert.equal(plugin.sg.deps.config.main.delay, 60)
     const ini = path.join(dir, 'config', 'smart-greylist.ini')
     fs.writeFileSync(ini, '[main]\ndelay=120\n')
-    const delay = (): unknown => plugin.sg.config.main.delay
+    const delay = (): unknown => plugin.sg.deps.config.main.delay
     for (let i = 0; i < 100 && delay() !== 120; i++) await sleep(50)
-    assert.equal(plugin.sg.config.main.delay, 120)
+    assert.equal(plugin.sg.deps.config.main.delay, 120)
     const errors: string[] = []
     plugin.logerror = (m: string) => errors.push(m)
     fs.writeFileSync(ini, '[main]\ndelay=banana\n')
     for (let i = 0; i < 200 && !errors.length; i++) await sleep(50)
     assert.match(errors[0] ?? '', /\[main\] delay = banana.*keeping the previous settings/)
-    assert.equal(plugin.sg.config.main.delay, 120, 'a bad edit leaves the last good settings in force')
+    assert.equal(plugin.sg.deps.config.main.delay, 120, 'a bad edit leaves the last good settings in force')
   })
 
-  it('switches the shipped provider list on and off', async () => {
-    const on = makePlugin(configDir({ 'smart-greylist.whitelist': '', 'smart-greylist.providers': 'ip:52.100.0.0/14\nhost:*.mcsv.net\n' }), db)
-    assert.equal(on.sg.whitelist.size, 2)
-    const off = makePlugin(configDir({ 'smart-greylist.ini': '[whitelist]\nproviders=false\n', 'smart-greylist.providers': 'ip:52.100.0.0/14\n' }), db)
-    assert.equal(off.sg.whitelist.size, 0)
+  it("lets a provider's mail skip greylisting, or only groups it, as smart-greylist.ini says", async () => {
+    const providers = '[mailchimp]\nname = Mailchimp\naction = skip\nip = 198.2.128.0/18\n'
+    const conn = (): FixtureConnection => withFcrdns(connection({ ip: '198.2.130.7' }))
+    const skip = makePlugin(configDir({ 'smart-greylist.providers': providers }), db)
+    assert.equal(skip.sg.deps.providers.ranges, 1)
+    const c1 = conn()
+    assert.equal((await callRcptOk(skip, c1, 'bob@example.com')).rc, undefined)
+    assert.equal(c1.transaction!.results.get(skip)!.whitelist, 'provider:mailchimp')
+
+    for (const ini of ['[whitelist]\nproviders=false\n', '[providers]\nmailchimp=group\n']) {
+      const group = makePlugin(configDir({ 'smart-greylist.ini': ini, 'smart-greylist.providers': providers }), db)
+      const c2 = conn()
+      assert.equal((await callRcptOk(group, c2, `bob${ini.length}@example.com`)).rc, constants.denysoft)
+      assert.equal(c2.transaction!.results.get(group)!.identity, 'pool:mailchimp')
+    }
+    const off = makePlugin(configDir({ 'smart-greylist.ini': '[providers]\nmailchimp=off\n', 'smart-greylist.providers': providers }), db)
+    const c3 = conn()
+    await callRcptOk(off, c3, 'carol@example.com')
+    assert.equal(c3.transaction!.results.get(off)!.identity, 'net:198.2.130.0/24')
   })
 })

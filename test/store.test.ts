@@ -1,6 +1,6 @@
 // Integration: the Lua state machine in a real redis-server, against the same table as decide().
 import assert from 'node:assert/strict'
-import { decide } from '../plugins/smart-greylist/decision'
+import { decide, type StoredState } from '../plugins/smart-greylist/decision'
 import { StoreError, TupleStore } from '../plugins/smart-greylist/store'
 import { startPrivateRedis, type PrivateRedis } from '../scripts/redis-server'
 import { DECISION_CASES, TIMING } from './helpers/decision-cases'
@@ -23,23 +23,27 @@ describe('TupleStore (Redis)', function () {
     await server?.stop()
   })
 
-  async function seed(key: string, state: { firstSeen: number; passedAt: number | null } | null): Promise<void> {
-    if (!state) return
-    await db.hSet(key, 'f', String(state.firstSeen))
-    if (state.passedAt !== null) await db.hSet(key, 'p', String(state.passedAt))
+  async function seed(key: string, awl: string, stored: StoredState): Promise<void> {
+    if (stored.awlCount !== null) await db.set(awl, String(stored.awlCount))
+    if (!stored.tuple) return
+    await db.hSet(key, 'f', String(stored.tuple.firstSeen))
+    if (stored.tuple.passedAt !== null) await db.hSet(key, 'p', String(stored.tuple.passedAt))
   }
 
   for (const c of DECISION_CASES) {
     it(`applies the same transition as decide(): ${c.outcome.toUpperCase()}, ${c.name}`, async () => {
       const key = 'sgl:t:case'
-      await seed(key, c.state)
-      const verdict = await store.check(key, c.now, TIMING)
-      assert.deepEqual(verdict, decide(c.state, c.now, TIMING).verdict)
+      const awl = 'sgl:a:case'
+      await seed(key, awl, c.stored)
+      const verdict = await store.check(key, c.now, TIMING, c.stored.awlCount === null ? undefined : awl)
+      assert.deepEqual(verdict, decide(c.stored, c.now, TIMING).verdict)
 
       const after = { ...(await db.hGetAll(key)) }
-      const expected = decide(c.state, c.now, TIMING).write
+      const expected = decide(c.stored, c.now, TIMING).write
       if (expected.op === 'create') assert.deepEqual(after, { f: String(c.now) })
-      if (expected.op === 'pass') assert.deepEqual(after, { f: String(c.state!.firstSeen), p: String(c.now) })
+      if (expected.op === 'pass') assert.deepEqual(after, { f: String(c.stored.tuple!.firstSeen), p: String(c.now) })
+      if (expected.op === 'awl_touch') assert.deepEqual(after, {}, 'an auto-whitelisted pair writes no tuple')
+      if (c.awlAfter !== undefined) assert.equal(await db.get(awl), String(c.awlAfter))
       if (c.ttlMs !== undefined) {
         const ttl = await db.pTTL(key)
         assert.ok(ttl > c.ttlMs - 5000 && ttl <= c.ttlMs, `ttl ${ttl}`)
@@ -48,7 +52,7 @@ describe('TupleStore (Redis)', function () {
   }
 
   it('walks a tuple from new to known with a real clock and a short delay', async () => {
-    const t = { delayMs: 200, windowMs: 5000, passTtlMs: 60_000 }
+    const t = { ...TIMING, delayMs: 200, windowMs: 5000, passTtlMs: 60_000 }
     const key = 'sgl:t:walk'
     const now = Date.now()
     assert.equal((await store.check(key, now, t)).outcome, 'new')

@@ -1,6 +1,7 @@
 // Settings from smart-greylist.ini, validated once per (re)load into a frozen object.
 // parseConfig is pure: the adapter hands it what haraka-config read and keeps the last good
 // result when a reload is bad.
+import { parseIp } from './ip'
 
 export type DeferAt = 'rcpt' | 'data'
 export type OnError = 'accept' | 'defer'
@@ -21,17 +22,35 @@ export interface Config {
     readonly text: string
   }
   readonly identity: {
+    /** Group retries by the SPF-authenticated sender domain (HELO domain for the null sender). */
+    readonly spf: boolean
     /** Group retries by the parent domain of the forward-confirmed rDNS name. */
     readonly rdns: boolean
+    /** Group retries by the provider pool (smart-greylist.providers) that holds the client. */
+    readonly pools: boolean
     readonly ipv4_prefix: number
     readonly ipv6_prefix: number
+    /** The MX's own public addresses: an SPF record that passes for them is not trusted. */
+    readonly self_ip: readonly string[]
+    /** Seconds the permissive-record verdict for a domain is kept (shared in Redis). */
+    readonly spf_guard_ttl: number
   }
   readonly dns: {
     /** Upper bound for the whole PTR + forward lookup of one client. */
     readonly timeout_ms: number
     /** PTR names checked at most, so a hostile PTR set cannot fan out lookups. */
     readonly max_names: number
+    /** Upper bound for one SPF evaluation (when the spf plugin did not run). */
+    readonly spf_timeout_ms: number
   }
+  readonly awl: {
+    /** Successful retries of one (identity, sender domain) after which its mail skips greylisting; 0 = off. */
+    readonly passes: number
+    /** Seconds an auto-whitelisted pair stays so, refreshed on use. */
+    readonly ttl: number
+  }
+  /** Per provider id: skip (whitelisted), group (pool identity only) or off. Unlisted: the file's choice. */
+  readonly providers: Readonly<Record<string, 'skip' | 'group' | 'off'>>
   readonly skip: {
     readonly relaying: boolean
     readonly private: boolean
@@ -61,8 +80,10 @@ export const DEFAULTS: Config = deepFreeze({
     on_error: 'accept',
     text: 'Greylisted, please try again later',
   },
-  identity: { rdns: true, ipv4_prefix: 24, ipv6_prefix: 64 },
-  dns: { timeout_ms: 3000, max_names: 5 },
+  identity: { spf: true, rdns: true, pools: true, ipv4_prefix: 24, ipv6_prefix: 64, self_ip: [], spf_guard_ttl: 86_400 },
+  dns: { timeout_ms: 3000, max_names: 5, spf_timeout_ms: 3000 },
+  awl: { passes: 3, ttl: 35 * 86_400 },
+  providers: {},
   skip: { relaying: true, private: true },
   whitelist: { providers: true, verify_helo: true, verify_from: true },
   redis: { prefix: 'sgl:', timeout_ms: 500 },
@@ -70,7 +91,9 @@ export const DEFAULTS: Config = deepFreeze({
 
 /** Boolean keys, in the form haraka-config wants them declared. */
 export const INI_BOOLEANS: string[] = [
+  '+identity.spf',
   '+identity.rdns',
+  '+identity.pools',
   '+skip.relaying',
   '+skip.private',
   '+whitelist.providers',
@@ -130,6 +153,22 @@ export function parseConfig(raw: Raw | undefined | null): Config {
     return s
   }
 
+  const ipList = (sec: string, key: string): string[] => {
+    const v = section(sec)[key]
+    if (v === undefined || v === null || v === '') return []
+    const items = String(v).split(/[\s,]+/).filter(Boolean)
+    const bad = items.filter((ip) => !parseIp(ip))
+    if (bad.length) problems.push(`[${sec}] ${key}: not an IP address: ${bad.join(', ')}`)
+    return items.filter((ip) => parseIp(ip)).map((ip) => parseIp(ip)!.toString())
+  }
+  const providerActions = (): Record<string, 'skip' | 'group' | 'off'> => {
+    const out: Record<string, 'skip' | 'group' | 'off'> = {}
+    for (const id of Object.keys(section('providers'))) {
+      out[id.toLowerCase()] = oneOf('providers', id, 'skip', ['skip', 'group', 'off'] as const)
+    }
+    return out
+  }
+
   const D = DEFAULTS
   const config: Config = {
     main: {
@@ -142,14 +181,24 @@ export function parseConfig(raw: Raw | undefined | null): Config {
       text: str('main', 'text', D.main.text, /^[\x20-\x7e]{1,200}$/, '1 to 200 printable ASCII characters'),
     },
     identity: {
+      spf: bool('identity', 'spf', D.identity.spf),
       rdns: bool('identity', 'rdns', D.identity.rdns),
+      pools: bool('identity', 'pools', D.identity.pools),
       ipv4_prefix: num('identity', 'ipv4_prefix', D.identity.ipv4_prefix, 8, 32),
       ipv6_prefix: num('identity', 'ipv6_prefix', D.identity.ipv6_prefix, 16, 128),
+      self_ip: ipList('identity', 'self_ip'),
+      spf_guard_ttl: num('identity', 'spf_guard_ttl', D.identity.spf_guard_ttl, 60, 30 * 86_400),
     },
     dns: {
       timeout_ms: num('dns', 'timeout_ms', D.dns.timeout_ms, 50, 30_000),
       max_names: num('dns', 'max_names', D.dns.max_names, 1, 20),
+      spf_timeout_ms: num('dns', 'spf_timeout_ms', D.dns.spf_timeout_ms, 50, 30_000),
     },
+    awl: {
+      passes: num('awl', 'passes', D.awl.passes, 0, 1000),
+      ttl: num('awl', 'ttl', D.awl.ttl, 60, 400 * 86_400),
+    },
+    providers: providerActions(),
     skip: {
       relaying: bool('skip', 'relaying', D.skip.relaying),
       private: bool('skip', 'private', D.skip.private),

@@ -6,6 +6,9 @@ export interface Timing {
   readonly delayMs: number
   readonly windowMs: number
   readonly passTtlMs: number
+  /** Passes of one (identity, sender domain) after which its mail skips greylisting; 0 = off. */
+  readonly awlPasses: number
+  readonly awlTtlMs: number
 }
 
 export interface TupleState {
@@ -15,12 +18,19 @@ export interface TupleState {
   readonly passedAt: number | null
 }
 
+export interface StoredState {
+  readonly tuple: TupleState | null
+  /** Passes counted for the tuple's (identity, sender domain); null when not eligible. */
+  readonly awlCount: number | null
+}
+
 export type TupleOutcome =
   | 'new' // never seen: defer and start the clock
   | 'expired' // seen, but the retry came after the window: defer and start over
   | 'early' // retry before the delay: defer, clock unchanged
-  | 'retry' // first retry inside the window: accept and remember
+  | 'retry' // first retry inside the window: accept, remember, count for the auto-whitelist
   | 'known' // passed before: accept, refresh
+  | 'awl' // the (identity, sender domain) pair is auto-whitelisted: accept, refresh
 
 export interface Verdict {
   readonly action: 'defer' | 'pass'
@@ -33,11 +43,20 @@ export interface Verdict {
 
 export type Write =
   | { readonly op: 'create'; readonly firstSeen: number; readonly ttlMs: number }
-  | { readonly op: 'pass'; readonly passedAt: number; readonly ttlMs: number }
+  | { readonly op: 'pass'; readonly passedAt: number; readonly ttlMs: number; readonly awlIncrement: boolean }
   | { readonly op: 'touch'; readonly ttlMs: number }
+  | { readonly op: 'awl_touch'; readonly ttlMs: number }
   | { readonly op: 'none' }
 
-export function decide(state: TupleState | null, now: number, t: Timing): { verdict: Verdict; write: Write } {
+export function decide(stored: StoredState, now: number, t: Timing): { verdict: Verdict; write: Write } {
+  const awlOn = t.awlPasses > 0 && stored.awlCount !== null
+  if (awlOn && stored.awlCount! >= t.awlPasses) {
+    return {
+      verdict: { action: 'pass', outcome: 'awl', waitedMs: 0, retryInMs: 0 },
+      write: { op: 'awl_touch', ttlMs: t.awlTtlMs },
+    }
+  }
+  const state = stored.tuple
   if (state && state.passedAt !== null) {
     return {
       verdict: { action: 'pass', outcome: 'known', waitedMs: state.passedAt - state.firstSeen, retryInMs: 0 },
@@ -59,10 +78,19 @@ export function decide(state: TupleState | null, now: number, t: Timing): { verd
   }
   return {
     verdict: { action: 'pass', outcome: 'retry', waitedMs: waited, retryInMs: 0 },
-    write: { op: 'pass', passedAt: now, ttlMs: t.passTtlMs },
+    write: { op: 'pass', passedAt: now, ttlMs: t.passTtlMs, awlIncrement: awlOn },
   }
 }
 
-export function timingFrom(main: { delay: number; retry_window: number; pass_ttl: number }): Timing {
-  return { delayMs: main.delay * 1000, windowMs: main.retry_window * 1000, passTtlMs: main.pass_ttl * 1000 }
+export function timingFrom(c: {
+  main: { delay: number; retry_window: number; pass_ttl: number }
+  awl: { passes: number; ttl: number }
+}): Timing {
+  return {
+    delayMs: c.main.delay * 1000,
+    windowMs: c.main.retry_window * 1000,
+    passTtlMs: c.main.pass_ttl * 1000,
+    awlPasses: c.awl.passes,
+    awlTtlMs: c.awl.ttl * 1000,
+  }
 }

@@ -1,16 +1,62 @@
-// Envelope addresses as they enter a tuple key: one spelling per mailbox, so that a retry
-// written differently (case, trailing dot) still matches. The null sender is kept as "<>".
+// Envelope addresses as they enter a tuple key: one spelling per mailbox, so that a retry of
+// the same message matches even when the sender's software rewrote the address for it.
+// Undone here: case, trailing dot, +extension, BATV tags (prvs=, btv1==), SRS0/SRS1 forwarding,
+// and VERP-style per-message tokens (long digit or hex runs). The null sender stays "<>".
 
 export const NULL_SENDER = '<>'
 
+/** Normalises an envelope address for keys and whitelist matching. */
 export function normaliseAddress(address: string | null | undefined): string {
   const a = (address ?? '').trim().replace(/^<|>$/g, '')
   if (!a) return NULL_SENDER
   const at = a.lastIndexOf('@')
   if (at < 0) return a.toLowerCase()
-  const local = a.slice(0, at).toLowerCase()
-  const domain = a.slice(at + 1).toLowerCase().replace(/\.$/, '')
+  let local = a.slice(0, at).toLowerCase()
+  let domain = a.slice(at + 1).toLowerCase().replace(/\.$/, '')
+
+  const srs = unSrs(local)
+  if (srs) ({ local, domain } = srs)
+  local = unBatv(local)
+  local = local.replace(/\+.*$/, '') || local
+  local = unVerp(local)
   return `${local}@${domain}`
+}
+
+/** SRS0=HHH=TT=orig-domain=orig-local, SRS1=HHH=fwd==HHH=TT=orig-domain=orig-local. */
+function unSrs(local: string): { local: string; domain: string } | null {
+  const m = /^srs[01][=+-](.*)$/.exec(local)
+  if (!m) return null
+  // SRS1 carries the SRS0 part after "==" (the first forwarder's hash and name come before).
+  const tail = m[1].includes('==') ? m[1].slice(m[1].lastIndexOf('==') + 2) : m[1]
+  const parts = tail.split('=')
+  // hash, timestamp, domain, local (the local part may itself contain "=")
+  if (parts.length < 4) return null
+  const domain = parts[2]
+  const origLocal = parts.slice(3).join('=')
+  if (!domain || !origLocal || !/^[a-z0-9.-]+\.[a-z0-9-]+$/.test(domain)) return null
+  return { local: origLocal, domain }
+}
+
+/** prvs=KDDDSSSSSS=local, prvs=local/tag forms, and Barracuda's btv1==TAG==local. */
+function unBatv(local: string): string {
+  let m = /^prvs=[0-9a-z]+=(.+)$/.exec(local)
+  if (m) return m[1]
+  m = /^btv1==[0-9a-z]+==(.+)$/.exec(local)
+  if (m) return m[1]
+  m = /^(.+)=prvs=[0-9a-z]+$/.exec(local)
+  if (m) return m[1]
+  return local
+}
+
+/**
+ * Per-message tokens that list managers put in the local part: `bounce-1234567-…`,
+ * `msgid_4f3a9c0d2e1b7a6c`. A run of 6+ digits, or 10+ hex characters with a digit and a
+ * letter, becomes "#"; ordinary local parts have neither.
+ */
+function unVerp(local: string): string {
+  return local
+    .replace(/[0-9a-f]{10,}/g, (run) => (/[0-9]/.test(run) && /[a-f]/.test(run) ? '#' : run))
+    .replace(/[0-9]{6,}/g, '#')
 }
 
 export function domainOf(address: string): string | null {

@@ -48,6 +48,8 @@ export interface RedisClient {
   isOpen?: boolean
   evalSha(sha1: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  get(key: string): Promise<string | null>
+  set(key: string, value: string, options?: { PX?: number }): Promise<unknown>
   quit?(): Promise<unknown>
 }
 

@@ -2,8 +2,10 @@
 // single address. Pure: DNS answers and the public-suffix lookup are passed in.
 import { normaliseHost } from './names'
 import { subnetOf, type ParsedIp } from './ip'
+import type { ProviderHit } from './providers'
+import type { SpfFacts } from './spf'
 
-export type IdentityKind = 'host' | 'net'
+export type IdentityKind = 'spf' | 'host' | 'pool' | 'net'
 
 export interface Identity {
   readonly kind: IdentityKind
@@ -63,23 +65,68 @@ export function rdnsIdentity(rdns: RdnsFacts, orgDomain: OrgDomainFn): { domain:
 }
 
 export interface IdentitySettings {
+  readonly spf: boolean
   readonly rdns: boolean
+  readonly pools: boolean
   readonly ipv4_prefix: number
   readonly ipv6_prefix: number
 }
 
-export function resolveIdentity(
-  ip: ParsedIp,
-  rdns: RdnsFacts,
-  settings: IdentitySettings,
-  orgDomain: OrgDomainFn,
-): Identity {
-  let why = 'rdns_off'
-  if (settings.rdns) {
-    const r = rdnsIdentity(rdns, orgDomain)
+export interface IdentityInputs {
+  readonly ip: ParsedIp
+  readonly spf: SpfFacts
+  readonly rdns: RdnsFacts
+  readonly pool: ProviderHit | undefined
+}
+
+/**
+ * The first identity that applies, in order: SPF-authenticated domain, forward-confirmed rDNS
+ * domain, provider pool, subnet. For a subnet, the reason lists why each better kind was passed
+ * over (`spf_none,no_rdns,no_pool`).
+ */
+export function resolveIdentity(inputs: IdentityInputs, settings: IdentitySettings, orgDomain: OrgDomainFn): Identity {
+  const why: string[] = []
+  const { spf } = inputs
+  if (!settings.spf) why.push('spf_off')
+  else if (spf.result === 'pass' && spf.domain && !spf.permissive) return { kind: 'spf', value: spf.domain, reason: 'spf_pass' }
+  else why.push(spf.result === 'pass' ? 'spf_permissive' : `spf_${spf.result}`)
+
+  if (!settings.rdns) why.push('rdns_off')
+  else {
+    const r = rdnsIdentity(inputs.rdns, orgDomain)
     if ('domain' in r) return { kind: 'host', value: r.domain, reason: 'fcrdns' }
-    why = r.why
+    why.push(r.why)
   }
-  const prefix = ip.kind() === 'ipv4' ? settings.ipv4_prefix : settings.ipv6_prefix
-  return { kind: 'net', value: subnetOf(ip, prefix), reason: why }
+
+  if (!settings.pools) why.push('pools_off')
+  else if (inputs.pool) return { kind: 'pool', value: inputs.pool.provider.id, reason: `pool_${inputs.pool.via}` }
+  else why.push('no_pool')
+
+  const prefix = inputs.ip.kind() === 'ipv4' ? settings.ipv4_prefix : settings.ipv6_prefix
+  return { kind: 'net', value: subnetOf(inputs.ip, prefix), reason: why.join(',') }
+}
+
+/**
+ * Whether (identity, sender domain) may earn an auto-whitelist entry. Never for the null sender,
+ * and never for an rDNS domain whose names carry the client's address (a residential or hosting
+ * pool: one such domain covers thousands of unrelated machines).
+ */
+export function awlEligible(identity: Identity, senderDomain: string | null, rdns: RdnsFacts, ip: ParsedIp): boolean {
+  if (!senderDomain) return false
+  if (identity.kind !== 'host') return true
+  return rdns.status === 'ok' && !rdns.names.some((n) => nameEmbedsIp(n.name, ip))
+}
+
+/**
+ * Whether a name's first label spells the address: `1-2-3-4.dyn…`, `a8-12.smtp-out…` for
+ * x.x.8.12, `mail-eopbgr220092…` for x.x.22.92. Such names are per-address pool names.
+ */
+export function nameEmbedsIp(name: string, ip: ParsedIp): boolean {
+  const first = name.toLowerCase().split('.')[0]
+  if (ip.kind() !== 'ipv4') return /(?:[0-9a-f]{1,4}-){3,}[0-9a-f]{1,4}/.test(first)
+  const [, , c, d] = ip.toByteArray().map(String)
+  const runs = first.split(/[^0-9]+/).filter(Boolean)
+  if (runs.some((r, i) => r === c && runs[i + 1] === d)) return true
+  const packed = [c + d.padStart(3, '0'), c + d.padStart(4, '0'), c.padStart(3, '0') + d.padStart(3, '0')]
+  return runs.some((r) => packed.some((p) => r.endsWith(p)))
 }

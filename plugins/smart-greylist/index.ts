@@ -1,22 +1,18 @@
-// Haraka adapter: register, hooks, and applying decisions. The decisions themselves live in
-// the pure modules (identity, whitelist, decision); Redis and DNS sit behind store.ts/dns.ts.
+// Haraka adapter: register, configuration (re)loading, the hooks, and recording decisions.
+// What is decided lives in recipient.ts and the pure modules it calls.
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
-import tlds from 'haraka-tld'
 import { DEFAULTS, INI_BOOLEANS, parseConfig, type Config } from './config'
-import { timingFrom } from './decision'
-import { lookupRdns, makeResolver, rdnsFromFcrdnsResults, type Resolver } from './dns'
-import { domainOf, normaliseAddress } from './envelope'
+import { makeResolver } from './dns'
 import { addressOf, type Address, type Connection, type Next, type RedisClient, type ServerLike } from './haraka'
-import { identityText, resolveIdentity, type Identity, type RdnsFacts } from './identity'
-import { parseIp, type ParsedIp } from './ip'
-import { tupleKey } from './keys'
+import { identityText } from './identity'
+import { parseProviders, ProviderIndex } from './providers'
+import { decideRecipient, NOTE, SpfGuardCache, type Deps, type Outcome } from './recipient'
 import { StoreError, TupleStore } from './store'
-import { compileWhitelist, parseWhitelist, Whitelist, type Entry } from './whitelist'
+import { compileWhitelist, parseWhitelist, Whitelist } from './whitelist'
 
 export const WHITELIST_FILE = 'smart-greylist.whitelist'
 export const PROVIDERS_FILE = 'smart-greylist.providers'
-const NOTE = 'smart-greylist'
 
 interface HarakaConfig {
   get(name: string, opts?: unknown, cb?: () => void): unknown
@@ -37,40 +33,35 @@ interface Plugin {
   logerror(msg: string): void
   sg: PluginState
   load_smart_greylist_ini(): void
-  load_whitelists(): void
+  load_lists(): void
   sg_connect_redis(): void
 }
 
 interface PluginState {
-  config: Config
-  whitelist: Whitelist
-  store: TupleStore
-  resolver: Resolver
+  deps: Deps
   connecting: boolean
   retryTimer?: NodeJS.Timeout
 }
 
-interface ConnectionFacts {
-  ip: ParsedIp | null
-  rdns?: Promise<RdnsFacts>
-}
-
-/** A recipient's fate, as recorded in results and in the log line. */
-type Outcome =
-  | { kind: 'skip'; reason: string }
-  | { kind: 'whitelist'; entry: Entry }
-  | { kind: 'tuple'; action: 'defer' | 'pass'; state: string; identity: Identity; waitedMs: number; retryInMs: number }
-
 export function register(this: Plugin): void {
   this.inherits('haraka-plugin-redis')
+  const store = new TupleStore(
+    () => this.db,
+    () => this.sg.deps.config.redis.timeout_ms,
+  )
   this.sg = {
-    config: DEFAULTS,
-    whitelist: new Whitelist([]),
-    store: new TupleStore(
-      () => this.db,
-      () => this.sg.config.redis.timeout_ms,
-    ),
-    resolver: makeResolver(DEFAULTS.dns.timeout_ms),
+    deps: {
+      config: DEFAULTS,
+      whitelist: new Whitelist([]),
+      providers: new ProviderIndex([]),
+      store,
+      resolver: makeResolver(DEFAULTS.dns.timeout_ms),
+      guard: new SpfGuardCache(
+        () => store,
+        () => ({ prefix: this.sg.deps.config.redis.prefix, ttlMs: this.sg.deps.config.identity.spf_guard_ttl * 1000 }),
+      ),
+      now: Date.now,
+    },
     connecting: false,
   }
   this.load_smart_greylist_ini()
@@ -84,36 +75,38 @@ export function load_smart_greylist_ini(this: Plugin): void {
   const raw = this.config.get('smart-greylist.ini', { booleans: INI_BOOLEANS }, () =>
     this.load_smart_greylist_ini(),
   ) as Record<string, Record<string, unknown>>
+  let config = this.sg.deps.config
   try {
-    this.sg.config = parseConfig(raw)
+    config = parseConfig(raw)
   } catch (err) {
     // Keep serving with the last good settings rather than with half of a bad edit.
     this.logerror(`${(err as Error).message}; keeping the previous settings`)
   }
-  this.sg.resolver = makeResolver(this.sg.config.dns.timeout_ms)
+  this.sg.deps = { ...this.sg.deps, config, resolver: makeResolver(config.dns.timeout_ms) }
   this.cfg = { ...raw, redis: { ...(raw?.redis ?? {}) } }
   this.merge_redis_ini()
-  this.load_whitelists()
+  this.load_lists()
 }
 
-export function load_whitelists(this: Plugin): void {
-  const read = (file: string): string[] =>
-    (this.config.get(file, 'data', () => this.load_whitelists()) as string[] | null) ?? []
-  const lists = [parseWhitelist(read(WHITELIST_FILE), WHITELIST_FILE)]
-  if (this.sg.config.whitelist.providers) lists.push(parseWhitelist(read(PROVIDERS_FILE), PROVIDERS_FILE))
-  for (const e of lists.flatMap((l) => l.errors)) {
-    this.logerror(`${e.origin}: ignoring "${e.text}": ${e.message}`)
-  }
-  this.sg.whitelist = compileWhitelist(lists)
-  this.loginfo(`whitelist loaded: ${this.sg.whitelist.size} entries`)
+/** Both list files; each is re-read (and both recompiled) when either changes. */
+export function load_lists(this: Plugin): void {
+  const read = (file: string): string[] => (this.config.get(file, 'data', () => this.load_lists()) as string[] | null) ?? []
+  const admin = parseWhitelist(read(WHITELIST_FILE), WHITELIST_FILE)
+  const shipped = parseProviders(read(PROVIDERS_FILE), PROVIDERS_FILE)
+  for (const e of [...admin.errors, ...shipped.errors]) this.logerror(`${e.origin}: ignoring "${e.text}": ${e.message}`)
+  const { config } = this.sg.deps
+  const providers = new ProviderIndex(shipped.providers, (p) => config.providers[p.id] ?? p.action)
+  this.sg.deps = { ...this.sg.deps, whitelist: compileWhitelist([admin]), providers }
+  this.loginfo(
+    `whitelist loaded: ${admin.entries.length} entries; providers: ${shipped.providers.length} (${providers.ranges} ranges)`,
+  )
 }
 
 // Start-up never waits for Redis: with Redis down, Haraka still starts and fails open.
 export function sg_init_redis(this: Plugin, next: Next, server: ServerLike): void {
   next()
   const shared = server?.notes?.redis as RedisClient | undefined
-  const cfgRedis = this.cfg?.redis ?? {}
-  if (shared && cfgRedis.database === undefined) {
+  if (shared && this.cfg?.redis?.database === undefined) {
     this.db = shared
     return
   }
@@ -165,9 +158,10 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
     .catch((err: unknown) => {
       const kind = err instanceof StoreError ? `redis_${err.kind}` : 'internal'
       const message = err instanceof Error ? err.message : String(err)
+      const { on_error } = plugin.sg.deps.config.main
       connection.transaction?.results.add(plugin, { err: `${kind}: ${message}` })
-      connection.logerror(plugin, `error (${kind}): ${message}; on_error=${plugin.sg.config.main.on_error}`)
-      if (plugin.sg.config.main.on_error === 'defer') return once(constants.denysoft, deferReply(plugin.sg.config))
+      connection.logerror(plugin, `error (${kind}): ${message}; on_error=${on_error}`)
+      if (on_error === 'defer') return once(constants.denysoft, deferReply(plugin.sg.deps.config))
       once()
     })
 }
@@ -180,127 +174,46 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
   guarded(this, connection, next, async () => {
     const txn = connection.transaction
     if (!txn) return []
-    const outcome = await decideRecipient(this, connection, rcpt)
+    const outcome = await decideRecipient(this.sg.deps, connection, rcpt)
     record(this, connection, rcpt, outcome)
     if (outcome.kind !== 'tuple' || outcome.action !== 'defer') return []
-    if (this.sg.config.main.defer_at === 'data') {
-      txn.notes[NOTE] = { defer: true }
+    if (this.sg.deps.config.main.defer_at === 'data') {
+      txn.notes[NOTE] = { ...((txn.notes[NOTE] as object) ?? {}), defer: true }
       return []
     }
-    return [constants.denysoft, deferReply(this.sg.config)]
+    return [constants.denysoft, deferReply(this.sg.deps.config)]
   })
 }
 
 export function sg_data(this: Plugin, next: Next, connection: Connection): void {
   const note = connection.transaction?.notes[NOTE] as { defer?: boolean } | undefined
-  if (this.sg.config.main.defer_at === 'data' && note?.defer) {
-    return next(constants.denysoft, deferReply(this.sg.config))
+  if (this.sg.deps.config.main.defer_at === 'data' && note?.defer) {
+    return next(constants.denysoft, deferReply(this.sg.deps.config))
   }
   next()
-}
-
-async function decideRecipient(plugin: Plugin, connection: Connection, rcpt: Address): Promise<Outcome> {
-  const { config, whitelist } = plugin.sg
-  if (config.skip.relaying && connection.relaying) return { kind: 'skip', reason: 'relaying' }
-  const facts = connectionFacts(connection)
-  if (!facts.ip) return { kind: 'skip', reason: 'no_client_ip' }
-  if (config.skip.private && (connection.remote.is_private || connection.remote.is_local)) {
-    return { kind: 'skip', reason: 'private_ip' }
-  }
-  const recipient = normaliseAddress(addressOf(rcpt))
-  const optOut = whitelist.matchRecipient(recipient)
-  if (optOut) return { kind: 'whitelist', entry: optOut }
-
-  const sender = normaliseAddress(addressOf(connection.transaction?.mail_from))
-  const byIp = whitelist.matchSender({ ip: facts.ip })
-  if (byIp) return { kind: 'whitelist', entry: byIp }
-
-  const rdns = await rdnsOf(plugin, connection, facts)
-  const confirmed = rdns.status === 'ok' ? rdns.names.filter((n) => n.confirmed).map((n) => n.name) : []
-  const entry = whitelist.matchSender({
-    fcrdnsNames: confirmed,
-    helo: heloIfBacked(config, connection.hello.host, confirmed),
-    from: senderIfBacked(config, connection, sender),
-  })
-  if (entry) return { kind: 'whitelist', entry }
-
-  const identity = resolveIdentity(facts.ip, rdns, config.identity, orgDomain)
-  const key = tupleKey(config.redis.prefix, identityText(identity), sender, recipient)
-  const v = await plugin.sg.store.check(key, Date.now(), timingFrom(config.main))
-  return { kind: 'tuple', action: v.action, state: v.outcome, identity, waitedMs: v.waitedMs, retryInMs: v.retryInMs }
-}
-
-function orgDomain(name: string): string | null {
-  return tlds.get_organizational_domain(name)
-}
-
-function connectionFacts(connection: Connection): ConnectionFacts {
-  let facts = connection.notes[NOTE] as ConnectionFacts | undefined
-  if (!facts) {
-    facts = { ip: parseIp(connection.remote.ip) }
-    connection.notes[NOTE] = facts
-  }
-  return facts
-}
-
-/** rDNS facts, looked up once per connection (several recipients and transactions share them). */
-function rdnsOf(plugin: Plugin, connection: Connection, facts: ConnectionFacts): Promise<RdnsFacts> {
-  if (!facts.ip) return Promise.resolve({ status: 'none' })
-  if (!facts.rdns) {
-    const fromPlugin = rdnsFromFcrdnsResults(connection.results.get('fcrdns'), facts.ip)
-    const { timeout_ms, max_names } = plugin.sg.config.dns
-    facts.rdns = fromPlugin
-      ? Promise.resolve(fromPlugin)
-      : tlds.ready.then(() => lookupRdns(facts.ip!, plugin.sg.resolver, { timeoutMs: timeout_ms, maxNames: max_names }))
-  }
-  return facts.rdns
-}
-
-/** A HELO name counts for the whitelist only when a confirmed rDNS name shares its domain. */
-function heloIfBacked(config: Config, helo: string | null | undefined, confirmed: string[]): string | null {
-  if (!helo) return null
-  if (!config.whitelist.verify_helo) return helo
-  const heloOrg = orgDomain(helo)
-  return heloOrg && confirmed.some((n) => orgDomain(n) === heloOrg) ? helo : null
-}
-
-/** An envelope sender counts for the whitelist only when SPF passed for its domain. */
-function senderIfBacked(config: Config, connection: Connection, sender: string): string | null {
-  if (!config.whitelist.verify_from) return sender
-  const spf = connection.transaction?.results.get('spf')
-  const domain = domainOf(sender)
-  const pass = spf?.scope === 'mfrom' && spf?.result === 'Pass' && String(spf?.domain).toLowerCase() === domain
-  return pass ? sender : null
 }
 
 function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Outcome): void {
   const txn = connection.transaction
   if (!txn) return
-  const to = addressOf(rcpt)
-  const from = addressOf(txn.mail_from)
+  const envelope = `from=<${addressOf(txn.mail_from)}> to=<${addressOf(rcpt)}>`
   switch (o.kind) {
     case 'skip':
       txn.results.add(plugin, { skip: o.reason })
-      connection.loginfo(plugin, `skip reason=${o.reason} from=<${from}> to=<${to}>`)
+      connection.loginfo(plugin, `skip reason=${o.reason} ${envelope}`)
       return
     case 'whitelist':
-      txn.results.add(plugin, { pass: `whitelist:${o.entry.kind}`, whitelist: `${o.entry.kind}:${o.entry.pattern}` })
-      connection.loginfo(
-        plugin,
-        `accept reason=whitelist:${o.entry.kind} entry="${o.entry.kind}:${o.entry.pattern}" (${o.entry.origin}) from=<${from}> to=<${to}>`,
-      )
+      txn.results.add(plugin, { pass: `whitelist:${o.what}`, whitelist: o.entry })
+      connection.loginfo(plugin, `accept reason=whitelist:${o.what} entry="${o.entry}" (${o.origin}) ${envelope}`)
       return
     case 'tuple': {
       const id = identityText(o.identity)
       const result = o.action === 'defer' ? { fail: `greylisted:${o.state}` } : { pass: `greylist:${o.state}` }
       txn.results.add(plugin, { ...result, identity: id, identity_reason: o.identity.reason })
-      const timing =
-        o.action === 'defer'
-          ? `waited=${secs(o.waitedMs)}s retry_in=${secs(o.retryInMs)}s`
-          : `waited=${secs(o.waitedMs)}s`
+      const timing = `waited=${secs(o.waitedMs)}s` + (o.action === 'defer' ? ` retry_in=${secs(o.retryInMs)}s` : '')
       connection.loginfo(
         plugin,
-        `${o.action} reason=${o.state} identity=${id} identity_reason=${o.identity.reason} from=<${from}> to=<${to}> ${timing}`,
+        `${o.action} reason=${o.state} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}`,
       )
     }
   }

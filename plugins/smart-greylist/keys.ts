@@ -2,6 +2,8 @@
 // sender or PTR name cannot shape keys (length, separators, binary) or collide with other data.
 //
 //   <prefix>t:<digest>   hash {f: first seen ms, p: passed at ms}   TTL retry_window, then pass_ttl
+//   <prefix>a:<digest>   string: passes of (identity, sender domain) TTL awl ttl, refreshed on use
+//   <prefix>s:<digest>   string "1" permissive / "0" strict SPF     TTL identity spf_guard_ttl
 import { createHash } from 'node:crypto'
 
 export function digest(...parts: string[]): string {
@@ -11,4 +13,12 @@ export function digest(...parts: string[]): string {
 
 export function tupleKey(prefix: string, identity: string, sender: string, recipient: string): string {
   return `${prefix}t:${digest(identity, sender, recipient)}`
+}
+
+export function awlKey(prefix: string, identity: string, senderDomain: string): string {
+  return `${prefix}a:${digest(identity, senderDomain)}`
+}
+
+export function spfGuardKey(prefix: string, domain: string): string {
+  return `${prefix}s:${digest(domain)}`
 }

@@ -20,3 +20,14 @@ declare module 'haraka-tld' {
   export const ready: Promise<void>
   export function get_organizational_domain(host: string): string | null
 }
+
+declare module 'haraka-plugin-spf/lib/spf' {
+  export class SPF {
+    helo: string
+    resolver: unknown
+    dns_timeout_ms: number
+    log_debug(msg: string): void
+    check_host(ip: string, domain: string, mail_from?: string): Promise<number>
+    result(value: number): string
+  }
+}

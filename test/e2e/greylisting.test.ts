@@ -28,8 +28,8 @@ describe('smart-greylist in a running Haraka', function () {
   let dns: DnsServer
   let haraka: HarakaInstance
   let n = 0
-  /** A fresh sender for each test, so tests never share tuples. */
-  const sender = (): string => `alice${++n}.${Date.now()}@sender.example.org`
+  /** A fresh sender (and sender domain) for each use, so tests share no tuple and no auto-whitelist entry. */
+  const sender = (): string => `alice${++n}@s${n}-${Date.now()}.example.org`
 
   before(async () => {
     redis = await startPrivateRedis()
@@ -71,7 +71,7 @@ describe('smart-greylist in a running Haraka', function () {
       const known = await deliver(haraka.port, { clientIp: ip, from, to: ['bob@example.com'] })
       assert.equal(known.rcpt[0].code, 250)
       const lines = haraka.linesMatching(new RegExp(`from=<${from.replace(/\./g, '\\.')}>`))
-      assert.ok(lines.some((l) => /defer reason=new identity=net:85\.214\.132\.0\/24 identity_reason=no_rdns/.test(l)), lines.join('\n'))
+      assert.ok(lines.some((l) => /defer reason=new identity=net:85\.214\.132\.0\/24 identity_reason=spf_none,no_rdns,no_pool/.test(l)), lines.join('\n'))
       assert.ok(lines.some((l) => /defer reason=early/.test(l)))
       assert.ok(lines.some((l) => /accept|pass reason=retry .* waited=[12]s/.test(l)), lines.join('\n'))
       assert.ok(lines.some((l) => /pass reason=known/.test(l)))
@@ -161,7 +161,7 @@ describe('smart-greylist in a running Haraka', function () {
       const forgedHelo = await deliver(haraka.port, { clientIp: '85.214.140.9', helo: EXCHANGE_HELO, from, to: ['gina@example.com'] })
       assert.ok(is451(forgedHelo.rcpt[0].code, forgedHelo.rcpt[0].text), 'HELO without rDNS behind it: greylisted')
       const line = haraka.linesMatching(/85\.214\.140\.0\/24/).at(-1) ?? ''
-      assert.match(line, /identity_reason=no_rdns/)
+      assert.match(line, /identity_reason=spf_none,no_rdns,no_pool/)
 
       const real = await deliver(haraka.port, { clientIp: EXCHANGE_IPS[4], helo: EXCHANGE_HELO, from: sender(), to: ['gina@example.com'] })
       assert.equal(real.rcpt[0].code, 250, 'a confirmed Exchange name is whitelisted')

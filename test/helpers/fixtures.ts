@@ -16,7 +16,7 @@ const fixtures = require('haraka-test-fixtures') as {
 export interface FixturePlugin {
   name: string
   db?: RedisClient
-  sg: { config: { main: Record<string, unknown> }; whitelist: { size: number } }
+  sg: { deps: { config: { main: Record<string, unknown> }; whitelist: { size: number }; providers: { ranges: number } } }
   [k: string]: unknown
 }
 

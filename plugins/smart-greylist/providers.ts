@@ -133,6 +133,10 @@ export class ProviderIndex {
     this.ranges = this.byIp.size
   }
 
+  actionOf(id: string): 'skip' | 'group' | undefined {
+    return this.actions.get(id)
+  }
+
   /** The provider whose ranges hold `ip`, or whose rDNS suffix a confirmed name has. */
   lookup(ip: ParsedIp | null, confirmedNames: readonly string[] = []): ProviderHit | undefined {
     const byIp = ip ? this.byIp.lookup(ip) : undefined
@@ -186,7 +190,7 @@ export function rewriteRanges(lines: readonly string[], fresh: ReadonlyMap<strin
   return out
 }
 
-function sortRanges(ranges: readonly string[]): string[] {
+export function sortRanges(ranges: readonly string[]): string[] {
   const key = (r: string): string => {
     const c = parseCidr(r)
     if (!c) return `z${r}`

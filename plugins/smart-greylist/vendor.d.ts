@@ -31,3 +31,13 @@ declare module 'haraka-plugin-spf/lib/spf' {
     result(value: number): string
   }
 }
+
+declare module 'haraka-config' {
+  interface HarakaConfig {
+    get(name: string, opts?: unknown, cb?: () => void): unknown
+    module_config(defaults: string, overrides?: string): HarakaConfig
+    overrides_path?: string
+  }
+  const config: HarakaConfig
+  export = config
+}

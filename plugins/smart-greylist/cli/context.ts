@@ -1,0 +1,83 @@
+// What every subcommand needs from --config DIR: the plugin's own settings and lists, read with
+// haraka-config and parsed by the plugin's own parsers, and a Redis client made the way
+// haraka-plugin-redis makes it. Nothing here computes a second way what the plugin computes.
+import fs from 'node:fs'
+import path from 'node:path'
+import harakaConfig from 'haraka-config'
+import { INI_BOOLEANS, parseConfig, type Config } from '../config'
+import type { RedisClient } from '../haraka'
+import { parseProviders, type ParsedProviders } from '../providers'
+import { parseWhitelist, type ParsedList } from '../whitelist'
+
+/** The installed package's root: its config/ holds the shipped defaults. */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..', '..')
+
+export const FILES = {
+  ini: 'smart-greylist.ini',
+  whitelist: 'smart-greylist.whitelist',
+  providers: 'smart-greylist.providers',
+} as const
+
+export class Context {
+  private readonly cfg: { get(name: string, opts?: unknown): unknown; overrides_path?: string }
+
+  constructor(readonly dir: string) {
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--config ${dir}: no such directory`)
+    // Instance files override the package's shipped ones, as in Haraka itself.
+    this.cfg = harakaConfig.module_config(PACKAGE_ROOT)
+    this.cfg.overrides_path = path.resolve(dir)
+  }
+
+  config(): Config {
+    return parseConfig(this.cfg.get(FILES.ini, { booleans: INI_BOOLEANS }) as Record<string, Record<string, unknown>>)
+  }
+
+  /** The file as Haraka would read it: the instance's copy, else the shipped one. */
+  filePath(name: string): string {
+    const own = path.join(this.dir, name)
+    return fs.existsSync(own) ? own : path.join(PACKAGE_ROOT, 'config', name)
+  }
+
+  lines(name: string): string[] {
+    const file = this.filePath(name)
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split(/\r?\n/) : []
+  }
+
+  whitelist(): ParsedList {
+    return parseWhitelist(this.lines(FILES.whitelist), FILES.whitelist)
+  }
+
+  providers(): ParsedProviders {
+    return parseProviders(this.lines(FILES.providers), FILES.providers)
+  }
+
+  /** Writes DIR/name through a temporary file and a rename, so readers never see half a file. */
+  writeAtomic(name: string, text: string): string {
+    const file = path.join(this.dir, name)
+    const tmp = `${file}.${process.pid}.tmp`
+    fs.writeFileSync(tmp, text)
+    fs.renameSync(tmp, file)
+    return file
+  }
+
+  /** A client for the plugin's Redis (redis.ini, overridden by [redis] in smart-greylist.ini). */
+  async redis(): Promise<RedisClient & Record<string, (...args: never[]) => Promise<unknown>>> {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const redisPlugin = require('haraka-plugin-redis') as {
+      normalize_redis_ini(raw: unknown): { server: Record<string, unknown> }
+      normalize_endpoint(section: unknown): Record<string, unknown>
+      get_redis_client(this: object, opts: unknown): Promise<never>
+    }
+    const base = redisPlugin.normalize_redis_ini(this.cfg.get('redis.ini')).server
+    const own = ((this.cfg.get(FILES.ini) as Record<string, Record<string, unknown>>)?.redis ?? {}) as Record<string, unknown>
+    const { prefix: _p, timeout_ms: _t, ...ownRedis } = own
+    const opts = redisPlugin.normalize_endpoint({ ...base, ...ownRedis })
+    const socket = (opts.socket ?? {}) as Record<string, unknown>
+    const quiet = { loginfo: () => undefined, logerror: () => undefined, logwarn: () => undefined }
+    return redisPlugin.get_redis_client.call(quiet, {
+      ...opts,
+      disableOfflineQueue: true,
+      socket: { ...socket, connectTimeout: 3000, reconnectStrategy: false },
+    })
+  }
+}

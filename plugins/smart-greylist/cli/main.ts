@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// `smart-greylist`: the operator's command. Usage and help come from each command's declaration.
+import { parseArgs } from 'node:util'
+import { EXIT, UsageError, type Command, type Io } from './command'
+import { poolsList, poolsRefresh } from './pools'
+
+export const COMMANDS: readonly Command[] = [poolsList, poolsRefresh]
+
+const io: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+}
+
+export function helpFor(c: Command): string {
+  const lines = [`usage: smart-greylist ${c.name} ${c.usage}`, '', c.summary]
+  if (c.description?.length) lines.push('', ...c.description)
+  lines.push('', 'options:')
+  for (const [name, spec] of Object.entries(c.options)) {
+    const flag = `--${name}${spec.type === 'string' ? ' VALUE' : ''}${spec.short ? `, -${spec.short}` : ''}`
+    lines.push(`  ${flag.padEnd(24)} ${c.optionHelp[name] ?? ''}`)
+  }
+  return lines.join('\n')
+}
+
+export function overview(): string {
+  return [
+    'usage: smart-greylist <command> [options]   (smart-greylist <command> --help for more)',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(20)} ${c.summary}`),
+    '',
+    'exit status: 0 ok, 1 a finding (see the command), 2 usage error or failure',
+  ].join('\n')
+}
+
+/** Finds the command named by the leading words of argv (longest match). */
+function select(argv: string[]): { command: Command; rest: string[] } | null {
+  let best: { command: Command; rest: string[] } | null = null
+  for (const command of COMMANDS) {
+    const words = command.name.split(' ')
+    if (words.every((w, i) => argv[i] === w) && (!best || words.length > best.command.name.split(' ').length)) {
+      best = { command, rest: argv.slice(words.length) }
+    }
+  }
+  return best
+}
+
+export async function main(argv: string[], out: Io = io): Promise<number> {
+  if (!argv.length || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    out.out(overview())
+    return argv.length ? EXIT.ok : EXIT.failure
+  }
+  const found = select(argv)
+  if (!found) {
+    out.err(`smart-greylist: unknown command "${argv.join(' ')}"\n\n${overview()}`)
+    return EXIT.failure
+  }
+  const { command, rest } = found
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: command.options,
+      allowPositionals: command.allowPositionals ?? false,
+      strict: true,
+    })
+    if (values.help) {
+      out.out(helpFor(command))
+      return EXIT.ok
+    }
+    return await command.run(values, positionals, out)
+  } catch (err) {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    out.err(`smart-greylist ${command.name}: ${(err as Error).message}`)
+    if (usage) out.err(`usage: smart-greylist ${command.name} ${command.usage}`)
+    return EXIT.failure
+  }
+}
+
+if (require.main === module) {
+  // `smart-greylist … | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+  })
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: Error) => {
+      io.err(`smart-greylist: ${err.message}`)
+      process.exitCode = EXIT.failure
+    },
+  )
+}

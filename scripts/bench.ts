@@ -11,6 +11,11 @@ import { DEFAULTS } from '../plugins/smart-greylist/config'
 import { callRcptOk, configDir, connection, makePlugin } from '../test/helpers/fixtures'
 import { connectRedis } from '../test/helpers/redis'
 import { startPrivateRedis } from './redis-server'
+import { DnsServer } from '../test/helpers/dns-server'
+import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/providers'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { useDnsServer } = require('../../test/e2e/dns-preload.js') as { useDnsServer(server: string): void }
 
 const { values: args } = parseArgs({
   options: {
@@ -29,22 +34,29 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
-async function decisionLatency(port: number, n: number): Promise<Record<string, number>> {
+/**
+ * The rcpt_ok hook, end to end in-process. `plugins`: rDNS and SPF facts come from the fcrdns and
+ * spf plugins' results (as when they run first). `own`: the plugin does its own PTR, A and SPF
+ * lookups per connection against a DNS server on loopback.
+ */
+async function decisionLatency(port: number, dns: DnsServer, n: number, mode: 'plugins' | 'own'): Promise<Record<string, number>> {
   const db = await connectRedis(port)
   await db.flushDb()
-  const plugin = makePlugin(configDir({ 'smart-greylist.ini': '[main]\ndelay=300\n', 'smart-greylist.whitelist': '' }), db)
-  const fcrdns = (ip: string): Record<string, unknown> => {
-    const name = `mail-eopbgr${ip.replace(/\./g, '')}.outbound.protection.outlook.com`
-    return { ptr_names: [name], ptr_name_to_ip: { [name]: [ip] } }
-  }
+  const plugin = makePlugin(configDir({ 'smart-greylist.ini': '[main]\ndelay=300\n[whitelist]\nproviders=false\n', 'smart-greylist.whitelist': '' }), db)
   const samples: number[] = []
   const warmup = 500
   for (let i = 0; i < n + warmup; i++) {
     // Half new tuples (deferred, one write), half repeats of an earlier tuple (early, read only).
     const k = i % 2 === 0 ? i : i - 1
     const ip = `52.100.${(k >> 8) & 255}.${k & 255}`
-    const conn = connection({ ip, from: `sender${k}@example.org` })
-    conn.results.add({ name: 'fcrdns' }, fcrdns(ip))
+    const name = `mail-eopbgr${(k >> 8) & 255}0${String(k & 255).padStart(3, '0')}.outbound.protection.outlook.com`
+    const domain = `sender${k % 50}.example`
+    if (mode === 'own' && i % 2 === 0) dns.add({ ptr: { [ip]: [name] }, a: { [name]: [ip] } })
+    const conn = connection({ ip, from: `user${k}@${domain}` })
+    if (mode === 'plugins') {
+      conn.results.add({ name: 'fcrdns' }, { ptr_names: [name], ptr_name_to_ip: { [name]: [ip] } })
+      conn.transaction!.results.add({ name: 'spf' }, { scope: 'mfrom', result: 'Pass', domain })
+    }
     const t0 = performance.now()
     await callRcptOk(plugin, conn, `rcpt${k}@example.com`)
     const dt = performance.now() - t0
@@ -61,6 +73,21 @@ async function decisionLatency(port: number, n: number): Promise<Record<string, 
     max_ms: samples[samples.length - 1],
     per_second_sequential: Math.round(n / (total / 1000)),
   }
+}
+
+function poolScaling(): Record<string, number>[] {
+  const rows: Record<string, number>[] = []
+  for (const size of [10, 1_000, 100_000]) {
+    const lines = ['[bench]', ...Array.from({ length: size }, (_, i) => `ip = ${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`)]
+    const index = new ProviderIndex(parseProviders(lines, 'bench').providers)
+    const ips = Array.from({ length: 1000 }, (_, i) => parseIp(i % 2 ? `20.0.${i % Math.min(size, 250)}.9` : `100.${i & 255}.1.1`))
+    const lookups = 300_000
+    let hits = 0
+    const t0 = performance.now()
+    for (let i = 0; i < lookups; i++) if (index.lookup(ips[i % 1000])) hits++
+    rows.push({ ranges: size, lookups, hits, ns_per_lookup: Math.round(((performance.now() - t0) * 1e6) / lookups) })
+  }
+  return rows
 }
 
 async function memoryPerTuple(port: number, n: number): Promise<Record<string, number>> {
@@ -115,23 +142,32 @@ function whitelistScaling(): Record<string, number>[] {
 
 async function main(): Promise<void> {
   const redis = await startPrivateRedis()
+  // Every lookup of this process goes to a DNS server on loopback, never the machine's resolver.
+  const dns = await DnsServer.start({ txt: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`sender${i}.example`, ['v=spf1 ip4:52.100.0.0/14 -all']])) })
+  useDnsServer(`127.0.0.1:${dns.port}`)
   try {
-    const latency = await decisionLatency(redis.port, Number(args.decisions))
+    const latency = await decisionLatency(redis.port, dns, Number(args.decisions), 'plugins')
+    const latencyOwnDns = await decisionLatency(redis.port, dns, Number(args.decisions), 'own')
     const memory = await memoryPerTuple(redis.port, Number(args.tuples))
     const whitelist = whitelistScaling()
-    const result = { node: process.version, latency, memory, whitelist }
+    const pools = poolScaling()
+    const result = { node: process.version, latency, latencyOwnDns, memory, whitelist, pools }
     if (args.json) {
       console.log(JSON.stringify(result, null, 2))
       return
     }
     const f = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(3))
     console.log(`rcpt_ok decision latency, Redis on loopback (${latency.decisions} decisions, half new, half early retries)`)
-    for (const [k, v] of Object.entries(latency)) if (k !== 'decisions') console.log(`  ${k.padEnd(24)} ${f(v)}`)
+    console.log('  rDNS and SPF from the fcrdns and spf plugins      own lookups against a loopback DNS server')
+    for (const [k, v] of Object.entries(latency)) if (k !== 'decisions') console.log(`  ${k.padEnd(24)} ${f(v).padEnd(24)} ${f(latencyOwnDns[k])}`)
     console.log(`Redis memory for ${memory.tuples} pending tuples`)
     for (const [k, v] of Object.entries(memory)) if (k !== 'tuples') console.log(`  ${k.padEnd(24)} ${f(v)}`)
     console.log('whitelist lookup cost by list size (host: suffixes + ip: ranges; hits, misses, addresses)')
     for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
+    console.log('provider pool lookup cost by number of ranges')
+    for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
   } finally {
+    await dns.close()
     await redis.stop()
   }
 }

@@ -23,7 +23,7 @@ export interface FixturePlugin {
 export interface FixtureConnection {
   remote: { ip: string; is_private: boolean; is_local?: boolean }
   relaying: boolean
-  transaction: { results: { get(p: unknown): Record<string, unknown> | undefined }; notes: Record<string, unknown> } | null
+  transaction: { results: { get(p: unknown): Record<string, unknown> | undefined; add(p: unknown, o: Record<string, unknown>): void }; notes: Record<string, unknown> } | null
   results: { add(p: unknown, o: Record<string, unknown>): void }
   notes: Record<string, unknown>
 }

@@ -5,6 +5,7 @@ import { parseIp } from './ip'
 
 export type DeferAt = 'rcpt' | 'data'
 export type OnError = 'accept' | 'defer'
+export type Mode = 'enforce' | 'shadow'
 
 export interface Config {
   readonly main: {
@@ -20,6 +21,14 @@ export interface Config {
     readonly on_error: OnError
     /** Text of the 451 4.7.1 reply. */
     readonly text: string
+    /** shadow: log and count every would-be deferral, but accept the mail (RFC 6647 §6). */
+    readonly mode: Mode
+    /** Add an X-Greylist header to accepted mail saying why it passed (and how long it waited). */
+    readonly header: boolean
+  }
+  readonly stats: {
+    /** Days the daily counters are kept in Redis; 0 = keep no statistics. */
+    readonly days: number
   }
   readonly identity: {
     /** Group retries by the SPF-authenticated sender domain (HELO domain for the null sender). */
@@ -79,7 +88,10 @@ export const DEFAULTS: Config = deepFreeze({
     defer_at: 'rcpt',
     on_error: 'accept',
     text: 'Greylisted, please try again later',
+    mode: 'enforce',
+    header: false,
   },
+  stats: { days: 35 },
   identity: { spf: true, rdns: true, pools: true, ipv4_prefix: 24, ipv6_prefix: 64, self_ip: [], spf_guard_ttl: 86_400 },
   dns: { timeout_ms: 3000, max_names: 5, spf_timeout_ms: 3000 },
   awl: { passes: 3, ttl: 35 * 86_400 },
@@ -91,6 +103,7 @@ export const DEFAULTS: Config = deepFreeze({
 
 /** Boolean keys, in the form haraka-config wants them declared. */
 export const INI_BOOLEANS: string[] = [
+  '-main.header',
   '+identity.spf',
   '+identity.rdns',
   '+identity.pools',
@@ -179,7 +192,10 @@ export function parseConfig(raw: Raw | undefined | null): Config {
       on_error: oneOf('main', 'on_error', D.main.on_error, ['accept', 'defer'] as const),
       // Printable ASCII only: it goes into an SMTP reply line.
       text: str('main', 'text', D.main.text, /^[\x20-\x7e]{1,200}$/, '1 to 200 printable ASCII characters'),
+      mode: oneOf('main', 'mode', D.main.mode, ['enforce', 'shadow'] as const),
+      header: bool('main', 'header', D.main.header),
     },
+    stats: { days: num('stats', 'days', D.stats.days, 0, 400) },
     identity: {
       spf: bool('identity', 'spf', D.identity.spf),
       rdns: bool('identity', 'rdns', D.identity.rdns),

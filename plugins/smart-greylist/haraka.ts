@@ -50,6 +50,14 @@ export interface RedisClient {
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   get(key: string): Promise<string | null>
   set(key: string, value: string, options?: { PX?: number }): Promise<unknown>
+  // Used by the operator command (list, flush, stats, check) only.
+  hmGet?(key: string, fields: string[]): Promise<(string | null)[]>
+  hGet?(key: string, field: string): Promise<string | null | undefined>
+  hGetAll?(key: string): Promise<Record<string, string>>
+  pTTL?(key: string): Promise<number>
+  del?(keys: string[]): Promise<number>
+  scanIterator?(options: { MATCH: string; COUNT: number }): AsyncIterable<string | string[]>
+  zRangeWithScores?(key: string, start: number, stop: number, options?: { REV: true }): Promise<{ value: string; score: number }[]>
   quit?(): Promise<unknown>
 }
 

@@ -7,7 +7,8 @@ import { makeResolver } from './dns'
 import { addressOf, type Address, type Connection, type Next, type RedisClient, type ServerLike } from './haraka'
 import { identityText } from './identity'
 import { parseProviders, ProviderIndex } from './providers'
-import { decideRecipient, NOTE, SpfGuardCache, type Deps, type Outcome } from './recipient'
+import { SpfGuardCache, type Deps } from './plan'
+import { decideRecipient, NOTE, type Outcome } from './recipient'
 import { StoreError, TupleStore } from './store'
 import { compileWhitelist, parseWhitelist, Whitelist } from './whitelist'
 
@@ -69,6 +70,7 @@ export function register(this: Plugin): void {
   this.register_hook('init_child', 'sg_init_redis')
   this.register_hook('rcpt_ok', 'sg_rcpt_ok')
   this.register_hook('data', 'sg_data')
+  this.register_hook('data_post', 'sg_data_post')
 }
 
 export function load_smart_greylist_ini(this: Plugin): void {
@@ -159,6 +161,7 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
       const kind = err instanceof StoreError ? `redis_${err.kind}` : 'internal'
       const message = err instanceof Error ? err.message : String(err)
       const { on_error } = plugin.sg.deps.config.main
+      if (on_error === 'accept') plugin.sg.deps.store.noteFailOpen()
       connection.transaction?.results.add(plugin, { err: `${kind}: ${message}` })
       connection.logerror(plugin, `error (${kind}): ${message}; on_error=${on_error}`)
       if (on_error === 'defer') return once(constants.denysoft, deferReply(plugin.sg.deps.config))
@@ -170,30 +173,72 @@ function deferReply(config: Config): unknown {
   return DSN.sec_unauthorized(config.main.text, 451)
 }
 
+interface TxnNote {
+  defer?: boolean
+  /** What accepted recipients got, for the X-Greylist header. */
+  passed?: Outcome[]
+}
+
 export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcpt: Address): void {
   guarded(this, connection, next, async () => {
     const txn = connection.transaction
     if (!txn) return []
-    const outcome = await decideRecipient(this.sg.deps, connection, rcpt)
-    record(this, connection, rcpt, outcome)
-    if (outcome.kind !== 'tuple' || outcome.action !== 'defer') return []
-    if (this.sg.deps.config.main.defer_at === 'data') {
-      txn.notes[NOTE] = { ...((txn.notes[NOTE] as object) ?? {}), defer: true }
+    const { config, store } = this.sg.deps
+    const shadow = config.main.mode === 'shadow'
+    const outcome = await decideRecipient(this.sg.deps, connection, rcpt, shadow)
+    record(this, connection, rcpt, outcome, shadow)
+    const note = ((txn.notes[NOTE] as TxnNote | undefined) ?? {}) as TxnNote
+    txn.notes[NOTE] = note
+    if (outcome.kind !== 'tuple') {
+      const stats = { prefix: config.redis.prefix, shadow, ttlDays: config.stats.days }
+      const field = outcome.kind === 'skip' ? `skip:${outcome.reason}` : `wl:${outcome.what}`
+      // Counting is best effort and must not hold the recipient.
+      store.count(field, this.sg.deps.now(), stats).catch(() => undefined)
+    }
+    if (outcome.kind !== 'tuple' || outcome.verdict.action !== 'defer' || shadow) {
+      if (outcome.kind !== 'skip') note.passed = [...(note.passed ?? []), outcome]
       return []
     }
-    return [constants.denysoft, deferReply(this.sg.deps.config)]
+    if (config.main.defer_at === 'data') {
+      note.defer = true
+      return []
+    }
+    return [constants.denysoft, deferReply(config)]
   })
 }
 
 export function sg_data(this: Plugin, next: Next, connection: Connection): void {
-  const note = connection.transaction?.notes[NOTE] as { defer?: boolean } | undefined
+  const note = connection.transaction?.notes[NOTE] as TxnNote | undefined
   if (this.sg.deps.config.main.defer_at === 'data' && note?.defer) {
     return next(constants.denysoft, deferReply(this.sg.deps.config))
   }
   next()
 }
 
-function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Outcome): void {
+export function sg_data_post(this: Plugin, next: Next, connection: Connection): void {
+  const txn = connection.transaction
+  const note = txn?.notes[NOTE] as TxnNote | undefined
+  if (this.sg.deps.config.main.header && txn?.add_header && note?.passed?.length) {
+    const value = headerValue(note.passed, this.sg.deps.config.main.mode === 'shadow')
+    if (value) txn.add_header('X-Greylist', value)
+  }
+  next()
+}
+
+/** One header for the message: the longest delay, else the whitelist entry, else why it passed. */
+export function headerValue(passed: readonly Outcome[], shadow: boolean): string | null {
+  const tuples = passed.filter((o): o is Extract<Outcome, { kind: 'tuple' }> => o.kind === 'tuple')
+  const delayed = tuples.filter((o) => o.verdict.outcome === 'retry').sort((a, b) => b.verdict.waitedMs - a.verdict.waitedMs)[0]
+  if (delayed) return `delayed ${secs(delayed.verdict.waitedMs)} seconds by smart-greylist; identity=${identityText(delayed.identity)}`
+  const listed = passed.find((o): o is Extract<Outcome, { kind: 'whitelist' }> => o.kind === 'whitelist')
+  if (listed) return `passed by smart-greylist; whitelist entry ${listed.entry} (${listed.origin})`
+  const first = tuples[0]
+  if (!first) return null
+  const why = shadow && first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.outcome === 'awl' ? 'auto-whitelisted' : 'known sender'
+  return `passed by smart-greylist; ${why}; identity=${identityText(first.identity)}`
+}
+
+function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Outcome, shadow: boolean): void {
   const txn = connection.transaction
   if (!txn) return
   const envelope = `from=<${addressOf(txn.mail_from)}> to=<${addressOf(rcpt)}>`
@@ -207,14 +252,13 @@ function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Outcom
       connection.loginfo(plugin, `accept reason=whitelist:${o.what} entry="${o.entry}" (${o.origin}) ${envelope}`)
       return
     case 'tuple': {
+      const { verdict: v } = o
       const id = identityText(o.identity)
-      const result = o.action === 'defer' ? { fail: `greylisted:${o.state}` } : { pass: `greylist:${o.state}` }
-      txn.results.add(plugin, { ...result, identity: id, identity_reason: o.identity.reason })
-      const timing = `waited=${secs(o.waitedMs)}s` + (o.action === 'defer' ? ` retry_in=${secs(o.retryInMs)}s` : '')
-      connection.loginfo(
-        plugin,
-        `${o.action} reason=${o.state} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}`,
-      )
+      const result = v.action === 'defer' ? { fail: `greylisted:${v.outcome}` } : { pass: `greylist:${v.outcome}` }
+      txn.results.add(plugin, { ...result, identity: id, identity_reason: o.identity.reason, ...(shadow ? { shadow: true } : {}) })
+      const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
+      const action = v.action === 'defer' && shadow ? 'shadow-defer' : v.action
+      connection.loginfo(plugin, `${action} reason=${v.outcome} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}`)
     }
   }
 }

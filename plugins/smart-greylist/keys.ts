@@ -1,9 +1,11 @@
 // The Redis key schema, in one place. Keys hold a digest, never raw client input, so a hostile
 // sender or PTR name cannot shape keys (length, separators, binary) or collide with other data.
 //
-//   <prefix>t:<digest>   hash {f: first seen ms, p: passed at ms}   TTL retry_window, then pass_ttl
-//   <prefix>a:<digest>   string: passes of (identity, sender domain) TTL awl ttl, refreshed on use
+//   <prefix>t:<digest>   hash {f: first seen ms, p: passed at ms,    TTL retry_window, then pass_ttl
+//                              i: identity, s: sender, r: recipient}
+//   <prefix>a:<digest>   hash {n: passes, i: identity, d: domain}   TTL awl ttl, refreshed on use
 //   <prefix>s:<digest>   string "1" permissive / "0" strict SPF     TTL identity spf_guard_ttl
+//   <prefix>st:<day>, <prefix>si:<day>: statistics, see stats.ts
 import { createHash } from 'node:crypto'
 
 export function digest(...parts: string[]): string {

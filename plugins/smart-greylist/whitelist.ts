@@ -39,6 +39,22 @@ export function parseWhitelist(lines: readonly string[], source: string): Parsed
   return { entries, errors }
 }
 
+/**
+ * One spelling per entry, for finding duplicates: lower case, no trailing dot, Plesk's
+ * `*example.com` as `*.example.com`, ranges in canonical form.
+ */
+export function canonicalEntry(e: Pick<Entry, 'kind' | 'pattern'>): string {
+  let p = e.pattern.trim().toLowerCase().replace(/\.$/, '')
+  if ((e.kind === 'host' || e.kind === 'helo') && /^\*[^.*]/.test(p) && !p.slice(1).includes('*')) p = `*.${p.slice(1)}`
+  if (e.kind === 'ip') {
+    const c = parseCidr(p)
+    if (c) p = `${c.ip.toString()}/${c.prefix}`
+  }
+  if ((e.kind === 'from' || e.kind === 'to') && !p.includes('@')) p = `*@${p}`
+  if ((e.kind === 'from' || e.kind === 'to') && p.startsWith('@')) p = `*${p}`
+  return `${e.kind}:${p}`
+}
+
 /** Parses and validates one `kind:pattern`, the same way the files are read. */
 export function parseEntry(text: string, origin = 'entry'): Entry | LineError {
   const m = /^([a-z]+):\s*(\S+)$/i.exec(text.trim())

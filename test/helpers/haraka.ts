@@ -42,6 +42,8 @@ export interface HarakaOptions {
   pluginsBefore?: string[]
   /** Further files for the instance's config/ (name -> text). */
   files?: Record<string, string>
+  /** The queue plugin (default queue/discard); queue/test keeps each message in the instance dir. */
+  queue?: string
 }
 
 export class HarakaInstance {
@@ -80,7 +82,7 @@ export class HarakaInstance {
     const cfg = (name: string, text: string): void => fs.writeFileSync(path.join(dir, 'config', name), text)
     cfg('smtp.ini', `listen=127.0.0.1:${port}\nnodes=0\n`)
     cfg('log.ini', '[main]\nlevel=info\ntimestamps=true\n')
-    cfg('plugins', [...(opts.pluginsBefore ?? []), 'rcpt_to.in_host_list', 'smart-greylist', 'queue/discard', ''].join('\n'))
+    cfg('plugins', [...(opts.pluginsBefore ?? []), 'rcpt_to.in_host_list', 'smart-greylist', opts.queue ?? 'queue/discard', ''].join('\n'))
     cfg('host_list', 'example.com\n')
     cfg('redis.ini', `[server]\nhost=127.0.0.1\nport=${opts.redisPort}\n`)
     cfg('smart-greylist.ini', opts.ini)
@@ -98,12 +100,25 @@ export class HarakaInstance {
         SMART_GREYLIST_TEST_DNS: `127.0.0.1:${opts.dnsPort}`,
         HARAKA_LOGS_SUPPRESS: 'true',
         YES_REALLY_DO_DISCARD: '1',
+        // queue/test writes mail_<uuid>.eml to the temporary directory: keep it in the instance.
+        TMPDIR: dir,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     const h = new HarakaInstance(dir, port, child)
     await h.waitFor(/Listening on|listening on/i, 15_000)
     return h
+  }
+
+  get configDir(): string {
+    return path.join(this.dir, 'config')
+  }
+
+  /** The message queue/test stored for a "250 … (uuid)" reply. */
+  queuedMessage(reply: string): string {
+    const uuid = /\(([0-9A-F-]+\.\d+)\)/i.exec(reply)?.[1]
+    if (!uuid) throw new Error(`no queue id in "${reply}"`)
+    return fs.readFileSync(path.join(this.dir, `mail_${uuid}.eml`), 'utf8')
   }
 
   writeConfig(name: string, text: string): void {

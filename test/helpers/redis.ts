@@ -6,10 +6,8 @@ const harakaRedis = require('haraka-plugin-redis') as {
   get_redis_client(this: object, opts: unknown): Promise<TestRedis>
 }
 
-export interface TestRedis extends RedisClient {
+export interface TestRedis extends Omit<RedisClient, 'hGetAll' | 'pTTL' | 'hGet' | 'zRangeWithScores'>, Required<Pick<RedisClient, 'hGetAll' | 'pTTL' | 'hGet' | 'zRangeWithScores'>> {
   flushDb(): Promise<unknown>
-  hGetAll(key: string): Promise<Record<string, string>>
-  pTTL(key: string): Promise<number>
   hSet(key: string, field: string, value: string): Promise<unknown>
   keys(pattern: string): Promise<string[]>
   info(section?: string): Promise<string>

@@ -4,10 +4,13 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import harakaConfig from 'haraka-config'
+import { promises as dnsp } from 'node:dns'
 import { INI_BOOLEANS, parseConfig, type Config } from '../config'
 import type { RedisClient } from '../haraka'
-import { parseProviders, type ParsedProviders } from '../providers'
-import { parseWhitelist, type ParsedList } from '../whitelist'
+import { SpfGuardCache, type Deps } from '../plan'
+import { parseProviders, ProviderIndex, type ParsedProviders } from '../providers'
+import { TupleStore } from '../store'
+import { compileWhitelist, parseWhitelist, type ParsedList } from '../whitelist'
 
 /** The installed package's root: its config/ holds the shipped defaults. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..', '..')
@@ -60,8 +63,32 @@ export class Context {
     return file
   }
 
+  /**
+   * Everything the plugin's decision code needs, built from this directory: the same settings,
+   * lists, store and (unless `dns` names servers) the system resolver. `readOnly` keeps the SPF
+   * guard from writing its verdicts.
+   */
+  async deps(opts: { dns?: string[]; readOnly?: boolean } = {}): Promise<{ deps: Deps; close(): Promise<void> }> {
+    const config = this.config()
+    const db = await this.redis()
+    const store = new TupleStore(() => db, () => Math.max(config.redis.timeout_ms, 5000))
+    const resolver = new dnsp.Resolver({ timeout: config.dns.timeout_ms, tries: 1 })
+    if (opts.dns?.length) resolver.setServers(opts.dns)
+    const shipped = this.providers()
+    const deps: Deps = {
+      config,
+      whitelist: compileWhitelist([this.whitelist()]),
+      providers: new ProviderIndex(shipped.providers, (p) => config.providers[p.id] ?? p.action),
+      store,
+      resolver,
+      guard: new SpfGuardCache(() => store, () => ({ prefix: config.redis.prefix, ttlMs: config.identity.spf_guard_ttl * 1000 }), { readOnly: opts.readOnly }),
+      now: Date.now,
+    }
+    return { deps, close: async () => void (await db.quit?.().catch(() => undefined)) }
+  }
+
   /** A client for the plugin's Redis (redis.ini, overridden by [redis] in smart-greylist.ini). */
-  async redis(): Promise<RedisClient & Record<string, (...args: never[]) => Promise<unknown>>> {
+  async redis(): Promise<RedisClient> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const redisPlugin = require('haraka-plugin-redis') as {
       normalize_redis_ini(raw: unknown): { server: Record<string, unknown> }

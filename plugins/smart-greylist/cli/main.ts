@@ -2,9 +2,23 @@
 // `smart-greylist`: the operator's command. Usage and help come from each command's declaration.
 import { parseArgs } from 'node:util'
 import { EXIT, UsageError, type Command, type Io } from './command'
+import { check } from './check'
 import { poolsList, poolsRefresh } from './pools'
+import { stats } from './stats'
+import { flush, list } from './tuples'
+import { whitelistAdd, whitelistList, whitelistRemove } from './whitelist'
 
-export const COMMANDS: readonly Command[] = [poolsList, poolsRefresh]
+export const COMMANDS: readonly Command[] = [
+  whitelistAdd,
+  whitelistRemove,
+  whitelistList,
+  check,
+  stats,
+  list,
+  flush,
+  poolsList,
+  poolsRefresh,
+]
 
 const io: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
@@ -46,6 +60,8 @@ function select(argv: string[]): { command: Command; rest: string[] } | null {
 }
 
 export async function main(argv: string[], out: Io = io): Promise<number> {
+  // haraka-tld announces its lists on stdout, which is this command's data channel.
+  process.env.HARAKA_LOGS_SUPPRESS ??= 'true'
   if (!argv.length || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     out.out(overview())
     return argv.length ? EXIT.ok : EXIT.failure

@@ -1,0 +1,105 @@
+// Daily counters the plugin keeps in Redis, and how `smart-greylist stats` reads them back.
+// The counting itself happens inside the tuple script (store.ts), in the decision's round trip.
+//
+//   <prefix>st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, retry, known, awl,
+//                                   wl:<kind>, skip:<reason>, fail_open, d:<bucket>, dsum, dmax
+//   <prefix>si:<YYYY-MM-DD>  zset   identity -> tuples deferred (new or expired) that day
+// Both expire after [stats] days.
+
+/** Upper bounds (seconds) of the histogram of delays that greylisting added; the last is open. */
+export const DELAY_BUCKETS: readonly number[] = [
+  60, 120, 180, 240, 300, 360, 420, 480, 600, 900, 1200, 1800, 2700, 3600, 7200, 14_400, 28_800, 86_400, 172_800,
+]
+
+export function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10)
+}
+
+export function statsKeys(prefix: string, ms: number): { counters: string; identities: string } {
+  const day = dayOf(ms)
+  return { counters: `${prefix}st:${day}`, identities: `${prefix}si:${day}` }
+}
+
+export interface DayStats {
+  readonly day: string
+  readonly deferred: number
+  readonly deferredBy: Record<string, number>
+  readonly shadow: number
+  readonly acceptedAfterDelay: number
+  readonly known: number
+  readonly autoWhitelisted: number
+  readonly whitelisted: Record<string, number>
+  readonly skipped: Record<string, number>
+  readonly failOpen: number
+  readonly delay: { count: number; sumSeconds: number; maxSeconds: number; buckets: Record<string, number> }
+}
+
+/** One day's hash as Redis returns it (field -> decimal string). */
+export function parseDay(day: string, h: Record<string, string>): DayStats {
+  const n = (f: string): number => Number(h[f] ?? 0)
+  const pick = (pre: string): Record<string, number> =>
+    Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith(pre)).map(([k, v]) => [k.slice(pre.length), Number(v)]))
+  const deferredBy = pick('defer:')
+  const buckets = pick('d:')
+  return {
+    day,
+    deferred: sum(deferredBy),
+    deferredBy,
+    shadow: sum(pick('shadow:')),
+    acceptedAfterDelay: n('retry'),
+    known: n('known'),
+    autoWhitelisted: n('awl'),
+    whitelisted: pick('wl:'),
+    skipped: pick('skip:'),
+    failOpen: n('fail_open'),
+    delay: { count: sum(buckets), sumSeconds: n('dsum'), maxSeconds: n('dmax'), buckets },
+  }
+}
+
+function sum(r: Record<string, number>): number {
+  return Object.values(r).reduce((a, b) => a + b, 0)
+}
+
+/**
+ * The delay below which `p` (0..1) of the delayed messages fall, as the upper bound of the
+ * histogram bucket that holds it (capped by the exact maximum). Null when nothing was delayed.
+ */
+export function delayPercentile(buckets: Record<string, number>, p: number, maxSeconds: number): number | null {
+  const total = sum(buckets)
+  if (!total) return null
+  let seen = 0
+  for (const bound of [...DELAY_BUCKETS, Infinity]) {
+    seen += buckets[bound === Infinity ? 'inf' : String(bound)] ?? 0
+    if (seen >= p * total) return Math.min(bound, maxSeconds)
+  }
+  return maxSeconds
+}
+
+export function mergeDays(days: readonly DayStats[]): DayStats {
+  const add = (a: Record<string, number>, b: Record<string, number>): Record<string, number> => {
+    const out = { ...a }
+    for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v
+    return out
+  }
+  return days.reduce<DayStats>(
+    (t, d) => ({
+      day: 'total',
+      deferred: t.deferred + d.deferred,
+      deferredBy: add(t.deferredBy, d.deferredBy),
+      shadow: t.shadow + d.shadow,
+      acceptedAfterDelay: t.acceptedAfterDelay + d.acceptedAfterDelay,
+      known: t.known + d.known,
+      autoWhitelisted: t.autoWhitelisted + d.autoWhitelisted,
+      whitelisted: add(t.whitelisted, d.whitelisted),
+      skipped: add(t.skipped, d.skipped),
+      failOpen: t.failOpen + d.failOpen,
+      delay: {
+        count: t.delay.count + d.delay.count,
+        sumSeconds: t.delay.sumSeconds + d.delay.sumSeconds,
+        maxSeconds: Math.max(t.delay.maxSeconds, d.delay.maxSeconds),
+        buckets: add(t.delay.buckets, d.delay.buckets),
+      },
+    }),
+    parseDay('total', {}),
+  )
+}

@@ -3,48 +3,35 @@
 // list and flush; shadow mode and the X-Greylist header end to end.
 import assert from 'node:assert/strict'
 import { runCli } from '../helpers/cli'
-import { DnsServer } from '../helpers/dns-server'
-import { HarakaInstance } from '../helpers/haraka'
 import { connectRedis, type TestRedis } from '../helpers/redis'
 import { deliver } from '../helpers/smtp'
+import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
-import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
 
 const INI = '[main]\ndelay=2\nretry_window=30\nheader=true\n[whitelist]\nproviders=false\n[awl]\npasses=0\n'
 
 describe('smart-greylist command with a running Haraka', function () {
   this.timeout(90_000)
-  let redis: PrivateRedis
   let db: TestRedis
-  let dns: DnsServer
-  let haraka: HarakaInstance
-  const cli = (...args: string[]): ReturnType<typeof runCli> => runCli([...args, '--config', haraka.configDir])
-
+  // Before the stack's own hooks, so this client quits while its Redis still runs.
+  after(() => db?.quit().catch(() => undefined))
+  const stack = useStack({ zones: [exchangeZone()], ini: INI, queue: 'queue/test' })
+  const cli = (...args: string[]): ReturnType<typeof runCli> => runCli([...args, '--config', stack.haraka.configDir])
   before(async () => {
-    redis = await startPrivateRedis()
-    db = await connectRedis(redis.port)
-    dns = await DnsServer.start(exchangeZone())
-    haraka = await HarakaInstance.start({ redisPort: redis.port, dnsPort: dns.port, ini: INI, queue: 'queue/test' })
-    await haraka.waitFor(/\[smart-greylist\] connected to redis/)
-  })
-  after(async () => {
-    await db?.quit().catch(() => undefined)
-    await haraka?.stop()
-    await dns?.close()
-    await redis?.stop()
+    db = await connectRedis(stack.redis.port)
   })
 
   it('whitelist add: validates, refuses duplicates, and the running Haraka takes the new entry', async () => {
     const ip = '85.214.201.9'
-    const before = await deliver(haraka.port, { clientIp: ip, from: 'wl@one.example', to: ['bob@example.com'] })
+    const before = await deliver(stack.haraka.port, { clientIp: ip, from: 'wl@one.example', to: ['bob@example.com'] })
     assert.equal(before.rcpt[0].code, 451)
 
     const bad = await cli('whitelist', 'add', 'ip:85.214.201.0/33')
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /refused "ip:85\.214\.201\.0\/33": .*not an IP address or CIDR range/)
 
-    const mark = haraka.log.length
+    const mark = stack.haraka.log.length
     const add = await cli('whitelist', 'add', 'ip:85.214.201.0/24', 'host:*outbound.protection.outlook.com', '--comment', 'added by test')
     assert.equal(add.code, 0, add.stderr)
     assert.match(add.stdout, /added ip:85\.214\.201\.0\/24  # added by test/)
@@ -52,22 +39,22 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.equal(dup.code, 1)
     assert.match(dup.stderr, /already listed \(smart-greylist\.whitelist:\d+\)/)
 
-    await haraka.waitFor(/whitelist loaded: 2 entries/, 15_000, mark)
-    const after = await deliver(haraka.port, { clientIp: ip, from: 'wl@one.example', to: ['bob@example.com'], data: true })
+    await stack.haraka.waitFor(/whitelist loaded: 2 entries/, 15_000, mark)
+    const after = await deliver(stack.haraka.port, { clientIp: ip, from: 'wl@one.example', to: ['bob@example.com'], data: true })
     assert.equal(after.rcpt[0].code, 250)
-    assert.match(haraka.queuedMessage(after.message!.text), /^X-Greylist: passed by smart-greylist; whitelist entry ip:85\.214\.201\.0\/24 \(smart-greylist\.whitelist:\d+\)/m)
+    assert.match(stack.haraka.queuedMessage(after.message!.text), /^X-Greylist: passed by smart-greylist; whitelist entry ip:85\.214\.201\.0\/24 \(smart-greylist\.whitelist:\d+\)/m)
 
     const listed = await cli('whitelist', 'list', '--json')
     assert.deepEqual((JSON.parse(listed.stdout) as { entries: { kind: string }[] }).entries.map((e) => e.kind), ['ip', 'host'])
-    const beforeRemove = haraka.log.length
+    const beforeRemove = stack.haraka.log.length
     const rm = await cli('whitelist', 'remove', 'host:*.outbound.protection.outlook.com', 'ip:85.214.201.0/24')
     assert.equal(rm.code, 0, rm.stderr)
-    await haraka.waitFor(/whitelist loaded: 0 entries/, 15_000, beforeRemove)
+    await stack.haraka.waitFor(/whitelist loaded: 0 entries/, 15_000, beforeRemove)
     assert.equal((await cli('whitelist', 'remove', 'ip:85.214.201.0/24')).code, 1, 'not listed any more')
   })
 
   it('check explains the decision and changes nothing', async () => {
-    const args = ['check', '--ip', EXCHANGE_IPS[0], '--helo', EXCHANGE_HELO, '--from', 'alice@contoso.example', '--to', 'carol@example.com', '--dns', `127.0.0.1:${dns.port}`]
+    const args = ['check', '--ip', EXCHANGE_IPS[0], '--helo', EXCHANGE_HELO, '--from', 'alice@contoso.example', '--to', 'carol@example.com', '--dns', `127.0.0.1:${stack.dns.port}`]
     const keysBefore = (await db.keys('sgl:t:*')).length
     const fresh = await cli(...args)
     assert.equal(fresh.code, 1, fresh.stderr)
@@ -77,22 +64,22 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.match(fresh.stdout, /decision\s+defer: new; a retry is accepted in 2 s/)
     assert.equal((await db.keys('sgl:t:*')).length, keysBefore, 'check wrote nothing')
 
-    const first = await deliver(haraka.port, { clientIp: EXCHANGE_IPS[0], helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['carol@example.com'] })
+    const first = await deliver(stack.haraka.port, { clientIp: EXCHANGE_IPS[0], helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['carol@example.com'] })
     assert.equal(first.rcpt[0].code, 451)
-    const pending = await runCli([...args.slice(0, 2), EXCHANGE_IPS[3], ...args.slice(3), '--json', '--config', haraka.configDir])
+    const pending = await runCli([...args.slice(0, 2), EXCHANGE_IPS[3], ...args.slice(3), '--json', '--config', stack.haraka.configDir])
     const report = JSON.parse(pending.stdout) as { identity: { id: string }; tuple: { passedAt: null }; decision: { why: string; retryInSeconds: number } }
     assert.equal(report.identity.id, 'host:outbound.protection.outlook.com')
     assert.equal(report.tuple.passedAt, null)
     assert.equal(report.decision.why, 'early')
     assert.ok(report.decision.retryInSeconds >= 0 && report.decision.retryInSeconds <= 2)
 
-    const listed = await runCli(['list', '--pending', '--config', haraka.configDir])
+    const listed = await runCli(['list', '--pending', '--config', stack.haraka.configDir])
     assert.match(listed.stdout, /host:outbound\.protection\.outlook\.com  <alice@contoso\.example> -> <carol@example\.com>/)
 
     await sleep(2200)
-    const retry = await deliver(haraka.port, { clientIp: EXCHANGE_IPS[4], helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['carol@example.com'], data: true })
+    const retry = await deliver(stack.haraka.port, { clientIp: EXCHANGE_IPS[4], helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['carol@example.com'], data: true })
     assert.equal(retry.rcpt[0].code, 250)
-    assert.match(haraka.queuedMessage(retry.message!.text), /^X-Greylist: delayed ([2-9]|1[0-9]) seconds by smart-greylist; identity=host:outbound\.protection\.outlook\.com/m)
+    assert.match(stack.haraka.queuedMessage(retry.message!.text), /^X-Greylist: delayed ([2-9]|1[0-9]) seconds by smart-greylist; identity=host:outbound\.protection\.outlook\.com/m)
     const passed = await cli('list', '--passed', '--json')
     assert.equal((JSON.parse(passed.stdout) as { total: number }).total, 1)
   })
@@ -117,23 +104,23 @@ describe('smart-greylist command with a running Haraka', function () {
   })
 
   it('shadow mode logs and counts the would-be deferral but accepts the mail', async () => {
-    const mark = haraka.log.length
-    haraka.writeConfig('smart-greylist.ini', INI.replace('[main]\n', '[main]\nmode=shadow\n'))
-    await haraka.waitFor(/whitelist loaded/, 15_000, mark)
-    const t = await deliver(haraka.port, { clientIp: '85.214.210.1', from: 'shadow@two.example', to: ['dan@example.com'], data: true })
+    const mark = stack.haraka.log.length
+    stack.haraka.writeConfig('smart-greylist.ini', INI.replace('[main]\n', '[main]\nmode=shadow\n'))
+    await stack.haraka.waitFor(/whitelist loaded/, 15_000, mark)
+    const t = await deliver(stack.haraka.port, { clientIp: '85.214.210.1', from: 'shadow@two.example', to: ['dan@example.com'], data: true })
     assert.equal(t.rcpt[0].code, 250)
     assert.equal(t.message?.code, 250)
-    assert.ok(haraka.linesMatching(/\[smart-greylist\] shadow-defer reason=new identity=net:85\.214\.210\.0\/24/, mark).length)
-    assert.match(haraka.queuedMessage(t.message!.text), /^X-Greylist: passed by smart-greylist; shadow mode, would have been deferred/m)
+    assert.ok(stack.haraka.linesMatching(/\[smart-greylist\] shadow-defer reason=new identity=net:85\.214\.210\.0\/24/, mark).length)
+    assert.match(stack.haraka.queuedMessage(t.message!.text), /^X-Greylist: passed by smart-greylist; shadow mode, would have been deferred/m)
     const s = JSON.parse((await cli('stats', '--days', '1', '--json')).stdout) as { total: { shadow: number } }
     assert.equal(s.total.shadow, 1)
-    const back = haraka.log.length
-    haraka.writeConfig('smart-greylist.ini', INI)
-    await haraka.waitFor(/whitelist loaded/, 15_000, back)
+    const back = stack.haraka.log.length
+    stack.haraka.writeConfig('smart-greylist.ini', INI)
+    await stack.haraka.waitFor(/whitelist loaded/, 15_000, back)
   })
 
   it('flush forgets a sender, an identity, or everything', async () => {
-    await deliver(haraka.port, { clientIp: '85.214.220.1', from: 'f1@three.example', to: ['x@example.com', 'y@example.com'] })
+    await deliver(stack.haraka.port, { clientIp: '85.214.220.1', from: 'f1@three.example', to: ['x@example.com', 'y@example.com'] })
     assert.match((await cli('flush', '--sender', 'F1@Three.example')).stdout, /removed 2 keys/)
     assert.match((await cli('flush', '--identity', 'host:outbound.protection.outlook.com')).stdout, /removed 1 key$/m)
     const noYes = await cli('flush', '--all')

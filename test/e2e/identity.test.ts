@@ -1,13 +1,11 @@
 // End to end: identities beyond the rDNS (SPF, with its permissive-record guard), envelopes
 // rewritten per attempt, and the auto-whitelist, through a real Haraka, Redis and loopback DNS.
 import assert from 'node:assert/strict'
-import { DnsServer } from '../helpers/dns-server'
-import { HarakaInstance } from '../helpers/haraka'
 import { connectRedis } from '../helpers/redis'
 import { spfGuardKey } from '../../plugins/smart-greylist/keys'
 import { deliver, type Envelope } from '../helpers/smtp'
+import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
-import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { EXCHANGE_HELO, EXCHANGE_IPS, NOPTR_IPS, OPEN_IPS, SES_IPS, exchangeZone, identityZone } from '../helpers/world'
 
 const DELAY_MS = 1000
@@ -15,39 +13,24 @@ const INI = '[main]\ndelay=1\nretry_window=6\n[whitelist]\nproviders=false\n[awl
 
 describe('smart-greylist identities in a running Haraka', function () {
   this.timeout(60_000)
-  let redis: PrivateRedis
-  let dns: DnsServer
-  let haraka: HarakaInstance
-
-  before(async () => {
-    redis = await startPrivateRedis()
-    dns = await DnsServer.start(identityZone())
-    dns.add(exchangeZone())
-    haraka = await HarakaInstance.start({ redisPort: redis.port, dnsPort: dns.port, ini: INI })
-    await haraka.waitFor(/\[smart-greylist\] connected to redis/)
-  })
-  after(async () => {
-    await haraka?.stop()
-    await dns?.close()
-    await redis?.stop()
-  })
+  const stack = useStack({ zones: [identityZone(), exchangeZone()], ini: INI })
 
   /** First attempt from one address, retry after the delay from another: the retry's RCPT code. */
   async function retryFromElsewhere(first: Envelope, retry: Envelope): Promise<{ first: number; retry: number }> {
-    const a = await deliver(haraka.port, first)
+    const a = await deliver(stack.haraka.port, first)
     await sleep(DELAY_MS + 200)
-    const b = await deliver(haraka.port, retry)
+    const b = await deliver(stack.haraka.port, retry)
     return { first: a.rcpt[0].code, retry: b.rcpt[0].code }
   }
 
-  const logFor = (from: string): string[] => haraka.linesMatching(new RegExp(`from=<${from.replace(/[.+=]/g, '\\$&')}>`))
+  const logFor = (from: string): string[] => stack.haraka.linesMatching(new RegExp(`from=<${from.replace(/[.+=]/g, '\\$&')}>`))
 
   it('SPF: an SES-like sender (names with IP digits, different /24s and regions) passes at the first retry', async () => {
     const from = 'orders@shop.example'
     const r = await retryFromElsewhere({ clientIp: SES_IPS[0], from, to: ['a1@example.com'] }, { clientIp: SES_IPS[1], from, to: ['a1@example.com'] })
     assert.deepEqual(r, { first: 451, retry: 250 })
     for (const l of logFor(from)) assert.match(l, /identity=spf:shop\.example identity_reason=spf_pass/)
-    const third = await deliver(haraka.port, { clientIp: SES_IPS[2], from, to: ['a1@example.com'] })
+    const third = await deliver(stack.haraka.port, { clientIp: SES_IPS[2], from, to: ['a1@example.com'] })
     assert.equal(third.rcpt[0].code, 250)
   })
 
@@ -65,7 +48,7 @@ describe('smart-greylist identities in a running Haraka', function () {
     const lines = logFor(from)
     assert.match(lines[0], /identity=net:94\.23\.1\.0\/24 identity_reason=spf_permissive,no_rdns,no_pool/)
     assert.match(lines[1], /defer reason=new identity=net:94\.23\.77\.0\/24/)
-    const db = await connectRedis(redis.port)
+    const db = await connectRedis(stack.redis.port)
     assert.equal(await db.get(spfGuardKey('sgl:', 'open.example')), '1', 'the permissive verdict is shared through Redis')
     assert.equal(await db.get(spfGuardKey('sgl:', 'shop.example')), '0', 'and so is the strict one')
     await db.quit()
@@ -91,16 +74,16 @@ describe('smart-greylist identities in a running Haraka', function () {
   it('auto-whitelist: after 3 successful retries of a pair, its new mail is accepted at once; another sender domain is not', async () => {
     const ip = '85.214.190.7'
     const to = ['w1@example.com', 'w2@example.com', 'w3@example.com']
-    const first = await deliver(haraka.port, { clientIp: ip, from: 'x@awl.example', to })
+    const first = await deliver(stack.haraka.port, { clientIp: ip, from: 'x@awl.example', to })
     assert.deepEqual(first.rcpt.map((r) => r.code), [451, 451, 451])
     await sleep(DELAY_MS + 200)
-    const retry = await deliver(haraka.port, { clientIp: ip, from: 'x@awl.example', to })
+    const retry = await deliver(stack.haraka.port, { clientIp: ip, from: 'x@awl.example', to })
     assert.deepEqual(retry.rcpt.map((r) => r.code), [250, 250, 250])
 
-    const fresh = await deliver(haraka.port, { clientIp: ip, from: 'someone-else@awl.example', to: ['new@example.com'] })
+    const fresh = await deliver(stack.haraka.port, { clientIp: ip, from: 'someone-else@awl.example', to: ['new@example.com'] })
     assert.equal(fresh.rcpt[0].code, 250, 'a new message of the pair is accepted at once')
     assert.match(logFor('someone-else@awl.example')[0], /pass reason=awl identity=net:85\.214\.190\.0\/24/)
-    const other = await deliver(haraka.port, { clientIp: ip, from: 'x@other-domain.example', to: ['new@example.com'] })
+    const other = await deliver(stack.haraka.port, { clientIp: ip, from: 'x@other-domain.example', to: ['new@example.com'] })
     assert.equal(other.rcpt[0].code, 451, 'another sender domain at the same identity is still greylisted')
   })
 })

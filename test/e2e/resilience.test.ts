@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import { DnsServer } from '../helpers/dns-server'
 import { HarakaInstance } from '../helpers/haraka'
 import { deliver } from '../helpers/smtp'
+import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
 import { connectRedis } from '../helpers/redis'
 import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
@@ -11,58 +12,39 @@ import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
 
 describe('smart-greylist when Redis fails', function () {
   this.timeout(60_000)
-  let redis: PrivateRedis
-  let dns: DnsServer
-  let haraka: HarakaInstance
-
-  before(async () => {
-    redis = await startPrivateRedis()
-    dns = await DnsServer.start()
-    haraka = await HarakaInstance.start({
-      redisPort: redis.port,
-      dnsPort: dns.port,
-      ini: '[main]\ndelay=1\nretry_window=5\n[redis]\ntimeout_ms=300\n',
-    })
-    await haraka.waitFor(/\[smart-greylist\] connected to redis/)
-  })
-
-  after(async () => {
-    await haraka?.stop()
-    await dns?.close()
-    await redis?.stop()
-  })
+  const stack = useStack({ ini: '[main]\ndelay=1\nretry_window=5\n[redis]\ntimeout_ms=300\n' })
 
   it('accepts mail promptly while Redis is down, stays alive, and greylists again once Redis is back', async () => {
-    const before = await deliver(haraka.port, { clientIp: '85.214.160.1', from: 'x1@sender.example.org', to: ['bob@example.com'] })
+    const before = await deliver(stack.haraka.port, { clientIp: '85.214.160.1', from: 'x1@sender.example.org', to: ['bob@example.com'] })
     assert.equal(before.rcpt[0].code, 451)
 
     // A Redis that answers too slowly: every client paused for 1.5 s.
-    const admin = await connectRedis(redis.port)
+    const admin = await connectRedis(stack.redis.port)
     await admin.sendCommand(['CLIENT', 'PAUSE', '1500', 'ALL'])
-    const slow = await deliver(haraka.port, { clientIp: '85.214.160.9', from: 'slow@sender.example.org', to: ['bob@example.com'] })
+    const slow = await deliver(stack.haraka.port, { clientIp: '85.214.160.9', from: 'slow@sender.example.org', to: ['bob@example.com'] })
     assert.equal(slow.rcpt[0].code, 250, 'fails open on a timeout')
     assert.ok(slow.elapsedMs < 1000, `answered in ${slow.elapsedMs} ms although Redis was paused`)
-    assert.ok(haraka.linesMatching(/\[smart-greylist\] error \(redis_timeout\): Redis took longer than 300 ms/).length)
+    assert.ok(stack.haraka.linesMatching(/\[smart-greylist\] error \(redis_timeout\): Redis took longer than 300 ms/).length)
     await admin.quit().catch(() => undefined)
     await sleep(1600)
 
-    const port = redis.port
-    await redis.stop()
-    const mark = haraka.log.length
+    const port = stack.redis.port
+    await stack.redis.stop()
+    const mark = stack.haraka.log.length
     for (let i = 0; i < 3; i++) {
-      const t = await deliver(haraka.port, { clientIp: '85.214.160.2', from: `down${i}@sender.example.org`, to: ['bob@example.com'], data: true })
+      const t = await deliver(stack.haraka.port, { clientIp: '85.214.160.2', from: `down${i}@sender.example.org`, to: ['bob@example.com'], data: true })
       assert.equal(t.rcpt[0].code, 250, 'fails open')
       assert.equal(t.message?.code, 250)
       assert.ok(t.elapsedMs < 1500, `answered in ${t.elapsedMs} ms`)
     }
-    assert.ok(haraka.linesMatching(/\[smart-greylist\] error \(redis_(unavailable|timeout)\).*on_error=accept/, mark).length >= 3)
-    assert.ok(haraka.alive)
+    assert.ok(stack.haraka.linesMatching(/\[smart-greylist\] error \(redis_(unavailable|timeout)\).*on_error=accept/, mark).length >= 3)
+    assert.ok(stack.haraka.alive)
 
-    redis = await startPrivateRedis(port)
+    stack.redis = await startPrivateRedis(port)
     const deadline = Date.now() + 15_000
     let code = 0
     while (Date.now() < deadline) {
-      const t = await deliver(haraka.port, { clientIp: '85.214.160.3', from: `back${Date.now()}@sender.example.org`, to: ['bob@example.com'] })
+      const t = await deliver(stack.haraka.port, { clientIp: '85.214.160.3', from: `back${Date.now()}@sender.example.org`, to: ['bob@example.com'] })
       code = t.rcpt[0].code
       if (code === 451) break
       await sleep(250)
@@ -102,26 +84,10 @@ describe('smart-greylist started while Redis is down', function () {
 
 describe('smart-greylist with defer_at = data and the fcrdns plugin', function () {
   this.timeout(60_000)
-  let redis: PrivateRedis
-  let dns: DnsServer
-  let haraka: HarakaInstance
-
-  before(async () => {
-    redis = await startPrivateRedis()
-    dns = await DnsServer.start(exchangeZone())
-    haraka = await HarakaInstance.start({
-      redisPort: redis.port,
-      dnsPort: dns.port,
-      ini: '[main]\ndelay=1\nretry_window=5\ndefer_at=data\n[whitelist]\nproviders=false\n',
-      pluginsBefore: ['fcrdns'],
-    })
-    await haraka.waitFor(/\[smart-greylist\] connected to redis/)
-  })
-
-  after(async () => {
-    await haraka?.stop()
-    await dns?.close()
-    await redis?.stop()
+  const stack = useStack({
+    zones: [exchangeZone()],
+    ini: '[main]\ndelay=1\nretry_window=5\ndefer_at=data\n[whitelist]\nproviders=false\n',
+    pluginsBefore: ['fcrdns'],
   })
 
   it('records every recipient at RCPT and defers once at DATA; the retry delivers to all', async () => {
@@ -131,26 +97,26 @@ describe('smart-greylist with defer_at = data and the fcrdns plugin', function (
       to: ['a@example.com', 'b@example.com', 'c@example.com'],
       data: true,
     }
-    const first = await deliver(haraka.port, { ...env, clientIp: EXCHANGE_IPS[0] })
+    const first = await deliver(stack.haraka.port, { ...env, clientIp: EXCHANGE_IPS[0] })
     assert.deepEqual(first.rcpt.map((r) => r.code), [250, 250, 250])
     assert.equal(first.data?.code, 451)
     assert.match(first.data?.text ?? '', /4\.7\.1 Greylisted/)
     await sleep(1200)
-    const retry = await deliver(haraka.port, { ...env, clientIp: EXCHANGE_IPS[3] })
+    const retry = await deliver(stack.haraka.port, { ...env, clientIp: EXCHANGE_IPS[3] })
     assert.deepEqual(retry.rcpt.map((r) => r.code), [250, 250, 250])
     assert.equal(retry.data?.code, 354)
     assert.equal(retry.message?.code, 250)
   })
 
   it("takes the rDNS names from the fcrdns plugin's results instead of asking again", async () => {
-    const lines = haraka.linesMatching(/\[smart-greylist\] (defer|pass) .*from=<ivan@/)
+    const lines = stack.haraka.linesMatching(/\[smart-greylist\] (defer|pass) .*from=<ivan@/)
     assert.equal(lines.length, 6)
     for (const l of lines) assert.match(l, /identity=host:outbound\.protection\.outlook\.com identity_reason=fcrdns/)
     // fcrdns asks one PTR per connection; a second lookup by this plugin would double them.
     // fcrdns flags these production-style names as generic; the identity still groups them.
-    assert.ok(haraka.linesMatching(/\[fcrdns\] ip=40\.107\.22\.92 .*generic_rdns=true/).length)
+    assert.ok(stack.haraka.linesMatching(/\[fcrdns\] ip=40\.107\.22\.92 .*generic_rdns=true/).length)
     // fcrdns asks one A query per PTR name; a lookup of this plugin's own would ask a second.
-    const forward = dns.queries.filter((q) => q.type === 'A').map((q) => q.name)
+    const forward = stack.dns.queries.filter((q) => q.type === 'A').map((q) => q.name)
     assert.deepEqual(forward.sort(), ['mail-eopbgr220092.outbound.protection.outlook.com', 'mail-eopbgr40200.outbound.protection.outlook.com'])
   })
 })

@@ -3,6 +3,13 @@
 // result when a reload is bad.
 import { parseIp } from './ip'
 
+/** The plugin's files in Haraka's config directory. */
+export const FILES = {
+  ini: 'smart-greylist.ini',
+  whitelist: 'smart-greylist.whitelist',
+  providers: 'smart-greylist.providers',
+} as const
+
 export type DeferAt = 'rcpt' | 'data'
 export type OnError = 'accept' | 'defer'
 export type Mode = 'enforce' | 'shadow'

@@ -2,7 +2,7 @@
 // What is decided lives in recipient.ts and the pure modules it calls.
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
-import { DEFAULTS, INI_BOOLEANS, parseConfig, type Config } from './config'
+import { DEFAULTS, FILES, INI_BOOLEANS, parseConfig, type Config } from './config'
 import { makeResolver } from './dns'
 import { addressOf, type Address, type Connection, type Next, type RedisClient, type ServerLike } from './haraka'
 import { identityText } from './identity'
@@ -11,9 +11,6 @@ import { SpfGuardCache, type Deps } from './plan'
 import { decideRecipient, NOTE, type Outcome } from './recipient'
 import { StoreError, TupleStore } from './store'
 import { compileWhitelist, parseWhitelist, Whitelist } from './whitelist'
-
-export const WHITELIST_FILE = 'smart-greylist.whitelist'
-export const PROVIDERS_FILE = 'smart-greylist.providers'
 
 interface HarakaConfig {
   get(name: string, opts?: unknown, cb?: () => void): unknown
@@ -74,7 +71,7 @@ export function register(this: Plugin): void {
 }
 
 export function load_smart_greylist_ini(this: Plugin): void {
-  const raw = this.config.get('smart-greylist.ini', { booleans: INI_BOOLEANS }, () =>
+  const raw = this.config.get(FILES.ini, { booleans: INI_BOOLEANS }, () =>
     this.load_smart_greylist_ini(),
   ) as Record<string, Record<string, unknown>>
   let config = this.sg.deps.config
@@ -93,8 +90,8 @@ export function load_smart_greylist_ini(this: Plugin): void {
 /** Both list files; each is re-read (and both recompiled) when either changes. */
 export function load_lists(this: Plugin): void {
   const read = (file: string): string[] => (this.config.get(file, 'data', () => this.load_lists()) as string[] | null) ?? []
-  const admin = parseWhitelist(read(WHITELIST_FILE), WHITELIST_FILE)
-  const shipped = parseProviders(read(PROVIDERS_FILE), PROVIDERS_FILE)
+  const admin = parseWhitelist(read(FILES.whitelist), FILES.whitelist)
+  const shipped = parseProviders(read(FILES.providers), FILES.providers)
   for (const e of [...admin.errors, ...shipped.errors]) this.logerror(`${e.origin}: ignoring "${e.text}": ${e.message}`)
   const { config } = this.sg.deps
   const providers = new ProviderIndex(shipped.providers, (p) => config.providers[p.id] ?? p.action)

@@ -5,7 +5,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import harakaConfig from 'haraka-config'
 import { promises as dnsp } from 'node:dns'
-import { INI_BOOLEANS, parseConfig, type Config } from '../config'
+import { FILES, INI_BOOLEANS, parseConfig, type Config } from '../config'
+
+export { FILES }
 import type { RedisClient } from '../haraka'
 import { SpfGuardCache, type Deps } from '../plan'
 import { parseProviders, ProviderIndex, type ParsedProviders } from '../providers'
@@ -14,12 +16,6 @@ import { compileWhitelist, parseWhitelist, type ParsedList } from '../whitelist'
 
 /** The installed package's root: its config/ holds the shipped defaults. */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..', '..')
-
-export const FILES = {
-  ini: 'smart-greylist.ini',
-  whitelist: 'smart-greylist.whitelist',
-  providers: 'smart-greylist.providers',
-} as const
 
 export class Context {
   private readonly cfg: { get(name: string, opts?: unknown): unknown; overrides_path?: string }

@@ -83,7 +83,7 @@ if awl ~= '' and awlpasses > 0 then
   redis.call('HSET', awl, 'i', ARGV[7], 'd', string.match(ARGV[8], '@(.*)$') or '')
   redis.call('PEXPIRE', awl, ARGV[6])
 end
-local waited = math.floor((now - first) / 1000)
+local waited = math.floor((now - first) / 1000 + 0.5)
 local bucket = 'inf'
 for _, b in ipairs(buckets) do
   if waited <= b then bucket = tostring(b) break end

@@ -80,6 +80,16 @@ describe('smart-greylist in a running Haraka', function () {
       assert.ok(is451(t.rcpt[1].code, t.rcpt[1].text))
     })
 
+    it('groups an IPv6 client by its /64', async () => {
+      const from = sender()
+      const first = await deliver(stack.haraka.port, { clientIp: '2a00:6020:1000:40::25', from, to: ['bob@example.com'] })
+      assert.ok(is451(first.rcpt[0].code, first.rcpt[0].text))
+      await sleep(DELAY_S * 1000 + 200)
+      const retry = await deliver(stack.haraka.port, { clientIp: '2a00:6020:1000:40::99', from, to: ['bob@example.com'] })
+      assert.equal(retry.rcpt[0].code, 250)
+      assert.match(stack.haraka.linesMatching(new RegExp(`from=<${from.replace(/\./g, '\\.')}>`))[0], /identity=net:2a00:6020:1000:40::\/64/)
+    })
+
     it('greylists the null sender like any other sender', async () => {
       const t = await deliver(stack.haraka.port, { clientIp: '85.214.133.5', from: '', to: ['bob@example.com'] })
       assert.ok(is451(t.rcpt[0].code, t.rcpt[0].text))

@@ -87,6 +87,12 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     assert.equal((msg as { code: number }).code, 451)
   })
 
+  it('never defers in shadow mode, not even on failure with on_error = defer', async () => {
+    const plugin = makePlugin(plain('on_error=defer\nmode=shadow\n'))
+    const { rc } = await callRcptOk(plugin, withFcrdns(connection({ ip: '85.214.132.10' })), 'bob@example.com')
+    assert.equal(rc, undefined)
+  })
+
   it('with defer_at = data, continues at RCPT and defers at DATA', async () => {
     const plugin = makePlugin(plain('defer_at=data\n'), db)
     const conn = withFcrdns(connection({ ip: '85.214.132.10' }))

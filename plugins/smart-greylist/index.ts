@@ -161,7 +161,10 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
       if (on_error === 'accept') plugin.sg.deps.store.noteFailOpen()
       connection.transaction?.results.add(plugin, { err: `${kind}: ${message}` })
       connection.logerror(plugin, `error (${kind}): ${message}; on_error=${on_error}`)
-      if (on_error === 'defer') return once(constants.denysoft, deferReply(plugin.sg.deps.config))
+      // Shadow mode never defers, not even on failure: it is there to measure.
+      if (on_error === 'defer' && plugin.sg.deps.config.main.mode !== 'shadow') {
+        return once(constants.denysoft, deferReply(plugin.sg.deps.config))
+      }
       once()
     })
 }

@@ -73,6 +73,22 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     assert.equal(conn2.transaction!.results.get(plugin)!.whitelist, 'ip:40.107.0.0/16')
   })
 
+  it('takes odd but legal envelopes and HELO names without failing (address literals, quoted local parts, the null sender)', async () => {
+    const plugin = makePlugin(plain(), db)
+    const cases: [string, string][] = [
+      ['"john smith"@example.org', '[85.214.132.10]'],
+      ['user@[85.214.132.10]', 'not a hostname!'],
+      ['<>', '[IPv6:2a00:6020::1]'],
+      ['x@xn--bcher-kva.example', 'xn--bcher-kva.example'],
+    ]
+    for (const [from, helo] of cases) {
+      const conn = withFcrdns(connection({ ip: '85.214.132.10', from, helo }))
+      const { rc } = await callRcptOk(plugin, conn, 'bob@example.com')
+      assert.equal(rc, constants.denysoft, `${from} / ${helo}: ${JSON.stringify(conn.transaction!.results.get(plugin))}`)
+      assert.deepEqual(conn.transaction!.results.get(plugin)!.err, [], `${from} / ${helo}: no internal error`)
+    }
+  })
+
   it('fails open without Redis, recording the error', async () => {
     const plugin = makePlugin(plain())
     const conn = withFcrdns(connection({ ip: '85.214.132.10' }))

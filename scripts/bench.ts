@@ -2,17 +2,17 @@
 // loopback, Redis memory per pending tuple, and whitelist lookup cost against list size.
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
-import { parseIp } from '../plugins/smart-greylist/ip'
-import { tupleKey } from '../plugins/smart-greylist/keys'
-import { TupleStore } from '../plugins/smart-greylist/store'
-import { compileWhitelist, parseWhitelist } from '../plugins/smart-greylist/whitelist'
-import { timingFrom } from '../plugins/smart-greylist/decision'
-import { DEFAULTS } from '../plugins/smart-greylist/config'
+import { parseIp } from '../plugins/smart-greylist/core/ip'
+import { tupleKey } from '../plugins/smart-greylist/core/keys'
+import { DecisionStore } from '../plugins/smart-greylist/adapters/redis-decision'
+import { compileWhitelist, parseWhitelist } from '../plugins/smart-greylist/core/whitelist'
+import { timingFrom } from '../plugins/smart-greylist/core/decision'
+import { DEFAULTS } from '../plugins/smart-greylist/core/settings'
 import { callRcptOk, configDir, connection, makePlugin } from '../test/helpers/fixtures'
 import { connectRedis } from '../test/helpers/redis'
 import { startPrivateRedis } from './redis-server'
 import { DnsServer } from '../test/helpers/dns-server'
-import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/providers'
+import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/core/providers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { useDnsServer } = require('../../test/e2e/dns-preload.js') as { useDnsServer(server: string): void }
@@ -93,7 +93,7 @@ function poolScaling(): Record<string, number>[] {
 async function memoryPerTuple(port: number, n: number): Promise<Record<string, number>> {
   const db = await connectRedis(port)
   await db.flushDb()
-  const store = new TupleStore(() => db, () => 5000)
+  const store = new DecisionStore(() => db, () => 5000)
   const timing = timingFrom(DEFAULTS)
   const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await db.info('memory'))![1])
   const before = await used()

@@ -2,67 +2,43 @@
 // What is decided lives in recipient.ts and the pure modules it calls.
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
-import { DEFAULTS, FILES, INI_BOOLEANS, parseConfig, type Config } from './config'
-import { makeResolver } from './dns'
-import { addressOf, type Address, type Connection, type Next, type RedisClient, type ServerLike } from './haraka'
-import { identityText } from './identity'
-import { parseProviders, ProviderIndex } from './providers'
-import { SpfGuardCache, type Deps } from './plan'
-import { decideRecipient, NOTE, type Outcome } from './recipient'
-import { StoreError, TupleStore } from './store'
-import { compileWhitelist, parseWhitelist, Whitelist } from './whitelist'
-
-interface HarakaConfig {
-  get(name: string, opts?: unknown, cb?: () => void): unknown
-}
+import tlds from 'haraka-tld'
+import type { Config } from './core/settings'
+import { identityText } from './core/identity'
+import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
+import { decideRecipient, transactionNote, type RecipientDecision } from './adapters/haraka-recipient'
+import { closeRedis, openRedis, redisTarget, StoreError } from './adapters/redis-client'
+import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps } from './setup'
 
 /** What Haraka gives a plugin object, plus the state this plugin keeps on it. */
 interface Plugin {
   name: string
-  config: HarakaConfig
-  cfg?: Record<string, Record<string, unknown>>
+  config: ConfigReader
   db?: RedisClient
-  inherits(name: string): void
-  merge_redis_ini(): void
-  get_redis_client(opts: unknown): Promise<RedisClient>
   register_hook(hook: string, method: string): void
   loginfo(msg: string): void
   logwarn(msg: string): void
   logerror(msg: string): void
   sg: PluginState
-  load_smart_greylist_ini(): void
-  load_lists(): void
+  sg_load(): void
   sg_connect_redis(): void
 }
 
 interface PluginState {
   deps: Deps
+  /** The client options the current connection was made with; a change reconnects. */
+  redisOptions?: Record<string, unknown>
   connecting: boolean
+  /** init_master/init_child ran: connecting is allowed (not while Haraka only loads plugins). */
+  started?: boolean
   retryTimer?: NodeJS.Timeout
 }
 
 export function register(this: Plugin): void {
-  this.inherits('haraka-plugin-redis')
-  const store = new TupleStore(
-    () => this.db,
-    () => this.sg.deps.config.redis.timeout_ms,
-  )
-  this.sg = {
-    deps: {
-      config: DEFAULTS,
-      whitelist: new Whitelist([]),
-      providers: new ProviderIndex([]),
-      store,
-      resolver: makeResolver(DEFAULTS.dns.timeout_ms),
-      guard: new SpfGuardCache(
-        () => store,
-        () => ({ prefix: this.sg.deps.config.redis.prefix, ttlMs: this.sg.deps.config.identity.spf_guard_ttl * 1000 }),
-      ),
-      now: Date.now,
-    },
-    connecting: false,
-  }
-  this.load_smart_greylist_ini()
+  this.sg = { deps: undefined as unknown as Deps, connecting: false }
+  this.sg_load()
+  // The public-suffix list loads asynchronously; until then no entry can be judged against it.
+  tlds.ready.then(() => this.sg_load()).catch(() => undefined)
   this.register_hook('init_master', 'sg_init_redis')
   this.register_hook('init_child', 'sg_init_redis')
   this.register_hook('rcpt_ok', 'sg_rcpt_ok')
@@ -70,60 +46,37 @@ export function register(this: Plugin): void {
   this.register_hook('data_post', 'sg_data_post')
 }
 
-export function load_smart_greylist_ini(this: Plugin): void {
-  const raw = this.config.get(FILES.ini, { booleans: INI_BOOLEANS }, () =>
-    this.load_smart_greylist_ini(),
-  ) as Record<string, Record<string, unknown>>
-  let config = this.sg.deps.config
-  try {
-    config = parseConfig(raw)
-  } catch (err) {
-    // Keep serving with the last good settings rather than with half of a bad edit.
-    this.logerror(`${(err as Error).message}; keeping the previous settings`)
+/** (Re)loads settings and lists; haraka-config calls it again whenever one of the files changes. */
+export function sg_load(this: Plugin): void {
+  const loaded = load(sourcesForPlugin(this.config), this.sg.deps?.config, () => this.sg_load())
+  for (const p of loaded.problems) this.logerror(p)
+  // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
+  this.sg.deps = buildDeps(loaded, { client: () => this.db })
+  const target = redisTarget(loaded.redis)
+  if (this.sg.redisOptions && redisTarget(this.sg.redisOptions) !== target && this.db) {
+    this.loginfo(`Redis settings changed: reconnecting to ${target}`)
+    const old = this.db
+    this.db = undefined
+    void closeRedis(old)
   }
-  this.sg.deps = { ...this.sg.deps, config, resolver: makeResolver(config.dns.timeout_ms) }
-  this.cfg = { ...raw, redis: { ...(raw?.redis ?? {}) } }
-  this.merge_redis_ini()
-  this.load_lists()
-}
-
-/** Both list files; each is re-read (and both recompiled) when either changes. */
-export function load_lists(this: Plugin): void {
-  const read = (file: string): string[] => (this.config.get(file, 'data', () => this.load_lists()) as string[] | null) ?? []
-  const admin = parseWhitelist(read(FILES.whitelist), FILES.whitelist)
-  const shipped = parseProviders(read(FILES.providers), FILES.providers)
-  for (const e of [...admin.errors, ...shipped.errors]) this.logerror(`${e.origin}: ignoring "${e.text}": ${e.message}`)
-  const { config } = this.sg.deps
-  const providers = new ProviderIndex(shipped.providers, (p) => config.providers[p.id] ?? p.action)
-  this.sg.deps = { ...this.sg.deps, whitelist: compileWhitelist([admin]), providers }
+  this.sg.redisOptions = loaded.redis
+  if (!this.db && this.sg.started) this.sg_connect_redis()
   this.loginfo(
-    `whitelist loaded: ${admin.entries.length} entries; providers: ${shipped.providers.length} (${providers.ranges} ranges)`,
+    `loaded: whitelist ${loaded.admin.entries.length} entries; providers ${loaded.providerList.length} (${loaded.providers.ranges} ranges); redis ${target}`,
   )
 }
 
 // Start-up never waits for Redis: with Redis down, Haraka still starts and fails open.
-export function sg_init_redis(this: Plugin, next: Next, server: ServerLike): void {
+export function sg_init_redis(this: Plugin, next: Next): void {
   next()
-  const shared = server?.notes?.redis as RedisClient | undefined
-  if (shared && this.cfg?.redis?.database === undefined) {
-    this.db = shared
-    return
-  }
+  this.sg.started = true
   this.sg_connect_redis()
 }
 
 export function sg_connect_redis(this: Plugin): void {
-  if (this.db || this.sg.connecting) return
+  if (this.db || this.sg.connecting || !this.sg.redisOptions) return
   this.sg.connecting = true
-  const { prefix: _p, timeout_ms: _t, ...opts } = (this.cfg?.redis ?? {}) as Record<string, unknown>
-  const socket = (opts.socket ?? {}) as Record<string, unknown>
-  const clientOpts = {
-    ...opts,
-    // A command issued while disconnected fails at once instead of queueing past its timeout.
-    disableOfflineQueue: true,
-    socket: { connectTimeout: 2000, ...socket, reconnectStrategy: (n: number) => Math.min(100 * 2 ** n, 5000) },
-  }
-  this.get_redis_client(clientOpts)
+  openRedis(this.sg.redisOptions, this)
     .then((client) => {
       this.db = client
     })
@@ -141,7 +94,7 @@ export function shutdown(this: Plugin): void {
   if (this.sg?.retryTimer) clearTimeout(this.sg.retryTimer)
   const db = this.db
   this.db = undefined
-  if (db?.quit && db.isOpen !== false) db.quit().catch(() => undefined)
+  void closeRedis(db)
 }
 
 /** Calls next exactly once and turns any failure into the configured on_error answer. */
@@ -158,7 +111,7 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
       const kind = err instanceof StoreError ? `redis_${err.kind}` : 'internal'
       const message = err instanceof Error ? err.message : String(err)
       const { on_error } = plugin.sg.deps.config.main
-      if (on_error === 'accept') plugin.sg.deps.store.noteFailOpen()
+      if (on_error === 'accept') plugin.sg.deps.decisions.noteFailOpen()
       connection.transaction?.results.add(plugin, { err: `${kind}: ${message}` })
       connection.logerror(plugin, `error (${kind}): ${message}; on_error=${on_error}`)
       // Shadow mode never defers, not even on failure: it is there to measure.
@@ -173,34 +126,28 @@ function deferReply(config: Config): unknown {
   return DSN.sec_unauthorized(config.main.text, 451)
 }
 
-interface TxnNote {
-  defer?: boolean
-  /** What accepted recipients got, for the X-Greylist header. */
-  passed?: Outcome[]
-}
-
 export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcpt: Address): void {
   guarded(this, connection, next, async () => {
     const txn = connection.transaction
     if (!txn) return []
-    const { config, store } = this.sg.deps
+    const deps = this.sg.deps
+    const { config } = deps
     const shadow = config.main.mode === 'shadow'
-    const outcome = await decideRecipient(this.sg.deps, connection, rcpt, shadow)
-    record(this, connection, rcpt, outcome, shadow)
-    const note = ((txn.notes[NOTE] as TxnNote | undefined) ?? {}) as TxnNote
-    txn.notes[NOTE] = note
-    if (outcome.kind !== 'tuple') {
+    const decision = await decideRecipient(deps, connection, rcpt, shadow)
+    record(this, connection, rcpt, decision, shadow)
+    const note = transactionNote(txn)
+    if (decision.kind !== 'tuple') {
       const stats = { prefix: config.redis.prefix, shadow, ttlDays: config.stats.days }
-      const field = outcome.kind === 'skip' ? `skip:${outcome.reason}` : `wl:${outcome.what}`
+      const field = decision.kind === 'skip' ? `skip:${decision.reason}` : `wl:${decision.what}`
       // Counting is best effort and must not hold the recipient.
-      store.count(field, this.sg.deps.now(), stats).catch(() => undefined)
+      deps.decisions.count(field, deps.now(), stats).catch(() => undefined)
     }
-    if (outcome.kind !== 'tuple' || outcome.verdict.action !== 'defer' || shadow) {
-      if (outcome.kind !== 'skip') note.passed = [...(note.passed ?? []), outcome]
+    if (decision.kind !== 'tuple' || decision.verdict.action !== 'defer' || shadow) {
+      if (decision.kind !== 'skip') note.accepted.push(decision)
       return []
     }
     if (config.main.defer_at === 'data') {
-      note.defer = true
+      note.deferAtData = true
       return []
     }
     return [constants.denysoft, deferReply(config)]
@@ -208,8 +155,8 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
 }
 
 export function sg_data(this: Plugin, next: Next, connection: Connection): void {
-  const note = connection.transaction?.notes[NOTE] as TxnNote | undefined
-  if (this.sg.deps.config.main.defer_at === 'data' && note?.defer) {
+  const txn = connection.transaction
+  if (this.sg.deps.config.main.defer_at === 'data' && txn && transactionNote(txn).deferAtData) {
     return next(constants.denysoft, deferReply(this.sg.deps.config))
   }
   next()
@@ -217,28 +164,28 @@ export function sg_data(this: Plugin, next: Next, connection: Connection): void 
 
 export function sg_data_post(this: Plugin, next: Next, connection: Connection): void {
   const txn = connection.transaction
-  const note = txn?.notes[NOTE] as TxnNote | undefined
-  if (this.sg.deps.config.main.header && txn?.add_header && note?.passed?.length) {
-    const value = headerValue(note.passed, this.sg.deps.config.main.mode === 'shadow')
+  const accepted = txn ? transactionNote(txn).accepted : []
+  if (this.sg.deps.config.main.header && txn?.add_header && accepted.length) {
+    const value = headerValue(accepted, this.sg.deps.config.main.mode === 'shadow')
     if (value) txn.add_header('X-Greylist', value)
   }
   next()
 }
 
 /** One header for the message: the longest delay, else the whitelist entry, else why it passed. */
-export function headerValue(passed: readonly Outcome[], shadow: boolean): string | null {
-  const tuples = passed.filter((o): o is Extract<Outcome, { kind: 'tuple' }> => o.kind === 'tuple')
-  const delayed = tuples.filter((o) => o.verdict.outcome === 'retry').sort((a, b) => b.verdict.waitedMs - a.verdict.waitedMs)[0]
+export function headerValue(passed: readonly RecipientDecision[], shadow: boolean): string | null {
+  const tuples = passed.filter((o): o is Extract<RecipientDecision, { kind: 'tuple' }> => o.kind === 'tuple')
+  const delayed = tuples.filter((o) => o.verdict.status === 'retry').sort((a, b) => b.verdict.waitedMs - a.verdict.waitedMs)[0]
   if (delayed) return `delayed ${secs(delayed.verdict.waitedMs)} seconds by smart-greylist; identity=${identityText(delayed.identity)}`
-  const listed = passed.find((o): o is Extract<Outcome, { kind: 'whitelist' }> => o.kind === 'whitelist')
+  const listed = passed.find((o): o is Extract<RecipientDecision, { kind: 'whitelist' }> => o.kind === 'whitelist')
   if (listed) return `passed by smart-greylist; whitelist entry ${listed.entry} (${listed.origin})`
   const first = tuples[0]
   if (!first) return null
-  const why = shadow && first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.outcome === 'awl' ? 'auto-whitelisted' : 'known sender'
+  const why = shadow && first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.status === 'awl' ? 'auto-whitelisted' : 'known sender'
   return `passed by smart-greylist; ${why}; identity=${identityText(first.identity)}`
 }
 
-function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Outcome, shadow: boolean): void {
+function record(plugin: Plugin, connection: Connection, rcpt: Address, o: RecipientDecision, shadow: boolean): void {
   const txn = connection.transaction
   if (!txn) return
   const envelope = `from=<${addressOf(txn.mail_from)}> to=<${addressOf(rcpt)}>`
@@ -254,11 +201,11 @@ function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Outcom
     case 'tuple': {
       const { verdict: v } = o
       const id = identityText(o.identity)
-      const result = v.action === 'defer' ? { fail: `greylisted:${v.outcome}` } : { pass: `greylist:${v.outcome}` }
+      const result = v.action === 'defer' ? { fail: `greylisted:${v.status}` } : { pass: `greylist:${v.status}` }
       txn.results.add(plugin, { ...result, identity: id, identity_reason: o.identity.reason, ...(shadow ? { shadow: true } : {}) })
       const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
       const action = v.action === 'defer' && shadow ? 'shadow-defer' : v.action
-      connection.loginfo(plugin, `${action} reason=${v.outcome} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}`)
+      connection.loginfo(plugin, `${action} reason=${v.status} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}`)
     }
   }
 }

@@ -19,6 +19,7 @@ declare module 'haraka-dsn' {
 declare module 'haraka-tld' {
   export const ready: Promise<void>
   export function get_organizational_domain(host: string): string | null
+  export function is_public_suffix(host: string): boolean
 }
 
 declare module 'haraka-plugin-spf/lib/spf' {

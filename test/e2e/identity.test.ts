@@ -2,7 +2,7 @@
 // rewritten per attempt, and the auto-whitelist, through a real Haraka, Redis and loopback DNS.
 import assert from 'node:assert/strict'
 import { connectRedis } from '../helpers/redis'
-import { spfGuardKey } from '../../plugins/smart-greylist/keys'
+import { spfGuardKey } from '../../plugins/smart-greylist/core/keys'
 import { deliver, type Envelope } from '../helpers/smtp'
 import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'

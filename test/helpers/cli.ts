@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import path from 'node:path'
 import { ROOT } from './haraka'
 
-export const BIN = path.join(ROOT, 'dist', 'plugins', 'smart-greylist', 'cli', 'main.js')
+export const BIN = path.join(ROOT, 'dist', 'cli', 'main.js')
 
 export interface CliResult {
   code: number

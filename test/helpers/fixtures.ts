@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import type { RedisClient } from '../../plugins/smart-greylist/haraka'
+import type { RedisClient } from '../../plugins/smart-greylist/adapters/haraka-types'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const fixtures = require('haraka-test-fixtures') as {

@@ -1,5 +1,5 @@
 // A Redis client for tests, made by haraka-plugin-redis exactly as the plugin gets its own.
-import type { RedisClient } from '../../plugins/smart-greylist/haraka'
+import type { RedisClient } from '../../plugins/smart-greylist/adapters/haraka-types'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const harakaRedis = require('haraka-plugin-redis') as {

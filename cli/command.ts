@@ -1,0 +1,39 @@
+// The shape every subcommand of `smart-greylist` declares; help is generated from it.
+import type { ParseArgsConfig } from 'node:util'
+
+/** 0 ok, 1 a finding (see the command), 2 usage error or failure, 3 an answer needs Redis, which is unreachable. */
+export const EXIT = { ok: 0, finding: 1, failure: 2, unknown: 3 } as const
+
+export class UsageError extends Error {}
+
+export interface Io {
+  out(line: string): void
+  err(line: string): void
+}
+
+export interface Command {
+  /** Words that select it, e.g. "pools refresh". */
+  readonly name: string
+  readonly summary: string
+  /** Usage line after the command name. */
+  readonly usage: string
+  /** Longer description, one string per paragraph. */
+  readonly description?: readonly string[]
+  readonly options: NonNullable<ParseArgsConfig['options']>
+  /** Explanations of the options, by name. */
+  readonly optionHelp: Readonly<Record<string, string>>
+  readonly allowPositionals?: boolean
+  run(values: Record<string, unknown>, positionals: string[], io: Io): Promise<number>
+}
+
+export const COMMON_OPTIONS = {
+  config: { type: 'string', default: './config' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const
+
+export const COMMON_HELP: Readonly<Record<string, string>> = {
+  config: 'directory holding smart-greylist.ini, the lists and redis.ini (default ./config)',
+  json: 'print the result as JSON',
+  help: 'show this help',
+}

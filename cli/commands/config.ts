@@ -1,0 +1,36 @@
+// `smart-greylist config check`: what the plugin would log when it loads this directory.
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command } from '../command'
+import { Context, FILES } from '../context'
+
+export const configCheck: Command = {
+  name: 'config check',
+  summary: 'report unknown or bad settings and list lines, as the plugin would log them',
+  usage: '[--config DIR] [--json]',
+  description: [
+    `Reads ${FILES.ini}, ${FILES.redis}, ${FILES.whitelist}, ${FILES.providers} and ${FILES.providersLocal}`,
+    'exactly as the plugin does. Exit 0: nothing to report; 1: problems (each with its file and key or line).',
+  ],
+  options: { ...COMMON_OPTIONS },
+  optionHelp: COMMON_HELP,
+  async run(values, _pos, io) {
+    const ctx = new Context(String(values.config))
+    const loaded = await ctx.load()
+    const summary = {
+      config: ctx.dir,
+      whitelistEntries: loaded.admin.entries.length,
+      providers: loaded.providerList.length,
+      providerRanges: loaded.providers.ranges,
+      redis: loaded.redis,
+      problems: loaded.problems,
+    }
+    if (values.json) io.out(JSON.stringify(summary, (k, v) => (k === 'password' ? '***' : v), 2))
+    else {
+      for (const p of loaded.problems) io.out(p)
+      io.out(
+        `${loaded.problems.length ? `${loaded.problems.length} problem(s)` : 'no problems'}; whitelist ${summary.whitelistEntries} entries, ` +
+          `providers ${summary.providers} (${summary.providerRanges} ranges)`,
+      )
+    }
+    return loaded.problems.length ? EXIT.finding : EXIT.ok
+  },
+}

@@ -1,0 +1,129 @@
+// `smart-greylist pools list | refresh`: the shipped provider data, and rebuilding its ranges
+// from the providers' published SPF records.
+import { parseProviders, sortRanges, writeRanges, type Provider } from '../../plugins/smart-greylist/core/providers'
+import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
+import { walkSpf, type TxtResolver } from '../../plugins/smart-greylist/adapters/spf-walk'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { Context, FILES } from '../context'
+
+export const poolsList: Command = {
+  name: 'pools list',
+  summary: 'show the providers, the action each gets, and their ranges',
+  usage: '[--config DIR] [--json]',
+  options: { ...COMMON_OPTIONS },
+  optionHelp: COMMON_HELP,
+  async run(values, _pos, io) {
+    const ctx = new Context(String(values.config))
+    const { config, providers, providerList, problems } = await ctx.load()
+    const listProblems = problems.filter((p) => p.includes(FILES.providers))
+    for (const p of listProblems) io.err(p)
+    const rows = providerList.map((p) => {
+      const chosen = providers.actionOf(p.id) ?? 'off'
+      const action = chosen === 'skip' && !config.whitelist.providers ? 'group' : chosen
+      return { id: p.id, name: p.name, action, ranges: p.ips.length, updated: p.updated, from: p.origin.replace(/:\d+$/, ''), hosts: p.hosts, spf: p.spf, source: p.source }
+    })
+    if (values.json) io.out(JSON.stringify({ providers: rows }, null, 2))
+    else {
+      for (const r of rows) io.out(`${r.id.padEnd(12)} ${r.action.padEnd(6)} ${String(r.ranges).padStart(4)} ranges (${r.from}, ${r.updated ?? 'by hand'})  ${r.hosts.join(' ')}`)
+    }
+    return listProblems.length ? EXIT.finding : EXIT.ok
+  },
+}
+
+export const poolsRefresh: Command = {
+  name: 'pools refresh',
+  summary: "rebuild each provider's ranges from its SPF record (include: chains over DNS)",
+  usage: '[--config DIR] [--dns SERVER] [--timeout-ms MS] [--dry-run] [--json]',
+  description: [
+    "For every provider with an spf = line, follows the record's include: and redirect= chains and",
+    'collects the ip4:/ip6: ranges. A provider whose lookup fails, or yields nothing, keeps the ranges',
+    'it had. Changed ranges are written to DIR/smart-greylist.providers.local with the day (every other',
+    'line of that file is kept), which a running Haraka picks up without a restart; the shipped',
+    'smart-greylist.providers is never written, and an upgrade whose data is newer wins over a refresh.',
+    'Exit 0: all refreshed; 1: some kept their old ranges.',
+  ],
+  options: {
+    ...COMMON_OPTIONS,
+    dns: { type: 'string', multiple: true },
+    'dry-run': { type: 'boolean', default: false },
+    'timeout-ms': { type: 'string', default: '5000' },
+  },
+  optionHelp: {
+    ...COMMON_HELP,
+    dns: 'ask this DNS server instead of the system resolver (repeatable)',
+    'dry-run': 'report the changes without writing the file',
+    'timeout-ms': 'bound for each DNS query (default 5000)',
+  },
+  async run(values, _pos, io) {
+    const ctx = new Context(String(values.config))
+    const timeoutMs = Number(values['timeout-ms'])
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms takes a positive number')
+    const resolver = makeResolver(2 * timeoutMs, values.dns as string[] | undefined)
+    const { providerList: providers, problems } = await ctx.load()
+    const listProblems = problems.filter((p) => p.includes(FILES.providers) && p.includes('ignoring'))
+    if (listProblems.length) {
+      for (const p of listProblems) io.err(p)
+      return EXIT.failure
+    }
+    const lines = ctx.ownLines(FILES.providersLocal)
+    const fresh = new Map<string, string[]>()
+    const report: Record<string, unknown>[] = []
+    let failed = 0
+    for (const p of providers.filter((x) => x.spf.length)) {
+      const r = await refreshOne(p, resolver, timeoutMs)
+      if ('error' in r) {
+        failed++
+        report.push({ id: p.id, status: 'kept', error: r.error, ranges: p.ips.length })
+        continue
+      }
+      const before = new Set(p.ips.map(canonical))
+      const after = new Set(r.ranges)
+      const added = sortRanges(r.ranges.filter((x) => !before.has(x)))
+      const removed = sortRanges([...before].filter((x) => !after.has(x)))
+      if (added.length || removed.length) fresh.set(p.id, r.ranges)
+      report.push({ id: p.id, status: added.length || removed.length ? 'changed' : 'unchanged', ranges: r.ranges.length, added, removed, ignored: r.ignored })
+    }
+    const text = writeRanges(lines, fresh, new Date().toISOString().slice(0, 10)).join('\n')
+    const changed = report.some((r) => r.status === 'changed')
+    // What is about to be written must read back cleanly with the plugin's own parser.
+    const check = parseProviders(text.split('\n'), FILES.providersLocal)
+    if (check.errors.length) throw new Error(`refusing to write: ${check.errors[0].origin}: ${check.errors[0].message}`)
+    let written: string | null = null
+    if (changed && !values['dry-run']) written = ctx.writeAtomic(FILES.providersLocal, text.endsWith('\n') ? text : `${text}\n`)
+    if (values.json) io.out(JSON.stringify({ written, providers: report }, null, 2))
+    else {
+      for (const r of report) {
+        if (r.status === 'kept') io.out(`${String(r.id).padEnd(12)} kept ${r.ranges} ranges: ${r.error}`)
+        else {
+          const a = r.added as string[]
+          const d = r.removed as string[]
+          io.out(`${String(r.id).padEnd(12)} ${r.status}: ${r.ranges} ranges${a.length ? ` +${a.join(' +')}` : ''}${d.length ? ` -${d.join(' -')}` : ''}`)
+        }
+      }
+      io.out(written ? `wrote ${written}` : changed ? 'dry run: nothing written' : 'no changes')
+    }
+    return failed ? EXIT.finding : EXIT.ok
+  },
+}
+
+function canonical(range: string): string {
+  const [addr, len] = range.split('/')
+  return `${addr.toLowerCase()}/${len ?? (addr.includes(':') ? '128' : '32')}`
+}
+
+async function refreshOne(p: Provider, resolver: TxtResolver, timeoutMs: number): Promise<{ ranges: string[]; ignored: string[] } | { error: string }> {
+  try {
+    const ranges = new Set<string>()
+    const ignored: string[] = []
+    for (const root of p.spf) {
+      const r = await walkSpf(root, resolver, { maxLookups: 50, timeoutMs })
+      r.ranges.forEach((x) => ranges.add(x))
+      ignored.push(...r.ignored)
+    }
+    if (!ranges.size) return { error: 'the SPF records list no ip4/ip6 ranges' }
+    return { ranges: [...ranges], ignored }
+  } catch (err) {
+    const e = err as { code?: string; message?: string }
+    return { error: e.code ? `${e.code} ${e.message ?? ''}`.trim() : String(e.message ?? err) }
+  }
+}

@@ -1,0 +1,67 @@
+// `smart-greylist stats`: the plugin's daily counters, the delay greylisting added, and the
+// identities it delayed most.
+import { dayOf, delayPercentile, mergeDays, parseDay, statsKeys, type DayStats } from '../../plugins/smart-greylist/core/stats'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { Context } from '../context'
+
+export const stats: Command = {
+  name: 'stats',
+  summary: 'daily counters: deferred, accepted after a delay, whitelisted, fail-open; delay added',
+  usage: '[--days N] [--config DIR] [--json]',
+  description: [
+    'Days are UTC. Delays are those of mail accepted after greylisting (first retry of a tuple); the',
+    'median and p90 are read from a histogram and given as the upper bound of their bucket.',
+  ],
+  options: { ...COMMON_OPTIONS, days: { type: 'string', default: '7' } },
+  optionHelp: { ...COMMON_HELP, days: 'how many days back, today included (default 7)' },
+  async run(values, _pos, io) {
+    const days = Number(values.days)
+    if (!Number.isInteger(days) || days < 1 || days > 400) throw new UsageError('--days takes a whole number from 1 to 400')
+    const ctx = new Context(String(values.config))
+    return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
+      const prefix = deps.config.redis.prefix
+      const now = deps.now()
+      const rows: DayStats[] = []
+      const identities = new Map<string, number>()
+      for (let i = 0; i < days; i++) {
+        const t = now - i * 86_400_000
+        const keys = statsKeys(prefix, t)
+        rows.push(parseDay(dayOf(t), await admin.hash(keys.counters)))
+        for (const { value, score } of await admin.topIdentities(keys.identities, 100)) {
+          identities.set(value, (identities.get(value) ?? 0) + score)
+        }
+      }
+      const total = mergeDays(rows)
+      const delay = {
+        median: delayPercentile(total.delay.buckets, 0.5, total.delay.maxSeconds),
+        p90: delayPercentile(total.delay.buckets, 0.9, total.delay.maxSeconds),
+        max: total.delay.count ? total.delay.maxSeconds : null,
+        mean: total.delay.count ? Math.round(total.delay.sumSeconds / total.delay.count) : null,
+      }
+      const top = [...identities].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([identity, deferred]) => ({ identity, deferred }))
+      if (values.json) {
+        io.out(JSON.stringify({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top }, null, 2))
+        return EXIT.ok
+      }
+      io.out('day          deferred  accepted-after-delay  known  whitelisted  auto-wl  shadow  fail-open')
+      for (const r of [...rows, total]) {
+        const wl = Object.values(r.whitelisted).reduce((a, b) => a + b, 0)
+        io.out(
+          `${r.day.padEnd(12)} ${String(r.deferred).padStart(8)}  ${String(r.acceptedAfterDelay).padStart(20)}  ${String(r.known).padStart(5)}  ${String(wl).padStart(11)}  ${String(r.autoWhitelisted).padStart(7)}  ${String(r.shadow).padStart(6)}  ${String(r.failOpen).padStart(9)}`,
+        )
+      }
+      const by = (o: Record<string, number>): string => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
+      io.out(`deferred by state: ${by(total.deferredBy)}`)
+      io.out(`whitelisted by kind: ${by(total.whitelisted)}`)
+      io.out(`skipped: ${by(total.skipped)}`)
+      io.out(
+        delay.max === null
+          ? 'delay added: no mail was accepted after a delay'
+          : `delay added: median <= ${delay.median} s, p90 <= ${delay.p90} s, max ${delay.max} s, mean ${delay.mean} s (${total.delay.count} messages)`,
+      )
+      io.out('identities delayed most:')
+      for (const t of top) io.out(`  ${String(t.deferred).padStart(6)}  ${t.identity}`)
+      return EXIT.ok
+    })
+  },
+}

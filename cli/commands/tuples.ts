@@ -1,0 +1,84 @@
+// `smart-greylist list` and `smart-greylist flush`: the tuples in Redis, and removing them.
+import { normaliseAddress } from '../../plugins/smart-greylist/core/envelope'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { Context } from '../context'
+
+export const list: Command = {
+  name: 'list',
+  summary: 'list pending or passed tuples, newest first',
+  usage: '--pending|--passed [--limit N] [--config DIR] [--json]',
+  description: ['Scans the keys under the configured prefix (SCAN: Redis is never blocked, but a large database takes a while).'],
+  options: { ...COMMON_OPTIONS, pending: { type: 'boolean', default: false }, passed: { type: 'boolean', default: false }, limit: { type: 'string', default: '20' } },
+  optionHelp: { ...COMMON_HELP, pending: 'tuples waiting for their retry', passed: 'tuples whose retry was accepted', limit: 'at most this many (default 20)' },
+  async run(values, _pos, io) {
+    if (values.pending === values.passed) throw new UsageError('give one of --pending or --passed')
+    const limit = Number(values.limit)
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit takes a positive whole number')
+    const ctx = new Context(String(values.config))
+    return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
+      const now = deps.now()
+      const delay = deps.config.main.delay * 1000
+      const all = (await admin.tuples(deps.config.redis.prefix)).filter((t) => (values.pending ? t.passedAt === null : t.passedAt !== null))
+      const rows = all
+        .sort((a, b) => b.firstSeen - a.firstSeen)
+        .slice(0, limit)
+        .map((t) => ({
+          firstSeen: new Date(t.firstSeen).toISOString(),
+          ...(t.passedAt !== null
+            ? { passedAt: new Date(t.passedAt).toISOString(), delayedSeconds: Math.round((t.passedAt - t.firstSeen) / 1000) }
+            : { retryAcceptedInSeconds: Math.max(0, Math.round((t.firstSeen + delay - now) / 1000)) }),
+          identity: t.identity,
+          sender: t.sender,
+          recipient: t.recipient,
+        }))
+      if (values.json) io.out(JSON.stringify({ total: all.length, tuples: rows }, null, 2))
+      else {
+        for (const r of rows) {
+          const state = 'passedAt' in r ? `passed after ${r.delayedSeconds} s` : r.retryAcceptedInSeconds ? `retry in ${r.retryAcceptedInSeconds} s` : 'retry accepted now'
+          io.out(`${r.firstSeen}  ${state.padEnd(20)} ${r.identity}  <${r.sender}> -> <${r.recipient}>`)
+        }
+        io.out(`${rows.length} of ${all.length} ${values.pending ? 'pending' : 'passed'} tuples`)
+      }
+      return EXIT.ok
+    })
+  },
+}
+
+export const flush: Command = {
+  name: 'flush',
+  summary: 'forget tuples (and auto-whitelist entries) of an identity, a sender, or everything',
+  usage: '--identity ID | --sender ADDR | --all --yes [--config DIR] [--json]',
+  description: [
+    '--identity forgets its tuples and its auto-whitelist entries (ID as in the log, e.g.',
+    'host:outbound.protection.outlook.com); --sender forgets the tuples of that sender (normalised as',
+    'the plugin does); --all --yes forgets all tuples, auto-whitelist entries and SPF verdicts under the',
+    'prefix. Statistics are kept.',
+  ],
+  options: { ...COMMON_OPTIONS, identity: { type: 'string' }, sender: { type: 'string' }, all: { type: 'boolean', default: false }, yes: { type: 'boolean', default: false } },
+  optionHelp: { ...COMMON_HELP, identity: 'an identity, e.g. spf:contoso.com', sender: 'an envelope sender', all: 'everything (needs --yes)', yes: 'confirm --all' },
+  async run(values, _pos, io) {
+    const chosen = [values.identity !== undefined, values.sender !== undefined, values.all === true].filter(Boolean).length
+    if (chosen !== 1) throw new UsageError('give exactly one of --identity, --sender, --all')
+    if (values.all && !values.yes) throw new UsageError('--all forgets every tuple: add --yes to confirm')
+    const ctx = new Context(String(values.config))
+    return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
+      const prefix = deps.config.redis.prefix
+      const store = admin
+      let keys: string[] = []
+      if (values.all) {
+        for (const pattern of [`${prefix}t:*`, `${prefix}a:*`, `${prefix}s:*`]) for await (const batch of store.scan(pattern)) keys.push(...batch)
+      } else if (values.identity !== undefined) {
+        const id = String(values.identity).toLowerCase()
+        keys = (await store.tuples(prefix)).filter((t) => t.identity === id).map((t) => t.key)
+        keys.push(...(await store.awlEntries(prefix)).filter((a) => a.identity === id).map((a) => a.key))
+      } else {
+        const sender = normaliseAddress(String(values.sender))
+        keys = (await store.tuples(prefix)).filter((t) => t.sender === sender).map((t) => t.key)
+      }
+      const removed = await store.del(keys)
+      if (values.json) io.out(JSON.stringify({ removed }))
+      else io.out(`removed ${removed} key${removed === 1 ? '' : 's'}`)
+      return EXIT.ok
+    })
+  },
+}

@@ -1,0 +1,103 @@
+// What every subcommand needs from --config DIR, through the plugin's one setup (setup.ts): the
+// same settings, lists, Redis options and decision code as the plugin. Every session closes what
+// it opened on every path, so no subcommand can hang.
+import fs from 'node:fs'
+import path from 'node:path'
+import tlds from 'haraka-tld'
+import { AdminStore } from '../plugins/smart-greylist/adapters/redis-admin'
+import { closeRedis, openRedis, redisTarget } from '../plugins/smart-greylist/adapters/redis-client'
+import type { RedisClient } from '../plugins/smart-greylist/adapters/haraka-types'
+import { buildDeps, load, sourcesForDir, type ConfigSources, type Deps, type Loaded } from '../plugins/smart-greylist/setup'
+
+export { FILES } from '../plugins/smart-greylist/core/settings'
+
+/** The command's bound for one Redis command: scans and reads may take longer than a decision's. */
+const COMMAND_REDIS_TIMEOUT_MS = 5000
+
+export interface Session {
+  readonly deps: Deps
+  readonly admin: AdminStore
+  /** Why Redis could not be reached; the store then fails every call. */
+  readonly redisError: string | null
+  readonly redisTarget: string
+}
+
+const quiet = { loginfo: () => undefined, logwarn: () => undefined, logerror: () => undefined }
+
+export class Context {
+  readonly sources: ConfigSources
+
+  constructor(readonly dir: string) {
+    this.sources = sourcesForDir(dir)
+  }
+
+  /** Settings and lists as the plugin loads them, with the problems it would log. */
+  async load(): Promise<Loaded> {
+    await tlds.ready
+    return load(this.sources, undefined, undefined, 'command')
+  }
+
+  /** The file as Haraka reads it: the instance's copy, else the package's. */
+  filePath(name: string): string {
+    const own = path.join(this.dir, name)
+    return fs.existsSync(own) ? own : path.join(this.sources.shippedDir, name)
+  }
+
+  /**
+   * The lines of a file the admin owns, as the command will edit it: the instance's copy, else
+   * the package's template (whose comments then start the admin's copy), else nothing.
+   */
+  ownLines(name: string): string[] {
+    const file = this.filePath(name)
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split(/\r?\n/) : []
+  }
+
+  /**
+   * Writes DIR/name through a temporary file and a rename, so Haraka never reads half a file;
+   * an existing file keeps its mode and owner (the command may run as root for a Haraka that
+   * does not), and a symlinked file is written where the link points.
+   */
+  writeAtomic(name: string, text: string): string {
+    const link = path.join(this.dir, name)
+    const file = fs.existsSync(link) ? fs.realpathSync(link) : link
+    const old = fs.existsSync(file) ? fs.statSync(file) : null
+    const tmp = `${file}.${process.pid}.tmp`
+    const fd = fs.openSync(tmp, 'w', old ? old.mode & 0o7777 : 0o644)
+    try {
+      fs.writeFileSync(fd, text)
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    if (old) {
+      fs.chmodSync(tmp, old.mode & 0o7777)
+      if (process.getuid?.() === 0) fs.chownSync(tmp, old.uid, old.gid)
+    }
+    fs.renameSync(tmp, file)
+    return file
+  }
+
+  /**
+   * Runs `work` with the decision code's dependencies and a Redis session; closes Redis however
+   * `work` ends. With `requireRedis`, an unreachable Redis is an error before `work` runs.
+   */
+  async withSession<T>(opts: { dns?: string[]; requireRedis: boolean }, work: (s: Session) => Promise<T>): Promise<T> {
+    const loaded = await this.load()
+    let db: RedisClient | undefined
+    // Built before Redis is opened: a bad --dns fails here with nothing to close.
+    const deps = buildDeps(loaded, { client: () => db, dnsServers: opts.dns, redisTimeoutMs: COMMAND_REDIS_TIMEOUT_MS, readOnly: true })
+    const target = redisTarget(loaded.redis)
+    let redisError: string | null = null
+    try {
+      db = await openRedis(loaded.redis, quiet)
+    } catch (err) {
+      redisError = (err as Error).message || String(err)
+      if (opts.requireRedis) throw new Error(`Redis at ${target} is unreachable: ${redisError}`)
+    }
+    try {
+      return await work({ deps, admin: new AdminStore(() => db, () => COMMAND_REDIS_TIMEOUT_MS), redisError, redisTarget: target })
+    } finally {
+      await closeRedis(db)
+    }
+  }
+}

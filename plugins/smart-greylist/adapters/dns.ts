@@ -1,0 +1,94 @@
+// Forward-confirmed reverse DNS with Node's resolver, bounded in time and in fan-out. DNS
+// errors are classified here: "no such name / no data" is an answer, anything else is an error.
+import { promises as dnsp } from 'node:dns'
+import type { PtrName, RdnsFacts } from '../core/identity'
+import { parseIp, type ParsedIp } from '../core/ip'
+import { withTimeout } from './timeout'
+
+export interface Resolver {
+  reverse(ip: string): Promise<string[]>
+  resolve4(name: string): Promise<string[]>
+  resolve6(name: string): Promise<string[]>
+}
+
+const NO_ANSWER = new Set(['ENOTFOUND', 'ENODATA', 'NXDOMAIN', 'ENONAME'])
+
+function isNoAnswer(err: unknown): boolean {
+  return NO_ANSWER.has((err as { code?: string })?.code ?? '')
+}
+
+/**
+ * The resolver for one configuration: each query bounded by half the rDNS budget (the whole
+ * lookup is bounded again below), asking `servers` when given (the command's --dns), else the
+ * system's. A bad server address throws here, before anything else is opened.
+ */
+export function makeResolver(timeoutMs: number, servers?: readonly string[]): dnsp.Resolver {
+  // tries: 1: the overall bound is what matters; retries would only hide it.
+  const resolver = new dnsp.Resolver({ timeout: Math.max(50, Math.floor(timeoutMs / 2)), tries: 1 })
+  if (servers?.length) {
+    try {
+      resolver.setServers([...servers])
+    } catch (err) {
+      throw new Error(`not a DNS server address: ${servers.join(' ')} (${(err as Error).message})`)
+    }
+  }
+  return resolver
+}
+
+async function forward(resolver: Resolver, name: string, family: 'ipv4' | 'ipv6'): Promise<string[]> {
+  try {
+    return family === 'ipv4' ? await resolver.resolve4(name) : await resolver.resolve6(name)
+  } catch (err) {
+    if (isNoAnswer(err)) return []
+    throw err
+  }
+}
+
+export async function lookupRdns(
+  ip: ParsedIp,
+  resolver: Resolver,
+  opts: { timeoutMs: number; maxNames: number },
+): Promise<RdnsFacts> {
+  const work = async (): Promise<RdnsFacts> => {
+    let names: string[]
+    try {
+      names = await resolver.reverse(ip.toString())
+    } catch (err) {
+      if (isNoAnswer(err)) return { status: 'none' }
+      throw err
+    }
+    const checked: PtrName[] = await Promise.all(
+      names.slice(0, opts.maxNames).map(async (name) => {
+        const addrs = await forward(resolver, name, ip.kind())
+        const confirmed = addrs.some((a) => parseIp(a)?.toString() === ip.toString())
+        return { name: name.toLowerCase().replace(/\.$/, ''), confirmed }
+      }),
+    )
+    return checked.length ? { status: 'ok', names: checked } : { status: 'none' }
+  }
+  try {
+    return await withTimeout(work(), opts.timeoutMs, 'rDNS lookup')
+  } catch (err) {
+    const code = (err as { code?: string })?.code
+    return { status: 'error', error: code ?? (err instanceof Error ? err.message : String(err)) }
+  }
+}
+
+/**
+ * Reads the fcrdns plugin's results when it ran for this connection, so the names are not
+ * looked up twice. Confirmation is re-checked strictly (exact address), since fcrdns also
+ * passes a name whose address is merely in the same /24. Undefined when there is nothing usable.
+ */
+export function rdnsFromFcrdnsResults(r: Record<string, unknown> | undefined, ip: ParsedIp): RdnsFacts | undefined {
+  if (!r) return undefined
+  const ptrNames = Array.isArray(r.ptr_names) ? (r.ptr_names as unknown[]).map(String) : []
+  const fails = Array.isArray(r.fail) ? (r.fail as unknown[]).map(String) : []
+  if (!ptrNames.length) return fails.includes('has_rdns') ? { status: 'none' } : undefined
+  const toIps = (r.ptr_name_to_ip ?? {}) as Record<string, unknown>
+  const names = ptrNames.map((name) => {
+    const ips = Array.isArray(toIps[name]) ? (toIps[name] as unknown[]).map(String) : []
+    const confirmed = ips.some((a) => parseIp(a)?.toString() === ip.toString())
+    return { name: name.toLowerCase().replace(/\.$/, ''), confirmed }
+  })
+  return { status: 'ok', names }
+}

@@ -1,0 +1,87 @@
+// What the operator's command reads from Redis and removes: tuple state, scans of the key space,
+// statistics. Never on the decision path; bounded like every command (see redis-client.ts).
+import type { StoredState } from '../core/decision'
+import { BoundedRedis } from './redis-client'
+import type { RedisClient } from './haraka-types'
+
+/** A tuple record as `list` shows it. */
+export interface TupleRecord {
+  readonly key: string
+  readonly firstSeen: number
+  readonly passedAt: number | null
+  readonly identity: string
+  readonly sender: string
+  readonly recipient: string
+}
+
+export interface AwlRecord {
+  readonly key: string
+  readonly identity: string
+  readonly domain: string
+  readonly passes: number
+}
+
+export class AdminStore {
+  private readonly redis: BoundedRedis
+
+  constructor(client: () => RedisClient | undefined, timeoutMs: () => number) {
+    this.redis = new BoundedRedis(client, timeoutMs)
+  }
+
+  /** A tuple's state as decide() wants it, read without changing it (for `check`). */
+  async peek(t: { key: string; awlKey?: string }): Promise<StoredState & { ttlMs: number }> {
+    return this.redis.run(async (db) => {
+      const [f, p] = await db.hmGet!(t.key, ['f', 'p'])
+      const ttlMs = await db.pTTL!(t.key)
+      const n = t.awlKey ? await db.hGet!(t.awlKey, 'n') : null
+      return {
+        tuple: f ? { firstSeen: Number(f), passedAt: p ? Number(p) : null } : null,
+        awlCount: t.awlKey ? Number(n ?? 0) : null,
+        ttlMs,
+      }
+    })
+  }
+
+  /** Every key under `pattern`, in batches (SCAN: the server is never blocked). */
+  async *scan(pattern: string): AsyncGenerator<string[]> {
+    const db = this.redis.ready()
+    for await (const batch of db.scanIterator!({ MATCH: pattern, COUNT: 1000 })) {
+      yield Array.isArray(batch) ? (batch as string[]) : [batch as string]
+    }
+  }
+
+  async tuples(prefix: string): Promise<TupleRecord[]> {
+    const out: TupleRecord[] = []
+    for await (const keys of this.scan(`${prefix}t:*`)) {
+      const rows = await Promise.all(keys.map((k) => this.hash(k)))
+      rows.forEach((h, i) => {
+        if (!h.f) return
+        out.push({ key: keys[i], firstSeen: Number(h.f), passedAt: h.p ? Number(h.p) : null, identity: h.i ?? '', sender: h.s ?? '', recipient: h.r ?? '' })
+      })
+    }
+    return out
+  }
+
+  async awlEntries(prefix: string): Promise<AwlRecord[]> {
+    const out: AwlRecord[] = []
+    for await (const keys of this.scan(`${prefix}a:*`)) {
+      const rows = await Promise.all(keys.map((k) => this.hash(k)))
+      rows.forEach((h, i) => out.push({ key: keys[i], identity: h.i ?? '', domain: h.d ?? '', passes: Number(h.n ?? 0) }))
+    }
+    return out
+  }
+
+  async del(keys: string[]): Promise<number> {
+    let n = 0
+    for (let i = 0; i < keys.length; i += 500) n += await this.redis.run((db) => db.del!(keys.slice(i, i + 500)))
+    return n
+  }
+
+  async hash(key: string): Promise<Record<string, string>> {
+    return { ...(await this.redis.run((db) => db.hGetAll!(key))) }
+  }
+
+  async topIdentities(key: string, n: number): Promise<{ value: string; score: number }[]> {
+    return this.redis.run((db) => db.zRangeWithScores!(key, 0, n - 1, { REV: true }))
+  }
+}

@@ -1,0 +1,253 @@
+// What a decision needs from Redis: one atomic round trip (EVALSHA of a script that applies
+// decide()'s transition and counts the day's statistics), plus the SPF guard's shared verdicts.
+// The script's keys and arguments are declared once, by name, below.
+import { createHash } from 'node:crypto'
+import type { Timing, TupleStatus, Verdict } from '../core/decision'
+import { DELAY_BUCKETS, statsKeys } from '../core/stats'
+import type { FlagStore } from './spf-guard'
+import { BoundedRedis, StoreError } from './redis-client'
+import type { RedisClient } from './haraka-types'
+
+export { StoreError }
+
+/** KEYS of the script, in order ('' = not used by this call). */
+const KEY_NAMES = ['tuple_key', 'awl_key', 'counters_key', 'identities_key'] as const
+/** ARGV of the script, in order; times in ms since the epoch or ms. */
+const ARG_NAMES = [
+  'now',
+  'delay',
+  'window',
+  'pass_ttl',
+  'awl_passes', // 0 = auto-whitelist off
+  'awl_ttl',
+  'identity',
+  'sender',
+  'recipient',
+  'shadow', // '1' or '0'
+  'stats_ttl',
+  'fail_open', // decisions that failed open since the last successful write
+  'field', // COUNT_SCRIPT: the counter to bump
+] as const
+type KeyName = (typeof KEY_NAMES)[number]
+type ArgName = (typeof ARG_NAMES)[number]
+
+/** Lua locals named after the keys and arguments, so the script body reads by name. */
+const PREAMBLE = [
+  ...KEY_NAMES.map((n, i) => `local ${n} = KEYS[${i + 1}]`),
+  ...ARG_NAMES.map((n, i) => `local ${n} = ARGV[${i + 1}]`),
+].join('\n')
+
+const COUNTING = `
+local statsttl = tonumber(stats_ttl)
+local function stat(f, n)
+  if counters_key ~= '' then
+    redis.call('HINCRBY', counters_key, f, n or 1)
+    redis.call('PEXPIRE', counters_key, statsttl)
+  end
+end
+if tonumber(fail_open) > 0 then stat('fail_open', tonumber(fail_open)) end
+`
+
+// The transitions are exactly those of decide() (core/decision.ts); test/integration runs one
+// table of cases against both.
+const TUPLE_BODY = `
+local nowms = tonumber(now)
+local delayms = tonumber(delay)
+local windowms = tonumber(window)
+local awlpasses = tonumber(awl_passes)
+local buckets = {${DELAY_BUCKETS.join(', ')}}
+local function deferred(status)
+  if shadow == '1' then stat('shadow:' .. status) else stat('defer:' .. status) end
+  if status ~= 'early' and identities_key ~= '' then
+    redis.call('ZINCRBY', identities_key, 1, identity)
+    redis.call('PEXPIRE', identities_key, statsttl)
+  end
+end
+if awl_key ~= '' and awlpasses > 0 then
+  local n = tonumber(redis.call('HGET', awl_key, 'n'))
+  if n and n >= awlpasses then
+    redis.call('PEXPIRE', awl_key, awl_ttl)
+    stat('awl')
+    return {'pass', 'awl', 0, 0}
+  end
+end
+local rec = redis.call('HMGET', tuple_key, 'f', 'p')
+local first = tonumber(rec[1])
+local passed = tonumber(rec[2])
+if first and passed then
+  redis.call('PEXPIRE', tuple_key, pass_ttl)
+  stat('known')
+  return {'pass', 'known', passed - first, 0}
+end
+if (not first) or (nowms - first > windowms) then
+  local status = 'new'
+  if first then status = 'expired' end
+  redis.call('DEL', tuple_key)
+  redis.call('HSET', tuple_key, 'f', now, 'i', identity, 's', sender, 'r', recipient)
+  redis.call('PEXPIRE', tuple_key, window)
+  deferred(status)
+  return {'defer', status, 0, delayms}
+end
+if nowms - first < delayms then
+  deferred('early')
+  return {'defer', 'early', nowms - first, delayms - (nowms - first)}
+end
+redis.call('HSET', tuple_key, 'p', now)
+redis.call('PEXPIRE', tuple_key, pass_ttl)
+if awl_key ~= '' and awlpasses > 0 then
+  redis.call('HINCRBY', awl_key, 'n', 1)
+  redis.call('HSET', awl_key, 'i', identity, 'd', string.match(sender, '@(.*)$') or '')
+  redis.call('PEXPIRE', awl_key, awl_ttl)
+end
+local waited = math.floor((nowms - first) / 1000 + 0.5)
+local bucket = 'inf'
+for _, b in ipairs(buckets) do
+  if waited <= b then bucket = tostring(b) break end
+end
+stat('retry')
+stat('d:' .. bucket)
+stat('dsum', waited)
+if counters_key ~= '' and waited > (tonumber(redis.call('HGET', counters_key, 'dmax')) or -1) then
+  redis.call('HSET', counters_key, 'dmax', waited)
+end
+return {'pass', 'retry', nowms - first, 0}
+`
+
+const COUNT_BODY = `
+if field ~= '' then stat(field) end
+return 1
+`
+
+interface Script {
+  readonly source: string
+  readonly sha: string
+}
+function script(body: string): Script {
+  const source = `${PREAMBLE}\n${COUNTING}${body}`
+  return { source, sha: createHash('sha1').update(source).digest('hex') }
+}
+export const TUPLE_SCRIPT = script(TUPLE_BODY)
+export const COUNT_SCRIPT = script(COUNT_BODY)
+
+type ScriptKeys = Partial<Record<KeyName, string>>
+type ScriptArgs = Partial<Record<ArgName, string | number>>
+
+/** KEYS and ARGV in declaration order; what a call does not name is ''. */
+export function scriptCall(keys: ScriptKeys, args: ScriptArgs): { keys: string[]; arguments: string[] } {
+  return { keys: KEY_NAMES.map((k) => keys[k] ?? ''), arguments: ARG_NAMES.map((a) => String(args[a] ?? '')) }
+}
+
+const STATUSES: readonly TupleStatus[] = ['new', 'expired', 'early', 'retry', 'known', 'awl']
+
+/** What the tuple script needs to know about a decision besides the timing. */
+export interface TupleRef {
+  readonly key: string
+  readonly awlKey?: string
+  readonly identity: { kind: string; value: string }
+  readonly sender: string
+  readonly recipient: string
+}
+
+export interface StatsOptions {
+  readonly prefix: string
+  readonly shadow: boolean
+  /** Days the counters are kept; 0 = no statistics. */
+  readonly ttlDays: number
+}
+
+export class DecisionStore implements FlagStore {
+  private failOpenPending = 0
+  private readonly redis: BoundedRedis
+
+  constructor(client: () => RedisClient | undefined, timeoutMs: () => number) {
+    this.redis = new BoundedRedis(client, timeoutMs)
+  }
+
+  /** One decision in one round trip, counted in the day's statistics. */
+  async check(t: TupleRef, now: number, timing: Timing, stats: StatsOptions): Promise<Verdict> {
+    const reply = await this.withFailOpen((failOpen) =>
+      this.eval(TUPLE_SCRIPT, {
+        ...this.statKeys(stats, now),
+        tuple_key: t.key,
+        awl_key: t.awlKey,
+      }, {
+        now,
+        delay: timing.delayMs,
+        window: timing.windowMs,
+        pass_ttl: timing.passTtlMs,
+        awl_passes: timing.awlPasses,
+        awl_ttl: timing.awlTtlMs,
+        identity: `${t.identity.kind}:${t.identity.value}`,
+        sender: t.sender,
+        recipient: t.recipient,
+        shadow: stats.shadow ? 1 : 0,
+        stats_ttl: stats.ttlDays * 86_400_000,
+        fail_open: failOpen,
+      }),
+    )
+    return parseVerdict(reply)
+  }
+
+  /** Counts an outcome that needs no tuple (whitelist, skip); best effort. */
+  async count(field: string, now: number, stats: StatsOptions): Promise<void> {
+    if (!stats.ttlDays) return
+    await this.withFailOpen((failOpen) =>
+      this.eval(COUNT_SCRIPT, this.statKeys(stats, now), { field, stats_ttl: stats.ttlDays * 86_400_000, fail_open: failOpen }),
+    )
+  }
+
+  /** Remembers a decision that failed open; the next successful write counts it. */
+  noteFailOpen(): void {
+    this.failOpenPending++
+  }
+
+  /** A small shared verdict (the SPF guard's), or null when none is stored. */
+  async getFlag(key: string): Promise<string | null> {
+    return (await this.redis.run((db) => db.get(key))) ?? null
+  }
+
+  async setFlag(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.redis.run((db) => db.set(key, value, { PX: ttlMs }))
+  }
+
+  private statKeys(stats: StatsOptions, now: number): ScriptKeys {
+    if (!stats.ttlDays) return {}
+    const s = statsKeys(stats.prefix, now)
+    return { counters_key: s.counters, identities_key: s.identities }
+  }
+
+  private async withFailOpen<T>(work: (failOpen: number) => Promise<T>): Promise<T> {
+    const carry = this.failOpenPending
+    this.failOpenPending = 0
+    try {
+      return await work(carry)
+    } catch (err) {
+      this.failOpenPending += carry
+      throw err
+    }
+  }
+
+  private eval(s: Script, keys: ScriptKeys, args: ScriptArgs): Promise<unknown> {
+    const call = scriptCall(keys, args)
+    return this.redis.run(async (db) => {
+      try {
+        return await db.evalSha(s.sha, call)
+      } catch (err) {
+        // After a restart or SCRIPT FLUSH the cache is empty: EVAL loads it again.
+        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return db.eval(s.source, call)
+        throw err
+      }
+    })
+  }
+}
+
+function parseVerdict(reply: unknown): Verdict {
+  if (!Array.isArray(reply) || reply.length !== 4) {
+    throw new StoreError('failed', `unexpected reply from the tuple script: ${JSON.stringify(reply)}`)
+  }
+  const [action, status, waited, retryIn] = reply as unknown[]
+  if ((action !== 'defer' && action !== 'pass') || !STATUSES.includes(status as TupleStatus)) {
+    throw new StoreError('failed', `unexpected reply from the tuple script: ${JSON.stringify(reply)}`)
+  }
+  return { action, status: status as TupleStatus, waitedMs: Number(waited), retryInMs: Number(retryIn) }
+}

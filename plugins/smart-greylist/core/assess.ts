@@ -1,0 +1,111 @@
+// What a recipient gets, short of touching the tuple's state: skip, whitelist, or the tuple to
+// check (identity and keys). Shared by the plugin (which then applies the tuple transition) and by
+// `smart-greylist check` (which only reads the state), so both compute everything the same way.
+// Pure: the DNS-derived facts come from the sources the caller passes in.
+import tlds from 'haraka-tld'
+import type { Config } from './settings'
+import { domainOf, normaliseAddress, NULL_SENDER } from './envelope'
+import { awlEligible, identityText, resolveIdentity, type Identity, type RdnsFacts, type SpfFacts } from './identity'
+import type { ParsedIp } from './ip'
+import { awlKey, tupleKey } from './keys'
+import type { ProviderIndex } from './providers'
+import type { Whitelist } from './whitelist'
+
+/** What decides a recipient short of DNS and Redis: the settings and the compiled lists. */
+export interface Policy {
+  readonly config: Config
+  readonly whitelist: Whitelist
+  readonly providers: ProviderIndex
+}
+
+/** The recipient being decided, independent of Haraka. */
+export interface Subject {
+  readonly ip: ParsedIp | null
+  readonly helo: string | null
+  /** Envelope addresses as received; normalised here. */
+  readonly sender: string
+  readonly recipient: string
+  readonly relaying: boolean
+  readonly isPrivate: boolean
+}
+
+/** Where the DNS-derived facts come from (cached by the caller as it sees fit). */
+export interface FactSources {
+  rdns(): Promise<RdnsFacts>
+  spf(domain: string, isNull: boolean): Promise<SpfFacts>
+}
+
+export type Assessment =
+  | { readonly kind: 'skip'; readonly reason: string }
+  | { readonly kind: 'whitelist'; readonly what: string; readonly entry: string; readonly origin: string }
+  | {
+      readonly kind: 'tuple'
+      readonly identity: Identity
+      readonly sender: string
+      readonly recipient: string
+      readonly key: string
+      /** Present when the (identity, sender domain) pair may be auto-whitelisted. */
+      readonly awlKey?: string
+    }
+
+export async function assess(policy: Policy, s: Subject, sources: FactSources): Promise<Assessment> {
+  const { config, whitelist } = policy
+  if (config.skip.relaying && s.relaying) return { kind: 'skip', reason: 'relaying' }
+  if (!s.ip) return { kind: 'skip', reason: 'no_client_ip' }
+  if (config.skip.private && s.isPrivate) return { kind: 'skip', reason: 'private_ip' }
+
+  const recipient = normaliseAddress(s.recipient)
+  const optOut = whitelist.matchRecipient(recipient)
+  if (optOut) return listed(optOut)
+  const byIp = whitelist.matchSender({ ip: s.ip })
+  if (byIp) return listed(byIp)
+
+  const rdns = await sources.rdns()
+  const confirmed = rdns.status === 'ok' ? rdns.names.filter((n) => n.confirmed).map((n) => n.name) : []
+  const byName = whitelist.matchSender({ fcrdnsNames: confirmed, helo: heloIfBacked(config, s.helo, confirmed) })
+  if (byName) return listed(byName)
+
+  const pool = policy.providers.lookup(s.ip, confirmed)
+  if (pool?.action === 'skip' && config.whitelist.providers) {
+    return { kind: 'whitelist', what: 'provider', entry: `provider:${pool.provider.id}`, origin: pool.provider.origin }
+  }
+
+  const sender = normaliseAddress(s.sender)
+  const isNull = sender === NULL_SENDER
+  const spfDomain = isNull ? (s.helo ? s.helo.toLowerCase() : null) : domainOf(sender)
+  const needSpf = (config.identity.spf || config.whitelist.verify_from) && spfDomain
+  const spf: SpfFacts = needSpf ? await sources.spf(spfDomain, isNull) : { domain: null, result: 'skipped' }
+  const senderBacked = !config.whitelist.verify_from || (spf.result === 'pass' && !isNull && spf.domain === domainOf(sender))
+  const byFrom = senderBacked ? whitelist.matchSender({ from: sender }) : undefined
+  if (byFrom) return listed(byFrom)
+
+  const identity = resolveIdentity({ ip: s.ip, spf, rdns, pool }, config.identity, orgDomain)
+  const id = identityText(identity)
+  const senderDomain = isNull ? null : domainOf(sender)
+  const awl = config.awl.passes > 0 && awlEligible(identity, senderDomain, rdns, s.ip)
+  return {
+    kind: 'tuple',
+    identity,
+    sender,
+    recipient,
+    key: tupleKey(config.redis.prefix, id, sender, recipient),
+    ...(awl ? { awlKey: awlKey(config.redis.prefix, id, senderDomain!) } : {}),
+  }
+}
+
+function listed(e: { kind: string; pattern: string; origin: string }): Assessment {
+  return { kind: 'whitelist', what: e.kind, entry: `${e.kind}:${e.pattern}`, origin: e.origin }
+}
+
+export function orgDomain(name: string): string | null {
+  return tlds.get_organizational_domain(name)
+}
+
+/** A HELO name counts for the whitelist only when a confirmed rDNS name shares its domain. */
+function heloIfBacked(config: Config, helo: string | null, confirmed: string[]): string | null {
+  if (!helo) return null
+  if (!config.whitelist.verify_helo) return helo
+  const heloOrg = orgDomain(helo)
+  return heloOrg && confirmed.some((n) => orgDomain(n) === heloOrg) ? helo : null
+}
+

@@ -1,0 +1,149 @@
+// Who is sending, for the purpose of matching a retry: the sending infrastructure, not the
+// single address. Pure: DNS answers and the public-suffix lookup are passed in.
+import { normaliseHost } from './names'
+import { subnetOf, type ParsedIp } from './ip'
+import type { ProviderHit } from './providers'
+
+export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror'
+
+
+export interface SpfFacts {
+  /** The domain SPF was evaluated for (MAIL FROM's, or HELO's for the null sender). */
+  readonly domain: string | null
+  readonly result: SpfResult | 'skipped'
+  /** Set for a pass: the record also passes for a probe or self address. */
+  readonly permissive?: boolean
+}
+
+/** Reads a result string of haraka-plugin-spf ("Pass", "SoftFail" ...). */
+export function spfResultFrom(text: unknown): SpfResult | null {
+  const s = String(text ?? '').toLowerCase()
+  const all: SpfResult[] = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror']
+  return (all as string[]).includes(s) ? (s as SpfResult) : null
+}
+
+export type IdentityKind = 'spf' | 'host' | 'pool' | 'net'
+
+export interface Identity {
+  readonly kind: IdentityKind
+  readonly value: string
+  /** Why this kind was chosen (or why the better kinds were not). */
+  readonly reason: string
+}
+
+export function identityText(id: Identity): string {
+  return `${id.kind}:${id.value}`
+}
+
+export interface PtrName {
+  readonly name: string
+  /** The name resolves (A/AAAA) back to the client's address. */
+  readonly confirmed: boolean
+}
+
+export type RdnsFacts =
+  | { readonly status: 'ok'; readonly names: readonly PtrName[] }
+  | { readonly status: 'none' }
+  | { readonly status: 'error'; readonly error: string }
+
+/** Organisational (registered) domain of a name, or null when its suffix is unknown. */
+export type OrgDomainFn = (name: string) => string | null
+
+/**
+ * The domain a pool of senders shares: the confirmed name minus its first label, never shorter
+ * than the organisational domain. `mail-eopbgr220092.outbound.protection.outlook.com` gives
+ * `outbound.protection.outlook.com`; digits in the name do not disqualify it.
+ */
+export function poolDomain(name: string, orgDomain: OrgDomainFn): string | null {
+  const host = normaliseHost(name)
+  if (!host) return null
+  const org = orgDomain(host)
+  if (!org) return null
+  if (host === org) return host
+  const parent = host.slice(host.indexOf('.') + 1)
+  return parent.length >= org.length ? parent : org
+}
+
+/** Picks the rDNS domain when every PTR name is confirmed and all share one pool domain. */
+export function rdnsIdentity(rdns: RdnsFacts, orgDomain: OrgDomainFn): { domain: string } | { why: string } {
+  if (rdns.status === 'none') return { why: 'no_rdns' }
+  if (rdns.status === 'error') return { why: 'rdns_error' }
+  if (!rdns.names.length) return { why: 'no_rdns' }
+  if (!rdns.names.some((n) => n.confirmed)) return { why: 'not_confirmed' }
+  const domains = new Set<string>()
+  for (const n of rdns.names) {
+    const d = poolDomain(n.name, orgDomain)
+    if (!d) return { why: 'bad_name' }
+    domains.add(d)
+  }
+  // A client whose PTRs name unrelated domains could borrow another sender's identity.
+  if (domains.size > 1) return { why: 'ptr_disagree' }
+  return { domain: [...domains][0] }
+}
+
+export interface IdentitySettings {
+  readonly spf: boolean
+  readonly rdns: boolean
+  readonly pools: boolean
+  readonly ipv4_prefix: number
+  readonly ipv6_prefix: number
+}
+
+export interface IdentityInputs {
+  readonly ip: ParsedIp
+  readonly spf: SpfFacts
+  readonly rdns: RdnsFacts
+  readonly pool: ProviderHit | undefined
+}
+
+/**
+ * The first identity that applies, in order: SPF-authenticated domain, forward-confirmed rDNS
+ * domain, provider pool, subnet. For a subnet, the reason lists why each better kind was passed
+ * over (`spf_none,no_rdns,no_pool`).
+ */
+export function resolveIdentity(inputs: IdentityInputs, settings: IdentitySettings, orgDomain: OrgDomainFn): Identity {
+  const why: string[] = []
+  const { spf } = inputs
+  if (!settings.spf) why.push('spf_off')
+  else if (spf.result === 'pass' && spf.domain && !spf.permissive) return { kind: 'spf', value: spf.domain, reason: 'spf_pass' }
+  else why.push(spf.result === 'pass' ? 'spf_permissive' : `spf_${spf.result}`)
+
+  if (!settings.rdns) why.push('rdns_off')
+  else {
+    const r = rdnsIdentity(inputs.rdns, orgDomain)
+    if ('domain' in r) return { kind: 'host', value: r.domain, reason: 'fcrdns' }
+    why.push(r.why)
+  }
+
+  if (!settings.pools) why.push('pools_off')
+  else if (inputs.pool) return { kind: 'pool', value: inputs.pool.provider.id, reason: `pool_${inputs.pool.via}` }
+  else why.push('no_pool')
+
+  const prefix = inputs.ip.kind() === 'ipv4' ? settings.ipv4_prefix : settings.ipv6_prefix
+  return { kind: 'net', value: subnetOf(inputs.ip, prefix), reason: why.join(',') }
+}
+
+/**
+ * Whether (identity, sender domain) may earn an auto-whitelist entry. Never for the null sender,
+ * and never for an rDNS domain whose names carry the client's address (a residential or hosting
+ * pool: one such domain covers thousands of unrelated machines).
+ */
+export function awlEligible(identity: Identity, senderDomain: string | null, rdns: RdnsFacts, ip: ParsedIp): boolean {
+  if (!senderDomain) return false
+  if (identity.kind !== 'host') return true
+  return rdns.status === 'ok' && !rdns.names.some((n) => nameEmbedsIp(n.name, ip))
+}
+
+/**
+ * Whether a name's first label spells the address: `1-2-3-4.dyn…`, `a8-12.smtp-out…` for
+ * x.x.8.12, `mail-eopbgr220092…` for x.x.22.92. Such names are per-address pool names.
+ */
+export function nameEmbedsIp(name: string, ip: ParsedIp): boolean {
+  const first = name.toLowerCase().split('.')[0]
+  if (ip.kind() !== 'ipv4') return /(?:[0-9a-f]{1,4}-){3,}[0-9a-f]{1,4}/.test(first)
+  const [, , c, d] = ip.toByteArray().map(String)
+  const runs = first.split(/[^0-9]+/).filter(Boolean)
+  if (runs.some((r, i) => r === c && runs[i + 1] === d)) return true
+  const packed = [c + d.padStart(3, '0'), c + d.padStart(4, '0'), c.padStart(3, '0') + d.padStart(3, '0')]
+  return runs.some((r) => packed.some((p) => r.endsWith(p)))
+}

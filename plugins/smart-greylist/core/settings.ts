@@ -1,0 +1,390 @@
+// Every setting of smart-greylist.ini, declared once: section, key, type, default, bounds and one
+// line of doc. The Config type, the defaults, validation, the shipped config/smart-greylist.ini
+// and the README's settings table are all derived from SCHEMA (test/unit/settings.test.ts fails
+// when the shipped files disagree with it). Pure: no file is read here.
+import { parseIp } from './ip'
+
+/** The plugin's files in Haraka's config directory. */
+export const FILES = {
+  ini: 'smart-greylist.ini',
+  whitelist: 'smart-greylist.whitelist',
+  /** Shipped with the package and replaced by upgrades; never edited in place. */
+  providers: 'smart-greylist.providers',
+  /** The admin's providers and what `pools refresh` finds; read together with the shipped file. */
+  providersLocal: 'smart-greylist.providers.local',
+  redis: 'redis.ini',
+} as const
+
+interface IntSpec {
+  readonly type: 'int'
+  readonly default: number
+  readonly min: number
+  readonly max: number
+  readonly doc: string
+}
+interface BoolSpec {
+  readonly type: 'bool'
+  readonly default: boolean
+  readonly doc: string
+}
+interface EnumSpec<V extends string = string> {
+  readonly type: 'enum'
+  readonly values: readonly V[]
+  readonly default: V
+  readonly doc: string
+}
+interface TextSpec {
+  readonly type: 'text'
+  readonly default: string
+  readonly pattern: RegExp
+  /** What a valid value looks like, for the error message. */
+  readonly what: string
+  readonly doc: string
+}
+interface IpListSpec {
+  readonly type: 'ip_list'
+  readonly default: readonly string[]
+  readonly doc: string
+}
+export type KeySpec = IntSpec | BoolSpec | EnumSpec | TextSpec | IpListSpec
+
+interface SectionSpec {
+  readonly doc: readonly string[]
+  readonly keys: Readonly<Record<string, KeySpec>>
+  /** Keys named by the admin (provider ids), each of this type. */
+  readonly open?: EnumSpec
+  /** Keys handed through untouched to another component (haraka-plugin-redis). */
+  readonly passthrough?: readonly string[]
+}
+
+const int = (def: number, min: number, max: number, doc: string): IntSpec => ({ type: 'int', default: def, min, max, doc })
+const bool = (def: boolean, doc: string): BoolSpec => ({ type: 'bool', default: def, doc })
+const oneOf = <V extends string>(values: readonly V[], def: V, doc: string): EnumSpec<V> => ({ type: 'enum', values, default: def, doc })
+
+const DAY = 86_400
+export const PROVIDER_ACTIONS = ['skip', 'group', 'off'] as const
+export type ProviderAction = (typeof PROVIDER_ACTIONS)[number]
+
+export const SCHEMA = {
+  main: {
+    doc: [],
+    keys: {
+      delay: int(300, 0, 7 * DAY, 'seconds before a retry of a new (identity, sender, recipient) tuple is accepted (RFC 6647: >= 60)'),
+      retry_window: int(90_000, 1, 60 * DAY, 'seconds a pending tuple waits for its retry; a later retry starts over (25 h, so a retry at exactly 24 h lands)'),
+      pass_ttl: int(35 * DAY, 1, 400 * DAY, 'seconds a passed tuple is remembered; every accepted message refreshes it (35 days)'),
+      defer_at: oneOf(['rcpt', 'data'], 'rcpt', 'rcpt: defer each new recipient at RCPT TO; data: record every recipient, defer once at DATA'),
+      on_error: oneOf(['accept', 'defer'], 'accept', 'what to answer when Redis or DNS fails or is slower than its bound: accept (fail open) or defer'),
+      text: {
+        type: 'text',
+        default: 'Greylisted, please try again later',
+        // Printable ASCII only: it goes into an SMTP reply line.
+        pattern: /^[\x20-\x7e]{1,200}$/,
+        what: '1 to 200 printable ASCII characters',
+        doc: 'text of the "451 4.7.1" reply',
+      } satisfies TextSpec,
+      mode: oneOf(['enforce', 'shadow'], 'enforce', 'shadow: log and count every would-be deferral but accept the mail (RFC 6647 section 6)'),
+      header: bool(false, 'add an X-Greylist header to accepted mail saying why it passed and how long it waited'),
+    },
+  },
+  stats: {
+    doc: [],
+    keys: { days: int(35, 0, 400, 'days the daily counters are kept in Redis; 0 keeps no statistics') },
+  },
+  identity: {
+    doc: ['Who is sending, in this order: the first that applies is the identity of the tuple.'],
+    keys: {
+      spf: bool(true, 'the SPF-authenticated MAIL FROM domain (HELO domain for the null sender): spf:<domain>'),
+      rdns: bool(true, 'the parent domain of the forward-confirmed rDNS name: host:<domain>'),
+      pools: bool(true, 'the provider pool (smart-greylist.providers) that holds the client: pool:<id>'),
+      ipv4_prefix: int(24, 8, 32, 'otherwise the IPv4 network of this prefix length: net:<prefix>'),
+      ipv6_prefix: int(64, 16, 128, 'otherwise the IPv6 network of this prefix length: net:<prefix>'),
+      self_ip: {
+        type: 'ip_list',
+        default: [],
+        doc: "this MX's public addresses (space or comma separated): an SPF record that passes for them is not trusted as an identity",
+      } satisfies IpListSpec,
+      spf_guard_ttl: int(DAY, 60, 30 * DAY, "seconds a domain's permissive/strict SPF verdict is kept (shared in Redis)"),
+    },
+  },
+  dns: {
+    doc: [],
+    keys: {
+      timeout_ms: int(3000, 50, 30_000, 'bound for the whole PTR + A/AAAA lookup of one client (when the fcrdns plugin did not run)'),
+      max_names: int(5, 1, 20, 'at most this many PTR names of one client are checked'),
+      spf_timeout_ms: int(3000, 50, 30_000, 'bound for one SPF evaluation (when the spf plugin did not run)'),
+    },
+  },
+  awl: {
+    doc: ['Auto-whitelist: never for the null sender, never for rDNS domains whose names spell client addresses.'],
+    keys: {
+      passes: int(3, 0, 1000, 'after this many accepted retries of one (identity, sender domain), its mail skips greylisting; 0 = never'),
+      ttl: int(35 * DAY, 60, 400 * DAY, 'seconds an auto-whitelisted pair stays so, refreshed by every message (35 days)'),
+    },
+  },
+  providers: {
+    doc: [
+      'Per provider id of smart-greylist.providers: skip (not greylisted), group (one pool identity)',
+      'or off. Unlisted providers keep the action their file gives them. Example:',
+      'amazonses = group',
+    ],
+    keys: {},
+    open: oneOf(PROVIDER_ACTIONS, 'skip', 'skip, group or off for the provider with this id'),
+  },
+  skip: {
+    doc: [],
+    keys: {
+      relaying: bool(true, 'never greylist relaying (authenticated or relay-allowed) clients (RFC 6647 section 5.7)'),
+      private: bool(true, 'never greylist private and loopback clients'),
+    },
+  },
+  whitelist: {
+    doc: [],
+    keys: {
+      providers: bool(true, 'providers whose action is skip skip greylisting; false: they are only grouped'),
+      verify_helo: bool(true, "a helo: entry counts only when a forward-confirmed rDNS name shares the HELO's domain"),
+      verify_from: bool(true, "a from: entry counts only when SPF passed for the sender's domain"),
+    },
+  },
+  redis: {
+    doc: ['Unset connection keys come from redis.ini [server], as for every haraka-plugin-redis user.'],
+    keys: {
+      prefix: {
+        type: 'text',
+        default: 'sgl:',
+        pattern: /^[A-Za-z0-9:_.-]{0,64}$/,
+        what: 'up to 64 of A-Z a-z 0-9 : _ . -',
+        doc: 'prefix of every key this plugin writes',
+      } satisfies TextSpec,
+      timeout_ms: int(500, 10, 30_000, 'bound for one Redis command, in milliseconds; past it the decision fails open (or as on_error says)'),
+    },
+    passthrough: ['host', 'port', 'ip', 'path', 'db', 'database', 'username', 'password', 'tls', 'connectTimeout', 'keepAlive', 'noDelay'],
+  },
+} as const satisfies Record<string, SectionSpec>
+
+type Schema = typeof SCHEMA
+type ValueOf<S> = S extends IntSpec
+  ? number
+  : S extends BoolSpec
+    ? boolean
+    : S extends EnumSpec<infer V>
+      ? V
+      : S extends TextSpec
+        ? string
+        : S extends IpListSpec
+          ? readonly string[]
+          : never
+
+export type Config = {
+  readonly [Sec in Exclude<keyof Schema, 'providers'>]: { readonly [K in keyof Schema[Sec]['keys']]: ValueOf<Schema[Sec]['keys'][K]> }
+} & {
+  /** Per provider id: the admin's action; unlisted ids keep the providers file's choice. */
+  readonly providers: Readonly<Record<string, ProviderAction>>
+}
+export type DeferAt = Config['main']['defer_at']
+export type OnError = Config['main']['on_error']
+export type Mode = Config['main']['mode']
+
+/** One finding about the ini: where, and what is wrong with it. */
+export interface SettingProblem {
+  readonly section: string
+  readonly key?: string
+  readonly message: string
+}
+
+export function problemText(p: SettingProblem): string {
+  return `${FILES.ini} [${p.section}]${p.key ? ` ${p.key}` : ''}: ${p.message}`
+}
+
+type Raw = Record<string, unknown>
+
+// haraka-config's own boolean handling turns any unknown word into false ("spf = yes please"
+// silently disables SPF), so no boolean is declared to it: these are its true words, and their
+// opposites, and anything else is reported.
+const TRUE_WORDS = ['true', 'yes', 'ok', 'enabled', 'on', '1']
+const FALSE_WORDS = ['false', 'no', 'disabled', 'off', '0']
+
+function parseValue(spec: KeySpec, v: unknown): { value: unknown } | { error: string } {
+  const s = typeof v === 'string' ? v.trim() : v
+  switch (spec.type) {
+    case 'int': {
+      const n = typeof s === 'number' ? s : Number(s)
+      if (s === '' || !Number.isInteger(n) || n < spec.min || n > spec.max) {
+        return { error: `"${String(v)}" is not a whole number from ${spec.min} to ${spec.max}` }
+      }
+      return { value: n }
+    }
+    case 'bool': {
+      if (typeof s === 'boolean') return { value: s }
+      const w = String(s).toLowerCase()
+      if (TRUE_WORDS.includes(w)) return { value: true }
+      if (FALSE_WORDS.includes(w)) return { value: false }
+      return { error: `"${String(v)}" is not true or false` }
+    }
+    case 'enum': {
+      const w = String(s).toLowerCase()
+      return spec.values.includes(w) ? { value: w } : { error: `"${String(v)}" is not one of ${spec.values.join(', ')}` }
+    }
+    case 'text': {
+      const w = String(s ?? '')
+      return spec.pattern.test(w) ? { value: w } : { error: `"${w}" is not ${spec.what}` }
+    }
+    case 'ip_list': {
+      const items = String(s ?? '').split(/[\s,]+/).filter(Boolean)
+      const bad = items.filter((ip) => !parseIp(ip))
+      if (bad.length) return { error: `not an IP address: ${bad.join(', ')}` }
+      return { value: items.map((ip) => parseIp(ip)!.toString()) }
+    }
+  }
+}
+
+function defaults(): Config {
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
+    out[sec] = Object.fromEntries(Object.entries(spec.keys).map(([k, s]) => [k, s.default]))
+  }
+  return deepFreeze(out) as unknown as Config
+}
+
+export const DEFAULTS: Config = defaults()
+
+/**
+ * Reads what haraka-config parsed from smart-greylist.ini (merged with the shipped copy). A bad
+ * value keeps the `previous` good setting of that key and is reported, as is every unknown
+ * section or key, so a typo never goes unnoticed and never takes greylisting down.
+ */
+export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { config: Config; problems: SettingProblem[] } {
+  const problems: SettingProblem[] = []
+  const input = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
+    const given = (input[sec] && typeof input[sec] === 'object' ? input[sec] : {}) as Raw
+    const prev = (previous as unknown as Record<string, Record<string, unknown>>)[sec]
+    const values: Record<string, unknown> = {}
+    for (const [key, keySpec] of Object.entries(spec.keys)) {
+      values[key] = keySpec.default
+      const v = given[key]
+      if (v === undefined || v === null) continue
+      const r = parseValue(keySpec, v)
+      if ('value' in r) values[key] = r.value
+      else {
+        values[key] = prev[key]
+        problems.push({ section: sec, key, message: `${r.error}; keeping ${show(prev[key])}` })
+      }
+    }
+    for (const [key, v] of Object.entries(given)) {
+      if (key in spec.keys || spec.passthrough?.includes(key)) continue
+      if (spec.open) {
+        const r = parseValue(spec.open, v)
+        const id = key.toLowerCase()
+        if ('value' in r) values[id] = r.value
+        else {
+          problems.push({ section: sec, key, message: `${r.error}; keeping ${show(prev[id] ?? 'the file\'s action')}` })
+          if (prev[id] !== undefined) values[id] = prev[id]
+        }
+        continue
+      }
+      const near = closest(key, [...Object.keys(spec.keys), ...(spec.passthrough ?? [])])
+      problems.push({ section: sec, key, message: `unknown key, ignored${near ? ` (did you mean ${near}?)` : ''}` })
+    }
+    out[sec] = values
+  }
+  for (const sec of Object.keys(input)) {
+    if (sec in SCHEMA) continue
+    // haraka-config puts keys written before any section into [main]; an empty [main] is always there.
+    const near = closest(sec, Object.keys(SCHEMA))
+    problems.push({ section: sec, message: `unknown section, ignored${near ? ` (did you mean [${near}]?)` : ''}` })
+  }
+  const main = out.main
+  if ((main.retry_window as number) <= (main.delay as number)) {
+    problems.push({
+      section: 'main',
+      key: 'retry_window',
+      message: `${String(main.retry_window)} must be longer than delay (${String(main.delay)}); keeping delay = ${previous.main.delay}, retry_window = ${previous.main.retry_window}`,
+    })
+    main.delay = previous.main.delay
+    main.retry_window = previous.main.retry_window
+  }
+  return { config: deepFreeze(out) as unknown as Config, problems }
+}
+
+function show(v: unknown): string {
+  return Array.isArray(v) ? `"${v.join(' ')}"` : `"${String(v)}"`
+}
+
+/** The known name nearest to a misspelt one (at most two edits away), for "did you mean". */
+function closest(word: string, known: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = 3
+  for (const k of known) {
+    const d = editDistance(word.toLowerCase(), k)
+    if (d < bestDistance) [best, bestDistance] = [k, d]
+  }
+  return best
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    row = next
+  }
+  return row[b.length]
+}
+
+function range(spec: KeySpec): string {
+  switch (spec.type) {
+    case 'int':
+      return `${spec.min} to ${spec.max}`
+    case 'bool':
+      return 'true, false'
+    case 'enum':
+      return spec.values.join(', ')
+    case 'text':
+      return spec.what
+    case 'ip_list':
+      return 'IP addresses'
+  }
+}
+
+function iniValue(spec: KeySpec): string {
+  return Array.isArray(spec.default) ? spec.default.join(' ') : String(spec.default)
+}
+
+/** The shipped config/smart-greylist.ini: every key with its default and its doc line. */
+export function renderIni(): string {
+  const lines = [
+    '; smart-greylist: greylisting keyed on the sender\'s infrastructure, not its single address.',
+    '; Every key is optional and shown with its default. Edits take effect without a restart; a bad',
+    '; value is logged with its key and the previous value kept. Generated from the settings schema',
+    '; (plugins/smart-greylist/core/settings.ts): copy the keys you change into your own',
+    '; config/smart-greylist.ini, which Haraka reads over this one.',
+  ]
+  for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
+    lines.push('', `[${sec}]`, ...spec.doc.map((d) => `; ${d}`))
+    for (const [key, k] of Object.entries(spec.keys)) lines.push(`; ${k.doc}`, `${key} = ${iniValue(k)}`)
+  }
+  return `${lines.join('\n')}\n`
+}
+
+/** The README's settings table. */
+export function renderSettingsTable(): string {
+  const rows = ['| key | default | values | meaning |', '| --- | --- | --- | --- |']
+  for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
+    for (const [key, k] of Object.entries(spec.keys)) {
+      rows.push(`| \`[${sec}] ${key}\` | \`${iniValue(k) || '(empty)'}\` | ${range(k)} | ${k.doc.replace(/\|/g, '\\|')} |`)
+    }
+    if (spec.open) rows.push(`| \`[${sec}] <id>\` | from the file | ${range(spec.open)} | ${spec.open.doc} |`)
+  }
+  return rows.join('\n')
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
+}

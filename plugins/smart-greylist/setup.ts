@@ -1,0 +1,147 @@
+// The one setup of everything a decision needs, for the Haraka plugin and for every subcommand
+// of `smart-greylist`: settings, whitelist and providers read through haraka-config (the
+// instance's files over the package's), Redis client options, the resolver and the clock.
+// Nothing else in this package reads these files, builds a Redis client or a resolver.
+import fs from 'node:fs'
+import path from 'node:path'
+import harakaConfig from 'haraka-config'
+import tlds from 'haraka-tld'
+import type { Policy } from './core/assess'
+import { FILES, parseSettings, problemText, type Config } from './core/settings'
+import { mergeProviders, parseProviders, ProviderIndex, type Provider } from './core/providers'
+import { compileWhitelist, parseWhitelist, type ParsedList, type Whitelist } from './core/whitelist'
+import { makeResolver, type Resolver } from './adapters/dns'
+import type { RedisClient } from './adapters/haraka-types'
+import { redisClientOptions } from './adapters/redis-client'
+import { DecisionStore } from './adapters/redis-decision'
+import { SpfGuardCache } from './adapters/spf-guard'
+
+export const PACKAGE_NAME = 'haraka-plugin-smart-greylist'
+
+/** The installed package's root (its config/ holds the shipped files), found by its package.json. */
+export function packageRoot(from = __dirname): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json')
+    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir
+    if (path.dirname(dir) === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package above ${from}`)
+  }
+}
+
+/** haraka-config's reader, as much of it as is used here. */
+export interface ConfigReader {
+  get(name: string, ...args: unknown[]): unknown
+  root_path?: string
+  overrides_path?: string
+}
+
+export interface ConfigSources {
+  /** The instance's files over the package's: what Haraka gives the plugin as `this.config`. */
+  readonly instance: ConfigReader
+  /** The package's own config/, which an upgrade replaces. */
+  readonly shipped: ConfigReader
+  /** The instance's config directory: where the admin's files are (and the command writes). */
+  readonly instanceDir: string
+  readonly shippedDir: string
+}
+
+export function sourcesForPlugin(pluginConfig: ConfigReader): ConfigSources {
+  const root = packageRoot()
+  return {
+    instance: pluginConfig,
+    shipped: harakaConfig.module_config(root),
+    instanceDir: pluginConfig.overrides_path ?? pluginConfig.root_path ?? path.join(root, 'config'),
+    shippedDir: path.join(root, 'config'),
+  }
+}
+
+/** What Haraka would read for an instance whose config directory is `dir`. */
+export function sourcesForDir(dir: string): ConfigSources {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--config ${dir}: no such directory`)
+  const root = packageRoot()
+  const instance = harakaConfig.module_config(root)
+  instance.overrides_path = path.resolve(dir)
+  return { instance, shipped: harakaConfig.module_config(root), instanceDir: path.resolve(dir), shippedDir: path.join(root, 'config') }
+}
+
+/** Settings and lists, compiled, with every problem found on the way (file, line or key). */
+export interface Loaded extends Policy {
+  readonly admin: ParsedList
+  readonly providerList: readonly Provider[]
+  readonly redis: Record<string, unknown>
+  readonly problems: readonly string[]
+}
+
+/**
+ * Reads and compiles everything. A bad setting keeps its `previous` value; bad list lines are
+ * skipped. `onChange` (the plugin's reload) is called by haraka-config when any file changes.
+ */
+export function load(src: ConfigSources, previous?: Config, onChange?: () => void, use: 'daemon' | 'command' = 'daemon'): Loaded {
+  const watch = onChange ? [onChange] : []
+  const ini = src.instance.get(FILES.ini, 'ini', ...watch) as Record<string, unknown> | null
+  const { config, problems: settingProblems } = parseSettings(ini, previous)
+  const problems = settingProblems.map(problemText)
+
+  const lines = (reader: ConfigReader, name: string): string[] => (reader.get(name, 'data', ...watch) as string[] | null) ?? []
+  const admin = parseWhitelist(lines(src.instance, FILES.whitelist), FILES.whitelist, isPublicSuffix)
+  const shipped = parseProviders(lines(src.shipped, FILES.providers), FILES.providers)
+  const local = parseProviders(lines(src.instance, FILES.providersLocal), FILES.providersLocal)
+  const merged = mergeProviders(shipped.providers, local.providers)
+  for (const e of [...admin.errors, ...shipped.errors, ...local.errors]) problems.push(`${e.origin}: ignoring "${e.text}": ${e.message}`)
+  problems.push(...merged.notes)
+  const stale = path.join(src.instanceDir, FILES.providers)
+  if (path.resolve(src.instanceDir) !== path.resolve(src.shippedDir) && fs.existsSync(stale)) {
+    problems.push(`${stale} is not read: the package's copy is (upgrades replace it); move your changes to ${FILES.providersLocal}`)
+  }
+  return {
+    config,
+    whitelist: compileWhitelist([admin]),
+    providers: new ProviderIndex(merged.providers, (p) => config.providers[p.id] ?? p.action),
+    admin,
+    providerList: merged.providers,
+    redis: redisClientOptions(src.instance.get(FILES.redis, 'ini', ...watch), ini?.redis, use),
+    problems,
+  }
+}
+
+/** haraka-tld's verdict; its lists load asynchronously, so callers load again once `tlds.ready`. */
+export function isPublicSuffix(name: string): boolean {
+  return tlds.is_public_suffix(name)
+}
+
+/** Everything a decision needs. */
+export interface Deps extends Policy {
+  readonly decisions: DecisionStore
+  readonly resolver: Resolver
+  readonly guard: SpfGuardCache
+  readonly now: () => number
+}
+
+export interface Runtime {
+  /** The current Redis client, if any (the plugin's changes as it reconnects). */
+  readonly client: () => RedisClient | undefined
+  readonly now?: () => number
+  /** DNS servers to ask instead of the system's (the command's --dns). */
+  readonly dnsServers?: readonly string[]
+  /** Bound for one Redis command; the configured [redis] timeout_ms when unset. */
+  readonly redisTimeoutMs?: number
+  /** The SPF guard reads shared verdicts but never writes them (the command). */
+  readonly readOnly?: boolean
+}
+
+export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
+  const { config } = loaded
+  const now = rt.now ?? Date.now
+  const decisions = new DecisionStore(rt.client, () => rt.redisTimeoutMs ?? config.redis.timeout_ms)
+  const guardSettings = { prefix: config.redis.prefix, ttlMs: config.identity.spf_guard_ttl * 1000 }
+  return {
+    config,
+    whitelist: loaded.whitelist,
+    providers: loaded.providers,
+    decisions,
+    resolver: makeResolver(config.dns.timeout_ms, rt.dnsServers),
+    guard: new SpfGuardCache(decisions, () => guardSettings, now, { readOnly: rt.readOnly }),
+    now,
+  }
+}
+
+export type { Whitelist }

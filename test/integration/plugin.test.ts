@@ -1,0 +1,158 @@
+// The Haraka adapter through haraka-test-fixtures, against a real redis-server: skips,
+// recipient opt-out, results, on_error, defer_at, and config reloads. (No DNS: these clients
+// carry fcrdns results, as when the fcrdns plugin runs first.)
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import constants from 'haraka-constants'
+import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
+import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection } from '../helpers/fixtures'
+import { connectRedis, type TestRedis } from '../helpers/redis'
+import { sleep } from '../helpers/wait'
+
+const NO_RDNS = { ptr_names: [], fail: ['has_rdns'] }
+
+function withFcrdns(conn: FixtureConnection, r: Record<string, unknown> = NO_RDNS): FixtureConnection {
+  conn.results.add({ name: 'fcrdns' }, r)
+  return conn
+}
+
+describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
+  this.timeout(20_000)
+  let server: PrivateRedis
+  let db: TestRedis
+
+  before(async () => {
+    server = await startPrivateRedis()
+    db = await connectRedis(server.port)
+  })
+  beforeEach(() => db.flushDb())
+  after(async () => {
+    await db?.quit().catch(() => undefined)
+    await server?.stop()
+  })
+
+  const plain = (extra = ''): string => configDir({ 'smart-greylist.ini': `[main]\ndelay=60\n${extra}`, 'smart-greylist.whitelist': 'to:abuse@*\nip:40.107.0.0/16\n' })
+
+  it('defers a new tuple with a 451 4.7.1 DSN and records the result and the identity', async () => {
+    const plugin = makePlugin(plain(), db)
+    const conn = withFcrdns(connection({ ip: '85.214.132.10' }))
+    const { rc, msg } = await callRcptOk(plugin, conn, 'bob@example.com')
+    assert.equal(rc, constants.denysoft)
+    assert.equal((msg as { code: number }).code, 451)
+    assert.match(String(msg), /^4\.7\.1 Greylisted/)
+    const r = conn.transaction!.results.get(plugin)!
+    assert.deepEqual(r.fail, ['greylisted:new'])
+    assert.equal(r.identity, 'net:85.214.132.0/24')
+    assert.equal(r.identity_reason, 'spf_none,no_rdns,no_pool')
+    assert.equal((await db.keys('sgl:t:*')).length, 1)
+  })
+
+  it('skips relaying and private clients without touching Redis', async () => {
+    const plugin = makePlugin(plain(), db)
+    for (const conn of [connection({ ip: '85.214.132.10', relaying: true }), connection({ ip: '10.1.2.3', isPrivate: true })]) {
+      const { rc } = await callRcptOk(plugin, conn, 'bob@example.com')
+      assert.equal(rc, undefined)
+      assert.equal(conn.transaction!.results.get(plugin)!.skip!.toString().match(/relaying|private_ip/)?.length, 1)
+    }
+    assert.equal((await db.keys('*')).length, 0)
+  })
+
+  it('greylists private clients when [skip] private = false', async () => {
+    const plugin = makePlugin(plain('[skip]\nprivate=false\n'), db)
+    const { rc } = await callRcptOk(plugin, withFcrdns(connection({ ip: '10.1.2.3', isPrivate: true })), 'bob@example.com')
+    assert.equal(rc, constants.denysoft)
+  })
+
+  it('lets opted-out recipients and whitelisted addresses through, naming the entry', async () => {
+    const plugin = makePlugin(plain(), db)
+    const conn = withFcrdns(connection({ ip: '85.214.132.10' }))
+    assert.equal((await callRcptOk(plugin, conn, 'abuse@example.com')).rc, undefined)
+    const conn2 = withFcrdns(connection({ ip: '::ffff:40.107.22.92' }))
+    assert.equal((await callRcptOk(plugin, conn2, 'bob@example.com')).rc, undefined)
+    assert.equal(conn2.transaction!.results.get(plugin)!.whitelist, 'ip:40.107.0.0/16')
+  })
+
+  it('takes odd but legal envelopes and HELO names without failing (address literals, quoted local parts, the null sender)', async () => {
+    const plugin = makePlugin(plain(), db)
+    const cases: [string, string][] = [
+      ['"john smith"@example.org', '[85.214.132.10]'],
+      ['user@[85.214.132.10]', 'not a hostname!'],
+      ['<>', '[IPv6:2a00:6020::1]'],
+      ['x@xn--bcher-kva.example', 'xn--bcher-kva.example'],
+    ]
+    for (const [from, helo] of cases) {
+      const conn = withFcrdns(connection({ ip: '85.214.132.10', from, helo }))
+      const { rc } = await callRcptOk(plugin, conn, 'bob@example.com')
+      assert.equal(rc, constants.denysoft, `${from} / ${helo}: ${JSON.stringify(conn.transaction!.results.get(plugin))}`)
+      assert.deepEqual(conn.transaction!.results.get(plugin)!.err, [], `${from} / ${helo}: no internal error`)
+    }
+  })
+
+  it('fails open without Redis, recording the error', async () => {
+    const plugin = makePlugin(plain())
+    const conn = withFcrdns(connection({ ip: '85.214.132.10' }))
+    assert.equal((await callRcptOk(plugin, conn, 'bob@example.com')).rc, undefined)
+    assert.match(String(conn.transaction!.results.get(plugin)!.err), /redis_unavailable/)
+  })
+
+  it('defers on failure when on_error = defer', async () => {
+    const plugin = makePlugin(plain('on_error=defer\n'))
+    const { rc, msg } = await callRcptOk(plugin, withFcrdns(connection({ ip: '85.214.132.10' })), 'bob@example.com')
+    assert.equal(rc, constants.denysoft)
+    assert.equal((msg as { code: number }).code, 451)
+  })
+
+  it('never defers in shadow mode, not even on failure with on_error = defer', async () => {
+    const plugin = makePlugin(plain('on_error=defer\nmode=shadow\n'))
+    const { rc } = await callRcptOk(plugin, withFcrdns(connection({ ip: '85.214.132.10' })), 'bob@example.com')
+    assert.equal(rc, undefined)
+  })
+
+  it('with defer_at = data, continues at RCPT and defers at DATA', async () => {
+    const plugin = makePlugin(plain('defer_at=data\n'), db)
+    const conn = withFcrdns(connection({ ip: '85.214.132.10' }))
+    assert.equal((await callRcptOk(plugin, conn, 'bob@example.com')).rc, undefined)
+    const { rc, msg } = await callData(plugin, conn)
+    assert.equal(rc, constants.denysoft)
+    assert.equal((msg as { code: number }).code, 451)
+  })
+
+  it('takes an edited smart-greylist.ini without a restart, and keeps the last good one when an edit is bad', async () => {
+    const dir = plain()
+    const plugin = makePlugin(dir, db)
+    assert.equal(plugin.sg.deps.config.main.delay, 60)
+    const ini = path.join(dir, 'config', 'smart-greylist.ini')
+    fs.writeFileSync(ini, '[main]\ndelay=120\n')
+    const delay = (): unknown => plugin.sg.deps.config.main.delay
+    for (let i = 0; i < 100 && delay() !== 120; i++) await sleep(50)
+    assert.equal(plugin.sg.deps.config.main.delay, 120)
+    const errors: string[] = []
+    plugin.logerror = (m: string) => errors.push(m)
+    fs.writeFileSync(ini, '[main]\ndelay=banana\n')
+    for (let i = 0; i < 200 && !errors.length; i++) await sleep(50)
+    assert.match(errors[0] ?? '', /\[main\] delay = banana.*keeping the previous settings/)
+    assert.equal(plugin.sg.deps.config.main.delay, 120, 'a bad edit leaves the last good settings in force')
+  })
+
+  it("lets a provider's mail skip greylisting, or only groups it, as smart-greylist.ini says", async () => {
+    const providers = '[mailchimp]\nname = Mailchimp\naction = skip\nip = 198.2.128.0/18\n'
+    const conn = (): FixtureConnection => withFcrdns(connection({ ip: '198.2.130.7' }))
+    const skip = makePlugin(configDir({ 'smart-greylist.providers': providers }), db)
+    assert.equal(skip.sg.deps.providers.ranges, 1)
+    const c1 = conn()
+    assert.equal((await callRcptOk(skip, c1, 'bob@example.com')).rc, undefined)
+    assert.equal(c1.transaction!.results.get(skip)!.whitelist, 'provider:mailchimp')
+
+    for (const ini of ['[whitelist]\nproviders=false\n', '[providers]\nmailchimp=group\n']) {
+      const group = makePlugin(configDir({ 'smart-greylist.ini': ini, 'smart-greylist.providers': providers }), db)
+      const c2 = conn()
+      assert.equal((await callRcptOk(group, c2, `bob${ini.length}@example.com`)).rc, constants.denysoft)
+      assert.equal(c2.transaction!.results.get(group)!.identity, 'pool:mailchimp')
+    }
+    const off = makePlugin(configDir({ 'smart-greylist.ini': '[providers]\nmailchimp=off\n', 'smart-greylist.providers': providers }), db)
+    const c3 = conn()
+    await callRcptOk(off, c3, 'carol@example.com')
+    assert.equal(c3.transaction!.results.get(off)!.identity, 'net:198.2.130.0/24')
+  })
+})

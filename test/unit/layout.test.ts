@@ -1,0 +1,54 @@
+// The layout that shows the design: the pure core imports no adapter, nothing imports the
+// command, and no module imports itself through others (type-only imports left aside).
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+
+const ROOT = path.resolve(__dirname, '..', '..')
+const PLUGIN = path.join(ROOT, 'plugins', 'smart-greylist')
+
+function sources(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? sources(path.join(dir, d.name)) : d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') ? [path.join(dir, d.name)] : [],
+  )
+}
+
+/** Run-time imports of a file (not `import type`), resolved to files. */
+function imports(file: string): string[] {
+  const text = fs.readFileSync(file, 'utf8')
+  const out: string[] = []
+  for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'"]*?from\s+'(\.[^']+)'/gm)) {
+    out.push(path.resolve(path.dirname(file), m[1]) + '.ts')
+  }
+  return out
+}
+
+const FILES = [...sources(PLUGIN), ...sources(path.join(ROOT, 'cli'))]
+
+describe('module layout', () => {
+  it('the core imports nothing but the core', () => {
+    for (const f of sources(path.join(PLUGIN, 'core'))) {
+      const text = fs.readFileSync(f, 'utf8')
+      for (const m of text.matchAll(/from\s+'(\.[^']+)'/g)) {
+        assert.ok(path.resolve(path.dirname(f), m[1]).startsWith(path.join(PLUGIN, 'core')), `${path.relative(ROOT, f)} imports ${m[1]}`)
+      }
+      assert.doesNotMatch(text, /from 'node:(fs|dns|child_process|http|https)'|Date\.now\(\)/, path.relative(ROOT, f))
+    }
+  })
+
+  it('the plugin never imports the command', () => {
+    for (const f of sources(PLUGIN)) for (const i of imports(f)) assert.ok(!i.startsWith(path.join(ROOT, 'cli')), `${path.relative(ROOT, f)} imports ${i}`)
+  })
+
+  it('has no import cycles', () => {
+    const state = new Map<string, 'open' | 'done'>()
+    const visit = (f: string, trail: string[]): void => {
+      if (state.get(f) === 'done') return
+      assert.notEqual(state.get(f), 'open', `cycle: ${[...trail, f].map((x) => path.relative(ROOT, x)).join(' -> ')}`)
+      state.set(f, 'open')
+      for (const i of imports(f)) if (fs.existsSync(i)) visit(i, [...trail, f])
+      state.set(f, 'done')
+    }
+    for (const f of FILES) visit(f, [])
+  })
+})

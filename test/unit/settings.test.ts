@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import harakaConfig from 'haraka-config'
+import { DEFAULTS, parseSettings, problemText, renderIni, renderSettingsTable, SCHEMA } from '../../plugins/smart-greylist/core/settings'
+
+const ROOT = path.resolve(__dirname, '..', '..')
+const text = (raw: unknown): string[] => parseSettings(raw).problems.map(problemText)
+
+describe('parseSettings', () => {
+  it('returns the defaults for an empty or missing file', () => {
+    assert.deepEqual(parseSettings({}).config, DEFAULTS)
+    assert.deepEqual(parseSettings(undefined).config, DEFAULTS)
+    assert.deepEqual(parseSettings({ main: {} }).problems, [])
+  })
+
+  it('reads numbers, booleans and choices as haraka-config hands them over (strings or typed)', () => {
+    const { config: c, problems } = parseSettings({
+      main: { delay: '60', retry_window: 7200, defer_at: 'DATA', on_error: 'defer' },
+      skip: { private: false },
+      whitelist: { providers: 'no', verify_helo: 'off' },
+      identity: { ipv4_prefix: '20', spf: 1 },
+      redis: { prefix: 'mx1:', timeout_ms: '250', host: '10.1.1.1', db: 12 },
+      providers: { AmazonSES: 'group' },
+    })
+    assert.deepEqual(problems, [])
+    assert.equal(c.main.delay, 60)
+    assert.equal(c.main.retry_window, 7200)
+    assert.equal(c.main.defer_at, 'data')
+    assert.equal(c.main.on_error, 'defer')
+    assert.equal(c.skip.private, false)
+    assert.equal(c.whitelist.providers, false)
+    assert.equal(c.whitelist.verify_helo, false)
+    assert.equal(c.identity.spf, true)
+    assert.equal(c.identity.ipv4_prefix, 20)
+    assert.equal(c.redis.prefix, 'mx1:')
+    assert.equal(c.redis.timeout_ms, 250)
+    assert.deepEqual(c.providers, { amazonses: 'group' })
+  })
+
+  it('returns a frozen object', () => {
+    const c = parseSettings({}).config
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.main))
+  })
+
+  const bad: [string, Record<string, Record<string, unknown>>, RegExp][] = [
+    ['a negative delay', { main: { delay: '-5' } }, /\[main\] delay: "-5" is not a whole number from 0 to 604800; keeping "300"/],
+    ['a window shorter than the delay', { main: { delay: 600, retry_window: 300 } }, /\[main\] retry_window: 300 must be longer than delay \(600\)/],
+    ['an unknown defer_at', { main: { defer_at: 'helo' } }, /\[main\] defer_at: "helo" is not one of rcpt, data/],
+    ['a prefix with spaces', { redis: { prefix: 'a b' } }, /\[redis\] prefix: "a b" is not up to 64/],
+    ['a reply text with control characters', { main: { text: 'x\r\n250 ok' } }, /\[main\] text:/],
+    ['a fractional prefix length', { identity: { ipv4_prefix: '24.5' } }, /\[identity\] ipv4_prefix: "24.5" is not a whole number/],
+    ['a boolean that is not one', { identity: { spf: 'yes please' } }, /\[identity\] spf: "yes please" is not true or false; keeping "true"/],
+    ['a misspelt key', { main: { delya: 10 } }, /\[main\] delya: unknown key, ignored \(did you mean delay\?\)/],
+    ['an unknown section', { mian: { delay: 10 } }, /\[mian\]: unknown section, ignored \(did you mean \[main\]\?\)/],
+    ['a bad provider action', { providers: { google: 'maybe' } }, /\[providers\] google: "maybe" is not one of skip, group, off/],
+  ]
+  for (const [what, raw, message] of bad) {
+    it(`reports ${what} with the file and key`, () => {
+      const found = text(raw)
+      assert.ok(found.some((p) => p.startsWith('smart-greylist.ini [') && message.test(p)), found.join('\n'))
+    })
+  }
+
+  it('keeps the previous good value of a key whose new value is bad, and takes the good ones', () => {
+    const previous = parseSettings({ main: { delay: 60 }, identity: { spf: false } }).config
+    const { config } = parseSettings({ main: { delay: 'soon', pass_ttl: 86_400 }, identity: { spf: 'yes please' } }, previous)
+    assert.equal(config.main.delay, 60)
+    assert.equal(config.main.pass_ttl, 86_400)
+    assert.equal(config.identity.spf, false)
+  })
+})
+
+describe('the settings schema is the one source', () => {
+  it('the shipped config/smart-greylist.ini is rendered from it (npm run settings:render)', () => {
+    assert.equal(fs.readFileSync(path.join(ROOT, 'config', 'smart-greylist.ini'), 'utf8'), renderIni())
+  })
+
+  it("the README's settings table is rendered from it (npm run settings:render)", () => {
+    assert.ok(fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').includes(renderSettingsTable()), 'README settings table is stale')
+  })
+
+  it('the shipped ini, read back, gives the defaults and no problem', () => {
+    // haraka-config's reading of the shipped file, as the plugin gets it.
+    const raw = harakaConfig.module_config(ROOT).get('smart-greylist.ini', 'ini')
+    assert.deepEqual(parseSettings(raw), { config: DEFAULTS, problems: [] })
+  })
+
+  it('declares a doc line, and a default inside its bounds, for every key', () => {
+    for (const [sec, spec] of Object.entries(SCHEMA)) {
+      for (const [key, k] of Object.entries(spec.keys)) {
+        assert.ok(k.doc.length > 10, `[${sec}] ${key} has no doc`)
+        if (k.type === 'int') assert.ok(k.default >= k.min && k.default <= k.max, `[${sec}] ${key}`)
+      }
+    }
+  })
+})

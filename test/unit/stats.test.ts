@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict'
+import { dayOf, delayPercentile, mergeDays, parseDay, statsKeys } from '../../plugins/smart-greylist/core/stats'
+import { canonicalEntry } from '../../plugins/smart-greylist/core/whitelist'
+
+describe('stats', () => {
+  it('names one hash and one sorted set per UTC day', () => {
+    assert.equal(dayOf(Date.UTC(2026, 10, 28, 23, 59)), '2026-11-28')
+    assert.deepEqual(statsKeys('sgl:', Date.UTC(2026, 10, 28)), { counters: 'sgl:st:2026-11-28', identities: 'sgl:si:2026-11-28' })
+  })
+
+  const day = parseDay('2026-11-28', {
+    'defer:new': '10', 'defer:early': '4', 'shadow:new': '2', retry: '8', known: '30', awl: '5', 'wl:host': '7', 'wl:provider': '3',
+    'skip:relaying': '9', fail_open: '1', 'd:300': '5', 'd:420': '2', 'd:3600': '1', dsum: '4000', dmax: '3100',
+  })
+
+  it('reads a day hash into named counters', () => {
+    assert.equal(day.deferred, 14)
+    assert.deepEqual(day.deferredBy, { new: 10, early: 4 })
+    assert.equal(day.shadow, 2)
+    assert.equal(day.acceptedAfterDelay, 8)
+    assert.deepEqual(day.whitelisted, { host: 7, provider: 3 })
+    assert.equal(day.failOpen, 1)
+    assert.equal(day.delay.count, 8)
+  })
+
+  it('reads percentiles from the histogram as bucket bounds, capped by the maximum', () => {
+    assert.equal(delayPercentile(day.delay.buckets, 0.5, 3100), 300)
+    assert.equal(delayPercentile(day.delay.buckets, 0.8, 3100), 420)
+    assert.equal(delayPercentile(day.delay.buckets, 1, 3100), 3100)
+    assert.equal(delayPercentile({}, 0.5, 0), null)
+  })
+
+  it('adds days up', () => {
+    const total = mergeDays([day, day])
+    assert.equal(total.deferred, 28)
+    assert.deepEqual(total.whitelisted, { host: 14, provider: 6 })
+    assert.equal(total.delay.maxSeconds, 3100)
+    assert.equal(total.delay.buckets['300'], 10)
+  })
+})
+
+describe('canonicalEntry', () => {
+  it('spells equal entries alike, so duplicates are found', () => {
+    assert.equal(canonicalEntry({ kind: 'host', pattern: '*Outbound.Protection.Outlook.com.' }), 'host:*.outbound.protection.outlook.com')
+    assert.equal(canonicalEntry({ kind: 'ip', pattern: '::ffff:40.107.0.0/112' }), 'ip:40.107.0.0/16')
+    assert.equal(canonicalEntry({ kind: 'from', pattern: 'example.org' }), 'from:*@example.org')
+    assert.equal(canonicalEntry({ kind: 'to', pattern: '@example.org' }), 'to:*@example.org')
+  })
+})

@@ -7,6 +7,7 @@ import tlds from 'haraka-tld'
 import { AdminStore } from '../plugins/smart-greylist/adapters/redis-admin'
 import { closeRedis, openRedis, redisTarget } from '../plugins/smart-greylist/adapters/redis-client'
 import type { RedisClient } from '../plugins/smart-greylist/adapters/haraka-types'
+import { withTimeout } from '../plugins/smart-greylist/adapters/timeout'
 import { buildDeps, load, sourcesForDir, type ConfigSources, type Deps, type Loaded } from '../plugins/smart-greylist/setup'
 
 export { FILES } from '../plugins/smart-greylist/core/settings'
@@ -89,7 +90,8 @@ export class Context {
     const target = redisTarget(loaded.redis)
     let redisError: string | null = null
     try {
-      db = await openRedis(loaded.redis, quiet)
+      // connectTimeout bounds the TCP connect only; a Redis that accepts and never answers is bounded here.
+      db = await withTimeout(openRedis(loaded.redis, quiet), COMMAND_REDIS_TIMEOUT_MS, 'Redis connect')
     } catch (err) {
       redisError = (err as Error).message || String(err)
       if (opts.requireRedis) throw new Error(`Redis at ${target} is unreachable: ${redisError}`)

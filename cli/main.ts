@@ -115,13 +115,13 @@ if (require.main === module) {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0)
   })
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code
-    },
-    (err: Error) => {
-      io.err(`smart-greylist: ${err.message}`)
-      process.exitCode = EXIT.failure
-    },
-  )
+  // Every path ends: once the answer is written the process exits, whatever a library left open
+  // (a client still waiting on a Redis that accepted the connection and never answered).
+  const exit = (code: number): void => {
+    process.stdout.write('', () => process.exit(code))
+  }
+  main(process.argv.slice(2)).then(exit, (err: Error) => {
+    io.err(`smart-greylist: ${err.message}`)
+    exit(EXIT.failure)
+  })
 }

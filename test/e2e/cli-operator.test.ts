@@ -39,7 +39,7 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.equal(dup.code, 1)
     assert.match(dup.stderr, /already listed \(smart-greylist\.whitelist:\d+\)/)
 
-    await stack.haraka.waitFor(/whitelist loaded: 2 entries/, 15_000, mark)
+    await stack.haraka.waitFor(/loaded: whitelist 2 entries/, 15_000, mark)
     const after = await deliver(stack.haraka.port, { clientIp: ip, from: 'wl@one.example', to: ['bob@example.com'], data: true })
     assert.equal(after.rcpt[0].code, 250)
     assert.match(stack.haraka.queuedMessage(after.message!.text), /^X-Greylist: passed by smart-greylist; whitelist entry ip:85\.214\.201\.0\/24 \(smart-greylist\.whitelist:\d+\)/m)
@@ -49,7 +49,7 @@ describe('smart-greylist command with a running Haraka', function () {
     const beforeRemove = stack.haraka.log.length
     const rm = await cli('whitelist', 'remove', 'host:*.outbound.protection.outlook.com', 'ip:85.214.201.0/24')
     assert.equal(rm.code, 0, rm.stderr)
-    await stack.haraka.waitFor(/whitelist loaded: 0 entries/, 15_000, beforeRemove)
+    await stack.haraka.waitFor(/loaded: whitelist 0 entries/, 15_000, beforeRemove)
     assert.equal((await cli('whitelist', 'remove', 'ip:85.214.201.0/24')).code, 1, 'not listed any more')
   })
 
@@ -106,7 +106,7 @@ describe('smart-greylist command with a running Haraka', function () {
   it('shadow mode logs and counts the would-be deferral but accepts the mail', async () => {
     const mark = stack.haraka.log.length
     stack.haraka.writeConfig('smart-greylist.ini', INI.replace('[main]\n', '[main]\nmode=shadow\n'))
-    await stack.haraka.waitFor(/whitelist loaded/, 15_000, mark)
+    await stack.haraka.waitFor(/loaded: whitelist/, 15_000, mark)
     const t = await deliver(stack.haraka.port, { clientIp: '85.214.210.1', from: 'shadow@two.example', to: ['dan@example.com'], data: true })
     assert.equal(t.rcpt[0].code, 250)
     assert.equal(t.message?.code, 250)
@@ -116,7 +116,7 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.equal(s.total.shadow, 1)
     const back = stack.haraka.log.length
     stack.haraka.writeConfig('smart-greylist.ini', INI)
-    await stack.haraka.waitFor(/whitelist loaded/, 15_000, back)
+    await stack.haraka.waitFor(/loaded: whitelist/, 15_000, back)
   })
 
   it('flush forgets a sender, an identity, or everything', async () => {

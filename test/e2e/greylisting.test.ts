@@ -146,7 +146,7 @@ describe('smart-greylist in a running Haraka', function () {
         'smart-greylist.whitelist',
         'host:*.outbound.protection.outlook.com\nhelo:*.outbound.protection.outlook.com\n',
       )
-      await stack.haraka.waitFor(/whitelist loaded: 2 entries/)
+      await stack.haraka.waitFor(/loaded: whitelist 2 entries/)
       const from = sender()
       const forgedPtr = await deliver(stack.haraka.port, { clientIp: FORGED_PTR_IP, helo: 'client.example.net', from, to: ['gina@example.com'] })
       assert.ok(is451(forgedPtr.rcpt[0].code, forgedPtr.rcpt[0].text), 'PTR not confirmed: greylisted')
@@ -167,7 +167,7 @@ describe('smart-greylist in a running Haraka', function () {
       assert.ok(is451(before.rcpt[0].code, before.rcpt[0].text))
       const mark = stack.haraka.log.length
       stack.haraka.writeConfig('smart-greylist.whitelist', `# added while running\nip:85.214.150.0/24\nto:postmaster@example.com\nbogus line\n`)
-      await stack.haraka.waitFor(/whitelist loaded: 2 entries/, 10_000, mark)
+      await stack.haraka.waitFor(/loaded: whitelist 2 entries/, 10_000, mark)
       assert.ok(stack.haraka.linesMatching(/smart-greylist\.whitelist:4: ignoring "bogus line"/, mark).length, 'a bad line is reported with its line number')
       const after = await deliver(stack.haraka.port, { clientIp: ip, from, to: ['hank@example.com'] })
       assert.equal(after.rcpt[0].code, 250)

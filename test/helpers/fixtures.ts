@@ -1,6 +1,7 @@
 // The plugin as Haraka's own test fixtures load it: the compiled package (package.json main),
 // its config from a directory the test controls.
 import fs from 'node:fs'
+import type { ProviderIndex } from '../../plugins/smart-greylist/core/providers'
 import os from 'node:os'
 import path from 'node:path'
 import type { RedisClient } from '../../plugins/smart-greylist/adapters/haraka-types'
@@ -16,7 +17,7 @@ const fixtures = require('haraka-test-fixtures') as {
 export interface FixturePlugin {
   name: string
   db?: RedisClient
-  sg: { deps: { config: { main: Record<string, unknown> }; whitelist: { size: number }; providers: { ranges: number } } }
+  sg: { deps: { config: { main: Record<string, unknown> }; whitelist: { size: number }; providers: ProviderIndex } }
   [k: string]: unknown
 }
 

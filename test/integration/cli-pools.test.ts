@@ -5,24 +5,7 @@ import path from 'node:path'
 import { runCli } from '../helpers/cli'
 import { DnsServer } from '../helpers/dns-server'
 import { configDir } from '../helpers/fixtures'
-
-const PROVIDERS = `# test providers
-[microsoft]
-name = Microsoft 365
-spf = spf.protection.outlook.com
-host = *.outbound.protection.outlook.com
-ip = 40.107.0.0/16
-ip = 104.47.0.0/17
-
-[mailchimp]
-spf = servers.mcsv.net
-action = group
-ip = 205.201.128.0/20
-
-[static]
-# no spf line: never touched
-ip = 17.0.0.0/8
-`
+import { ROOT } from '../helpers/haraka'
 
 describe('smart-greylist pools refresh', function () {
   this.timeout(20_000)
@@ -38,37 +21,73 @@ describe('smart-greylist pools refresh', function () {
   })
   after(() => dns.close())
 
-  it('rebuilds ranges from the include chain, reports the changes, keeps a failed provider and the rest of the file', async () => {
-    const dir = path.join(configDir({ 'smart-greylist.providers': PROVIDERS }), 'config')
+  // The admin's file: microsoft's ranges written by hand, and two providers of its own.
+  const LOCAL = `# my providers
+[microsoft]
+ip = 40.107.0.0/16
+ip = 104.47.0.0/17
+
+[corpmail]
+spf = servers.corpmail.example
+action = group
+ip = 205.201.128.0/20
+
+[static]
+# no spf line: never touched
+ip = 17.0.0.0/8
+`
+  const SHIPPED = path.join(ROOT, 'config', 'smart-greylist.providers')
+
+  it('writes what it finds to smart-greylist.providers.local, dated, keeps a failed provider, never touches the shipped file', async () => {
+    const shippedBefore = fs.readFileSync(SHIPPED, 'utf8')
+    const dir = path.join(configDir({ 'smart-greylist.providers.local': LOCAL }), 'config')
     const r = await runCli(['pools', 'refresh', '--config', dir, '--dns', `127.0.0.1:${dns.port}`, '--timeout-ms', '1000'])
-    assert.equal(r.code, 1, `exit 1: mailchimp's record is missing\n${r.stdout}${r.stderr}`)
+    assert.equal(r.code, 1, `exit 1: corpmail's record is missing\n${r.stdout}${r.stderr}`)
     assert.match(r.stdout, /microsoft\s+changed: 5 ranges \+40\.92\.0\.0\/15 \+52\.100\.0\.0\/14 \+2a01:111:f400::\/48 \+2a01:111:f403::\/48 -104\.47\.0\.0\/17/)
-    assert.match(r.stdout, /mailchimp\s+kept 1 ranges: ENOTFOUND/)
-    const text = fs.readFileSync(path.join(dir, 'smart-greylist.providers'), 'utf8')
-    assert.match(text, /^# test providers/)
-    assert.match(text, /ip = 40\.92\.0\.0\/15\nip = 40\.107\.0\.0\/16\nip = 52\.100\.0\.0\/14\nip = 2a01:111:f400::\/48\nip = 2a01:111:f403::\/48\n\n\[mailchimp\]/)
-    assert.match(text, /\[mailchimp\]\nspf = servers\.mcsv\.net\naction = group\nip = 205\.201\.128\.0\/20/)
+    assert.match(r.stdout, /corpmail\s+kept 1 ranges: ENOTFOUND/)
+    const text = fs.readFileSync(path.join(dir, 'smart-greylist.providers.local'), 'utf8')
+    const today = new Date().toISOString().slice(0, 10)
+    assert.match(text, /^# my providers/)
+    assert.match(text, new RegExp(`\\[microsoft\\]\\nupdated = ${today}\\nip = 40\\.92\\.0\\.0/15\\nip = 40\\.107\\.0\\.0/16\\nip = 52\\.100\\.0\\.0/14\\nip = 2a01:111:f400::/48\\nip = 2a01:111:f403::/48\\n\\n\\[corpmail\\]`))
+    assert.match(text, /\[corpmail\]\nspf = servers\.corpmail\.example\naction = group\nip = 205\.201\.128\.0\/20/)
     assert.match(text, /\[static\]\n# no spf line: never touched\nip = 17\.0\.0\.0\/8/)
+    assert.equal(fs.readFileSync(SHIPPED, 'utf8'), shippedBefore)
+    assert.ok(!fs.existsSync(path.join(dir, 'smart-greylist.providers')), 'no copy of the shipped file in the instance')
 
     const again = await runCli(['pools', 'refresh', '--config', dir, '--dns', `127.0.0.1:${dns.port}`, '--timeout-ms', '1000', '--json'])
     const report = JSON.parse(again.stdout) as { written: string | null; providers: { id: string; status: string }[] }
     assert.equal(report.written, null, 'nothing changed, nothing written')
-    assert.deepEqual(report.providers.map((p) => `${p.id}:${p.status}`), ['microsoft:unchanged', 'mailchimp:kept'])
+    assert.equal(report.providers.find((p) => p.id === 'microsoft')?.status, 'unchanged')
+    assert.equal(report.providers.find((p) => p.id === 'corpmail')?.status, 'kept')
   })
 
   it('writes nothing on --dry-run', async () => {
-    const dir = path.join(configDir({ 'smart-greylist.providers': PROVIDERS }), 'config')
+    const dir = path.join(configDir({ 'smart-greylist.providers.local': LOCAL }), 'config')
     const r = await runCli(['pools', 'refresh', '--config', dir, '--dns', `127.0.0.1:${dns.port}`, '--timeout-ms', '1000', '--dry-run'])
     assert.match(r.stdout, /dry run: nothing written/)
-    assert.equal(fs.readFileSync(path.join(dir, 'smart-greylist.providers'), 'utf8'), PROVIDERS)
+    assert.equal(fs.readFileSync(path.join(dir, 'smart-greylist.providers.local'), 'utf8'), LOCAL)
   })
 
-  it('lists the providers with the action smart-greylist.ini gives them', async () => {
-    const dir = path.join(configDir({ 'smart-greylist.providers': PROVIDERS, 'smart-greylist.ini': '[providers]\nmicrosoft=group\nstatic=off\n' }), 'config')
+  it('lists the shipped and local providers with the action smart-greylist.ini gives them', async () => {
+    const dir = path.join(configDir({ 'smart-greylist.providers.local': LOCAL, 'smart-greylist.ini': '[providers]\nmicrosoft=group\nstatic=off\n' }), 'config')
     const r = await runCli(['pools', 'list', '--config', dir, '--json'])
-    assert.equal(r.code, 0)
-    const rows = (JSON.parse(r.stdout) as { providers: { id: string; action: string }[] }).providers
-    assert.deepEqual(rows.map((p) => `${p.id}:${p.action}`), ['microsoft:group', 'mailchimp:group', 'static:off'])
+    assert.equal(r.code, 0, r.stderr)
+    const rows = (JSON.parse(r.stdout) as { providers: { id: string; action: string; ranges: number; from: string }[] }).providers
+    const row = (id: string) => rows.find((p) => p.id === id)
+    assert.equal(row('microsoft')?.action, 'group')
+    assert.equal(row('microsoft')?.ranges, 2, "the admin's hand-written ranges")
+    assert.equal(row('microsoft')?.from, 'smart-greylist.providers.local')
+    assert.equal(row('google')?.action, 'skip')
+    assert.equal(row('google')?.from, 'smart-greylist.providers')
+    assert.equal(row('corpmail')?.action, 'group')
+    assert.equal(row('static')?.action, 'off')
+  })
+
+  it('warns that an old copy of the shipped file in the instance is not read', async () => {
+    const dir = path.join(configDir({ 'smart-greylist.providers': '[old]\nip = 17.0.0.0/8\n' }), 'config')
+    const r = await runCli(['config', 'check', '--config', dir])
+    assert.equal(r.code, 1)
+    assert.match(r.stdout, /smart-greylist\.providers is not read: the package's copy is .*smart-greylist\.providers\.local/)
   })
 
   it('answers a usage error with exit 2 and the usage line', async () => {

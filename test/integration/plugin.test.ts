@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import constants from 'haraka-constants'
+import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection } from '../helpers/fixtures'
 import { connectRedis, type TestRedis } from '../helpers/redis'
@@ -131,26 +132,27 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     plugin.logerror = (m: string) => errors.push(m)
     fs.writeFileSync(ini, '[main]\ndelay=banana\n')
     for (let i = 0; i < 200 && !errors.length; i++) await sleep(50)
-    assert.match(errors[0] ?? '', /\[main\] delay = banana.*keeping the previous settings/)
+    assert.match(errors[0] ?? '', /smart-greylist\.ini \[main\] delay: "banana" is not a whole number .*; keeping "120"/)
     assert.equal(plugin.sg.deps.config.main.delay, 120, 'a bad edit leaves the last good settings in force')
   })
 
   it("lets a provider's mail skip greylisting, or only groups it, as smart-greylist.ini says", async () => {
     const providers = '[mailchimp]\nname = Mailchimp\naction = skip\nip = 198.2.128.0/18\n'
     const conn = (): FixtureConnection => withFcrdns(connection({ ip: '198.2.130.7' }))
-    const skip = makePlugin(configDir({ 'smart-greylist.providers': providers }), db)
-    assert.equal(skip.sg.deps.providers.ranges, 1)
+    // The admin's .local section overrides the shipped mailchimp's action and ranges.
+    const skip = makePlugin(configDir({ 'smart-greylist.providers.local': providers }), db)
+    assert.deepEqual(skip.sg.deps.providers.lookup(parseIp('198.2.130.7'))?.provider.ips, ['198.2.128.0/18'])
     const c1 = conn()
     assert.equal((await callRcptOk(skip, c1, 'bob@example.com')).rc, undefined)
     assert.equal(c1.transaction!.results.get(skip)!.whitelist, 'provider:mailchimp')
 
     for (const ini of ['[whitelist]\nproviders=false\n', '[providers]\nmailchimp=group\n']) {
-      const group = makePlugin(configDir({ 'smart-greylist.ini': ini, 'smart-greylist.providers': providers }), db)
+      const group = makePlugin(configDir({ 'smart-greylist.ini': ini, 'smart-greylist.providers.local': providers }), db)
       const c2 = conn()
       assert.equal((await callRcptOk(group, c2, `bob${ini.length}@example.com`)).rc, constants.denysoft)
       assert.equal(c2.transaction!.results.get(group)!.identity, 'pool:mailchimp')
     }
-    const off = makePlugin(configDir({ 'smart-greylist.ini': '[providers]\nmailchimp=off\n', 'smart-greylist.providers': providers }), db)
+    const off = makePlugin(configDir({ 'smart-greylist.ini': '[providers]\nmailchimp=off\n', 'smart-greylist.providers.local': providers }), db)
     const c3 = conn()
     await callRcptOk(off, c3, 'carol@example.com')
     assert.equal(c3.transaction!.results.get(off)!.identity, 'net:198.2.130.0/24')

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import { parseIp } from '../plugins/smart-greylist/core/ip'
-import { tupleKey } from '../plugins/smart-greylist/core/keys'
+import { startedKey, tupleKey } from '../plugins/smart-greylist/core/keys'
 import { DecisionStore } from '../plugins/smart-greylist/adapters/redis-decision'
 import { compileWhitelist, parseWhitelist } from '../plugins/smart-greylist/core/whitelist'
 import { timingFrom } from '../plugins/smart-greylist/core/decision'
@@ -103,7 +103,7 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
     const work: Promise<unknown>[] = []
     for (let j = i; j < Math.min(n, i + batch); j++) {
       const identity = { kind: 'host', value: `pool${j % 97}.example.net` }
-      const ref = { key: tupleKey('sgl:', `host:${identity.value}`, `s${j}@example.org`, `r${j}@example.com`), identity, sender: `s${j}@example.org`, recipient: `r${j}@example.com` }
+      const ref = { key: tupleKey('sgl:', `host:${identity.value}`, `s${j}@example.org`, `r${j}@example.com`), startedKey: startedKey('sgl:', `host:${identity.value}`), identity, sender: `s${j}@example.org`, recipient: `r${j}@example.com` }
       work.push(store.check(ref, now, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 }))
     }
     await Promise.all(work)
@@ -111,7 +111,7 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
   const after = await used()
   const sample = tupleKey('sgl:', 'host:pool0.example.net', 's0@example.org', 'r0@example.com')
   const pendingKey = (await db.memoryUsage(sample)) ?? 0
-  const sampleRef = { key: sample, identity: { kind: 'host', value: 'pool0.example.net' }, sender: 's0@example.org', recipient: 'r0@example.com' }
+  const sampleRef = { key: sample, startedKey: startedKey('sgl:', 'host:pool0.example.net'), identity: { kind: 'host', value: 'pool0.example.net' }, sender: 's0@example.org', recipient: 'r0@example.com' }
   await store.check(sampleRef, now + timing.delayMs, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
   const passedKey = (await db.memoryUsage(sample)) ?? 0
   const keys = (await db.dbSize()) - 2 // the day's two statistics keys

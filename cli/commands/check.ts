@@ -115,7 +115,7 @@ function describe(r: Record<string, unknown>): string[] {
   row('client', String(r.client))
   if (rdns) row('rDNS', rdns.status === 'ok' ? rdns.names.map((n) => `${n.name} (${n.confirmed ? 'forward-confirmed' : 'not confirmed'})`).join(', ') : rdns.status === 'none' ? 'no PTR' : `lookup failed: ${rdns.error}`)
   const spf = r.spf as SpfFacts | null
-  if (spf) row('SPF', `${spf.domain}: ${spf.result}${spf.permissive ? ' (permissive record: not trusted)' : ''}`)
+  if (spf) row('SPF', `${spf.domain}: ${spf.result}${spf.permissive ? ` (permissive record, not trusted: ${spf.guard})` : ''}`)
   row('envelope', `<${r.sender}> -> <${r.recipient}>`)
   const id = r.identity as { id: string; reason: string } | undefined
   if (id) row('identity', `${id.id} (${id.reason})`)

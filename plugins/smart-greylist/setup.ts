@@ -131,15 +131,14 @@ export interface Runtime {
 export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
   const { config } = loaded
   const now = rt.now ?? Date.now
-  const decisions = new DecisionStore(rt.client, () => rt.redisTimeoutMs ?? config.redis.timeout_ms)
-  const guardSettings = { prefix: config.redis.prefix, ttlMs: config.identity.spf_guard_ttl * 1000 }
+  const decisions = new DecisionStore(rt.client, () => rt.redisTimeoutMs ?? config.redis.timeout_ms, () => config.limits.stored_chars)
   return {
     config,
     whitelist: loaded.whitelist,
     providers: loaded.providers,
     decisions,
     resolver: makeResolver(config.dns.timeout_ms, rt.dnsServers),
-    guard: new SpfGuardCache(decisions, () => guardSettings, now, { readOnly: rt.readOnly }),
+    guard: new SpfGuardCache(decisions, config, now, { readOnly: rt.readOnly }),
     now,
   }
 }

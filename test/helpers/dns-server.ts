@@ -70,7 +70,9 @@ export class DnsServer {
       exists = true
       if (q.type === 'PTR') for (const data of this.ptr.get(name)!) answers.push({ type: 'PTR', name: q.name, ttl: 60, data })
     }
-    const byType = this.records.get(name)
+    // A name with no records of its own takes those of the closest `*.` wildcard above it.
+    const labels = name.split('.')
+    const byType = this.records.get(name) ?? labels.map((_, i) => this.records.get(`*.${labels.slice(i + 1).join('.')}`)).find(Boolean)
     if (byType) {
       exists = true
       for (const data of byType.get(q.type) ?? []) {

@@ -10,6 +10,7 @@ export interface TestRedis extends Omit<RedisClient, 'hGetAll' | 'pTTL' | 'hGet'
   flushDb(): Promise<unknown>
   hSet(key: string, field: string, value: string): Promise<unknown>
   keys(pattern: string): Promise<string[]>
+  exists(key: string): Promise<number>
   info(section?: string): Promise<string>
   memoryUsage(key: string): Promise<number | null>
   dbSize(): Promise<number>

@@ -30,6 +30,7 @@ describe('DecisionStore and AdminStore (Redis)', function () {
   const NO_STATS = { prefix: 'sgl:', shadow: false, ttlDays: 0 }
   const ref = (key: string, awlKey?: string): TupleRef => ({
     key,
+    startedKey: 'sgl:n:case',
     ...(awlKey ? { awlKey } : {}),
     identity: { kind: 'host', value: 'outbound.protection.outlook.com' },
     sender: 'alice@contoso.com',
@@ -38,6 +39,7 @@ describe('DecisionStore and AdminStore (Redis)', function () {
 
   async function seed(key: string, awl: string, stored: StoredState): Promise<void> {
     if (stored.awlCount !== null) await db.hSet(awl, 'n', String(stored.awlCount))
+    if (stored.started) await db.set('sgl:n:case', String(stored.started))
     if (!stored.tuple) return
     await db.hSet(key, 'f', String(stored.tuple.firstSeen))
     if (stored.tuple.passedAt !== null) await db.hSet(key, 'p', String(stored.tuple.passedAt))
@@ -58,6 +60,8 @@ describe('DecisionStore and AdminStore (Redis)', function () {
       if (expected.op === 'create') assert.deepEqual(after, { f: String(c.now), ...who })
       if (expected.op === 'awl_touch') assert.deepEqual(after, {}, 'an auto-whitelisted pair writes no tuple')
       if (c.awlAfter !== undefined) assert.equal(await db.hGet(awl, 'n'), String(c.awlAfter))
+      if (c.startedAfter !== undefined) assert.equal(await db.get('sgl:n:case'), String(c.startedAfter))
+      if (c.status === 'capped') assert.equal(await db.exists(key), c.stored.tuple ? 1 : 0, 'a capped tuple is not stored')
       if (c.ttlMs !== undefined) {
         const ttl = await db.pTTL(key)
         assert.ok(ttl > c.ttlMs - 5000 && ttl <= c.ttlMs, `ttl ${ttl}`)
@@ -117,8 +121,8 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     const now = Date.now()
     await store.check(ref('sgl:t:p1', 'sgl:a:p1'), now, TIMING, NO_STATS)
     const before = await db.hGetAll('sgl:t:p1')
-    const peeked = await reads.peek({ key: 'sgl:t:p1', awlKey: 'sgl:a:p1' })
-    assert.deepEqual({ tuple: peeked.tuple, awlCount: peeked.awlCount }, { tuple: { firstSeen: now, passedAt: null }, awlCount: 0 })
+    const peeked = await reads.peek({ key: 'sgl:t:p1', awlKey: 'sgl:a:p1', startedKey: 'sgl:n:case' })
+    assert.deepEqual({ tuple: peeked.tuple, awlCount: peeked.awlCount, started: peeked.started }, { tuple: { firstSeen: now, passedAt: null }, awlCount: 0, started: 1 })
     assert.deepEqual(await db.hGetAll('sgl:t:p1'), before)
     const listed = await reads.tuples('sgl:')
     assert.deepEqual(listed, [{ key: 'sgl:t:p1', firstSeen: now, passedAt: null, identity: 'host:outbound.protection.outlook.com', sender: 'alice@contoso.com', recipient: 'bob@example.com' }])

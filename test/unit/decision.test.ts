@@ -15,16 +15,16 @@ describe('decide', () => {
   }
 
   it('ignores the auto-whitelist when it is off or the pair is not eligible', () => {
-    assert.equal(decide({ tuple: null, awlCount: 99 }, 0, { ...TIMING, awlPasses: 0 }).verdict.status, 'new')
-    assert.equal(decide({ tuple: null, awlCount: null }, 0, TIMING).verdict.status, 'new')
-    const retry = decide({ tuple: { firstSeen: 0, passedAt: null }, awlCount: null }, TIMING.delayMs, TIMING).write
+    assert.equal(decide({ tuple: null, awlCount: 99, started: 0 }, 0, { ...TIMING, awlPasses: 0 }).verdict.status, 'new')
+    assert.equal(decide({ tuple: null, awlCount: null, started: 0 }, 0, TIMING).verdict.status, 'new')
+    const retry = decide({ tuple: { firstSeen: 0, passedAt: null }, awlCount: null, started: 0 }, TIMING.delayMs, TIMING).write
     assert.deepEqual(retry, { op: 'pass', passedAt: TIMING.delayMs, ttlMs: TIMING.passTtlMs, awlIncrement: false })
   })
 
   it('never lets a tuple pass before the delay, whatever the clock does', () => {
     for (let first = 0; first < 2000; first += 97) {
       for (let now = first - 500; now < first + TIMING.delayMs; now += 101) {
-        const stored = { tuple: { firstSeen: first, passedAt: null }, awlCount: 2 }
+        const stored = { tuple: { firstSeen: first, passedAt: null }, awlCount: 2, started: 0 }
         assert.equal(decide(stored, now, TIMING).verdict.action, 'defer', `first=${first} now=${now}`)
       }
     }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { mergeProviders, parseProviders, ProviderIndex, writeRanges } from '../../plugins/smart-greylist/core/providers'
-import { parseSpfRecord, walkSpf } from '../../plugins/smart-greylist/adapters/spf-walk'
+import { walkSpf } from '../../plugins/smart-greylist/adapters/spf-walk'
+import { parseSpfRecord } from '../../plugins/smart-greylist/core/spf-record'
 
 const FILE = [
   '# shipped',

@@ -71,6 +71,7 @@ export async function decideRecipient(deps: Deps, connection: Connection, rcpt: 
     prefix: deps.config.redis.prefix,
     shadow,
     ttlDays: deps.config.stats.days,
+    identitiesMax: deps.config.stats.identities,
   })
   return { kind: 'tuple', identity: a.identity, verdict }
 }

@@ -29,14 +29,16 @@ export class AdminStore {
   }
 
   /** A tuple's state as decide() wants it, read without changing it (for `check`). */
-  async peek(t: { key: string; awlKey?: string }): Promise<StoredState & { ttlMs: number }> {
+  async peek(t: { key: string; awlKey?: string; startedKey: string }): Promise<StoredState & { ttlMs: number }> {
     return this.redis.run(async (db) => {
       const [f, p] = await db.hmGet!(t.key, ['f', 'p'])
       const ttlMs = await db.pTTL!(t.key)
       const n = t.awlKey ? await db.hGet!(t.awlKey, 'n') : null
+      const started = await db.get(t.startedKey)
       return {
         tuple: f ? { firstSeen: Number(f), passedAt: p ? Number(p) : null } : null,
         awlCount: t.awlKey ? Number(n ?? 0) : null,
+        started: Number(started ?? 0),
         ttlMs,
       }
     })

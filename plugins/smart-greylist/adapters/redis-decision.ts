@@ -11,7 +11,7 @@ import type { RedisClient } from './haraka-types'
 export { StoreError }
 
 /** KEYS of the script, in order ('' = not used by this call). */
-const KEY_NAMES = ['tuple_key', 'awl_key', 'counters_key', 'identities_key'] as const
+const KEY_NAMES = ['tuple_key', 'awl_key', 'counters_key', 'identities_key', 'started_key'] as const
 /** ARGV of the script, in order; times in ms since the epoch or ms. */
 const ARG_NAMES = [
   'now',
@@ -27,6 +27,8 @@ const ARG_NAMES = [
   'stats_ttl',
   'fail_open', // decisions that failed open since the last successful write
   'field', // COUNT_SCRIPT: the counter to bump
+  'pending_cap', // new tuples one identity may start per window
+  'identities_max', // identities kept in the day's sorted set
 ] as const
 type KeyName = (typeof KEY_NAMES)[number]
 type ArgName = (typeof ARG_NAMES)[number]
@@ -58,9 +60,14 @@ local awlpasses = tonumber(awl_passes)
 local buckets = {${DELAY_BUCKETS.join(', ')}}
 local function deferred(status)
   if shadow == '1' then stat('shadow:' .. status) else stat('defer:' .. status) end
-  if status ~= 'early' and identities_key ~= '' then
+  if (status == 'new' or status == 'expired') and identities_key ~= '' then
     redis.call('ZINCRBY', identities_key, 1, identity)
     redis.call('PEXPIRE', identities_key, statsttl)
+    -- Trimmed now and then, not on every call: keep the identities deferred most.
+    local keep = tonumber(identities_max)
+    if redis.call('ZCARD', identities_key) > 2 * keep then
+      redis.call('ZREMRANGEBYRANK', identities_key, 0, -(keep + 1))
+    end
   end
 end
 if awl_key ~= '' and awlpasses > 0 then
@@ -82,6 +89,12 @@ end
 if (not first) or (nowms - first > windowms) then
   local status = 'new'
   if first then status = 'expired' end
+  local started = tonumber(redis.call('GET', started_key) or '0')
+  if started >= tonumber(pending_cap) then
+    deferred('capped')
+    return {'defer', 'capped', 0, delayms}
+  end
+  if redis.call('INCR', started_key) == 1 then redis.call('PEXPIRE', started_key, window) end
   redis.call('DEL', tuple_key)
   redis.call('HSET', tuple_key, 'f', now, 'i', identity, 's', sender, 'r', recipient)
   redis.call('PEXPIRE', tuple_key, window)
@@ -137,11 +150,12 @@ export function scriptCall(keys: ScriptKeys, args: ScriptArgs): { keys: string[]
   return { keys: KEY_NAMES.map((k) => keys[k] ?? ''), arguments: ARG_NAMES.map((a) => String(args[a] ?? '')) }
 }
 
-const STATUSES: readonly TupleStatus[] = ['new', 'expired', 'early', 'retry', 'known', 'awl']
+const STATUSES: readonly TupleStatus[] = ['new', 'expired', 'early', 'retry', 'known', 'awl', 'capped']
 
 /** What the tuple script needs to know about a decision besides the timing. */
 export interface TupleRef {
   readonly key: string
+  readonly startedKey: string
   readonly awlKey?: string
   readonly identity: { kind: string; value: string }
   readonly sender: string
@@ -153,13 +167,22 @@ export interface StatsOptions {
   readonly shadow: boolean
   /** Days the counters are kept; 0 = no statistics. */
   readonly ttlDays: number
+  /** Identities kept per day in the "delayed most" set. */
+  readonly identitiesMax?: number
 }
+
+/** Stored strings (for list and flush) are cut to this length: a hostile envelope cannot grow a record. */
+export const STORED_CHARS_DEFAULT = 128
 
 export class DecisionStore implements FlagStore {
   private failOpenPending = 0
   private readonly redis: BoundedRedis
 
-  constructor(client: () => RedisClient | undefined, timeoutMs: () => number) {
+  constructor(
+    client: () => RedisClient | undefined,
+    timeoutMs: () => number,
+    private readonly storedChars: () => number = () => STORED_CHARS_DEFAULT,
+  ) {
     this.redis = new BoundedRedis(client, timeoutMs)
   }
 
@@ -170,6 +193,7 @@ export class DecisionStore implements FlagStore {
         ...this.statKeys(stats, now),
         tuple_key: t.key,
         awl_key: t.awlKey,
+        started_key: t.startedKey,
       }, {
         now,
         delay: timing.delayMs,
@@ -177,12 +201,14 @@ export class DecisionStore implements FlagStore {
         pass_ttl: timing.passTtlMs,
         awl_passes: timing.awlPasses,
         awl_ttl: timing.awlTtlMs,
-        identity: `${t.identity.kind}:${t.identity.value}`,
-        sender: t.sender,
-        recipient: t.recipient,
+        identity: `${t.identity.kind}:${t.identity.value}`.slice(0, this.storedChars()),
+        sender: t.sender.slice(0, this.storedChars()),
+        recipient: t.recipient.slice(0, this.storedChars()),
         shadow: stats.shadow ? 1 : 0,
         stats_ttl: stats.ttlDays * 86_400_000,
         fail_open: failOpen,
+        pending_cap: timing.pendingCap,
+        identities_max: stats.identitiesMax ?? 1000,
       }),
     )
     return parseVerdict(reply)

@@ -1,12 +1,20 @@
 // SPF facts for the identity: the spf plugin's result when it ran, else our own bounded
-// evaluation; a pass is then checked against the permissive-record guard, whose verdict is
-// cached per domain in memory and in Redis (shared by every process and MX).
+// evaluation; a pass is then judged by the permissive-record guard. The guard walks the record
+// and its includes (core/spf-record.ts judges what they authorise: a pass-qualified all, ranges
+// wider than [identity] spf_widest_*, client-dependent macros), then evaluates the record for
+// addresses no sender lists (documentation addresses, the MX's own, two random routable ones).
+// Verdicts are cached by the record's text, in memory and in Redis, so a changed record is judged
+// anew and a thousand wildcard subdomains publishing one record cost one judgement.
+import ipaddr from 'ipaddr.js'
 import type { Config } from '../core/settings'
 import type { SpfFacts, SpfResult } from '../core/identity'
 import type { ParsedIp } from '../core/ip'
 import { spfGuardKey } from '../core/keys'
+import { permissiveWhy } from '../core/spf-record'
 import type { Resolver } from './dns'
-import { checkSpf, isPermissive } from './spf'
+import { checkSpf, PROBE_IPS, type SpfOptions } from './spf'
+import { walkSpf, type TxtResolver } from './spf-walk'
+import { withTimeout } from './timeout'
 
 /** Where shared verdicts are kept (the Redis store); failures only cost a recomputation. */
 export interface FlagStore {
@@ -20,6 +28,11 @@ export interface SpfDeps {
   readonly guard: SpfGuardCache
 }
 
+export interface Verdict {
+  readonly permissive: boolean
+  readonly why: string
+}
+
 export async function spfFacts(
   deps: SpfDeps,
   ip: ParsedIp,
@@ -31,39 +44,76 @@ export async function spfFacts(
   const opts = { resolver: deps.resolver as never, timeoutMs: deps.config.dns.spf_timeout_ms, helo }
   const result = known ?? (await checkSpf(ip.toString(), domain, mailFrom, opts))
   if (result !== 'pass') return { domain, result }
-  const permissive = await deps.guard.permissive(domain, () => isPermissive(domain, deps.config.identity.self_ip, opts))
-  return { domain, result, permissive }
+  const v = await deps.guard.judge(domain, opts)
+  return { domain, result, permissive: v.permissive, guard: v.why }
 }
 
-/**
- * The permissive-record verdict per domain. A read-only cache (for `smart-greylist check`) never
- * writes to Redis.
- */
+/** A random address in public unicast space (never private, reserved or documentation). */
+export function randomRoutable(family: 'ipv4' | 'ipv6', random: () => number): string {
+  for (;;) {
+    const bytes = Array.from({ length: family === 'ipv4' ? 4 : 16 }, () => Math.floor(random() * 256))
+    if (family === 'ipv6') bytes[0] = 0x20 | (bytes[0] & 0x1f) // 2000::/3, global unicast
+    const ip = ipaddr.fromByteArray(bytes)
+    if (ip.range() === 'unicast') return ip.toString()
+  }
+}
+
 export class SpfGuardCache {
-  private readonly local = new Map<string, { permissive: boolean; expires: number }>()
+  private readonly byText = new Map<string, Verdict & { expires: number }>()
+  private readonly byDomain = new Map<string, { key: string; expires: number }>()
 
   constructor(
     private readonly store: FlagStore,
-    private readonly settings: () => { prefix: string; ttlMs: number },
+    private readonly config: Config,
     private readonly now: () => number,
-    private readonly opts: { maxEntries?: number; readOnly?: boolean } = {},
+    private readonly opts: { maxEntries?: number; readOnly?: boolean; random?: () => number } = {},
   ) {}
 
-  async permissive(domain: string, compute: () => Promise<boolean>): Promise<boolean> {
+  /** The verdict on `domain`'s record; a record that cannot be read in time is not trusted. */
+  async judge(domain: string, spf: SpfOptions): Promise<Verdict> {
     const now = this.now()
-    const hit = this.local.get(domain)
-    if (hit && hit.expires > now) return hit.permissive
-    const { prefix, ttlMs } = this.settings()
-    const key = spfGuardKey(prefix, domain)
-    const stored = await this.store.getFlag(key).catch(() => null)
-    let verdict: boolean
-    if (stored === '1' || stored === '0') verdict = stored === '1'
-    else {
-      verdict = await compute()
-      if (!this.opts.readOnly) await this.store.setFlag(key, verdict ? '1' : '0', ttlMs).catch(() => undefined)
+    const known = this.byDomain.get(domain)
+    const cached = known && known.expires > now ? this.byText.get(known.key) : undefined
+    if (cached && cached.expires > now) return cached
+    try {
+      return await withTimeout(this.judgeAnew(domain, spf, now), spf.timeoutMs, 'SPF guard')
+    } catch (err) {
+      return { permissive: true, why: `unjudged: ${(err as Error).message}` }
     }
-    if (this.local.size >= (this.opts.maxEntries ?? 10_000)) this.local.delete(this.local.keys().next().value as string)
-    this.local.set(domain, { permissive: verdict, expires: now + Math.min(ttlMs, 3_600_000) })
-    return verdict
+  }
+
+  private async judgeAnew(domain: string, spf: SpfOptions, now: number): Promise<Verdict> {
+    const { identity, redis } = this.config
+    const walk = await walkSpf(domain, spf.resolver as unknown as TxtResolver, { maxLookups: 20, timeoutMs: spf.timeoutMs })
+    // Macros make a record mean something else for each domain that publishes it.
+    const perDomain = walk.records.some((r) => r.clientMacros.length) || /%\{/.test(walk.rootText)
+    const settings = `${identity.spf_widest_ipv4}/${identity.spf_widest_ipv6}/${identity.self_ip.join(',')}`
+    const key = spfGuardKey(redis.prefix, `${settings}\0${perDomain ? domain : ''}\0${walk.rootText}`)
+    const ttlMs = identity.spf_guard_ttl * 1000
+    const remember = (v: Verdict): Verdict => {
+      if (this.byText.size >= (this.opts.maxEntries ?? 10_000)) {
+        this.byText.delete(this.byText.keys().next().value as string)
+        this.byDomain.delete(this.byDomain.keys().next().value as string)
+      }
+      // In memory for a minute at most: a record that changes is read again soon.
+      const expires = now + Math.min(ttlMs, 60_000)
+      this.byText.set(key, { ...v, expires })
+      this.byDomain.set(domain, { key, expires })
+      return v
+    }
+    const stored = await this.store.getFlag(key).catch(() => null)
+    if (stored) return remember({ permissive: stored.startsWith('1'), why: stored.slice(2) || 'stored' })
+
+    const random = this.opts.random ?? Math.random
+    let why = permissiveWhy(walk.records, { widestIpv4: identity.spf_widest_ipv4, widestIpv6: identity.spf_widest_ipv6 })
+    if (!why) {
+      const probes = [...PROBE_IPS, ...identity.self_ip, randomRoutable('ipv4', random), randomRoutable('ipv6', random)]
+      const results = await Promise.all(probes.map((ip) => checkSpf(ip, domain, null, spf)))
+      const hit = results.findIndex((r) => r === 'pass')
+      if (hit >= 0) why = `probe_pass ${probes[hit]}`
+    }
+    const verdict = { permissive: why !== null, why: why ?? 'bounded' }
+    if (!this.opts.readOnly) await this.store.setFlag(key, `${verdict.permissive ? 1 : 0}:${verdict.why}`, ttlMs).catch(() => undefined)
+    return remember(verdict)
   }
 }

@@ -1,7 +1,4 @@
-// SPF as an identity: evaluated with haraka-plugin-spf's library (or read from the spf plugin's
-// results), bounded in time, plus the guard against permissive records. A record that would also
-// pass for addresses no real sender lists (a documentation address, the MX's own address) says
-// nothing about who is sending, so its domain is not trusted as an identity.
+// SPF evaluated with haraka-plugin-spf's library, bounded in time; a failure is a temperror.
 import { SPF } from 'haraka-plugin-spf/lib/spf'
 import type { Resolver } from './dns'
 import { spfResultFrom, type SpfResult } from '../core/identity'
@@ -29,10 +26,4 @@ export async function checkSpf(ip: string, domain: string, mailFrom: string | nu
   } catch {
     return 'temperror'
   }
-}
-
-/** True when the domain's record passes for any address that no real sender would list. */
-export async function isPermissive(domain: string, selfIps: readonly string[], opts: SpfOptions): Promise<boolean> {
-  const results = await Promise.all([...PROBE_IPS, ...selfIps].map((ip) => checkSpf(ip, domain, null, opts)))
-  return results.includes('pass')
 }

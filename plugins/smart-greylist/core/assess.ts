@@ -4,10 +4,10 @@
 // Pure: the DNS-derived facts come from the sources the caller passes in.
 import tlds from 'haraka-tld'
 import type { Config } from './settings'
-import { domainOf, normaliseAddress, NULL_SENDER } from './envelope'
-import { awlEligible, identityText, resolveIdentity, type Identity, type RdnsFacts, type SpfFacts } from './identity'
+import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from './envelope'
+import { awlEligible, awlScope, identityText, resolveIdentity, type Identity, type RdnsFacts, type SpfFacts } from './identity'
 import type { ParsedIp } from './ip'
-import { awlKey, tupleKey } from './keys'
+import { awlKey, startedKey, tupleKey } from './keys'
 import type { ProviderIndex } from './providers'
 import type { Whitelist } from './whitelist'
 
@@ -44,6 +44,8 @@ export type Assessment =
       readonly sender: string
       readonly recipient: string
       readonly key: string
+      /** Counts the identity's new tuples for [limits] pending_per_identity. */
+      readonly startedKey: string
       /** Present when the (identity, sender domain) pair may be auto-whitelisted. */
       readonly awlKey?: string
     }
@@ -54,7 +56,7 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
   if (!s.ip) return { kind: 'skip', reason: 'no_client_ip' }
   if (config.skip.private && s.isPrivate) return { kind: 'skip', reason: 'private_ip' }
 
-  const recipient = normaliseAddress(s.recipient)
+  const recipient = normaliseRecipient(s.recipient, config.envelope.recipient_strip_ext)
   const optOut = whitelist.matchRecipient(recipient)
   if (optOut) return listed(optOut)
   const byIp = whitelist.matchSender({ ip: s.ip })
@@ -75,21 +77,23 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
   const spfDomain = isNull ? (s.helo ? s.helo.toLowerCase() : null) : domainOf(sender)
   const needSpf = (config.identity.spf || config.whitelist.verify_from) && spfDomain
   const spf: SpfFacts = needSpf ? await sources.spf(spfDomain, isNull) : { domain: null, result: 'skipped' }
-  const senderBacked = !config.whitelist.verify_from || (spf.result === 'pass' && !isNull && spf.domain === domainOf(sender))
+  const senderBacked = !config.whitelist.verify_from || (spf.result === 'pass' && !spf.permissive && !isNull && spf.domain === domainOf(sender))
   const byFrom = senderBacked ? whitelist.matchSender({ from: sender }) : undefined
   if (byFrom) return listed(byFrom)
 
   const identity = resolveIdentity({ ip: s.ip, spf, rdns, pool }, config.identity, orgDomain)
   const id = identityText(identity)
   const senderDomain = isNull ? null : domainOf(sender)
-  const awl = config.awl.passes > 0 && awlEligible(identity, senderDomain, rdns, s.ip)
+  const awl = config.awl.passes > 0 && awlEligible(identity, senderDomain, rdns, s.ip, pool)
+  const scope = awlScope(s.ip, pool, { ipv4: config.awl.scope_ipv4_prefix, ipv6: config.awl.scope_ipv6_prefix })
   return {
     kind: 'tuple',
     identity,
     sender,
     recipient,
     key: tupleKey(config.redis.prefix, id, sender, recipient),
-    ...(awl ? { awlKey: awlKey(config.redis.prefix, id, senderDomain!) } : {}),
+    startedKey: startedKey(config.redis.prefix, id),
+    ...(awl ? { awlKey: awlKey(config.redis.prefix, id, senderDomain!, scope) } : {}),
   }
 }
 
@@ -101,11 +105,17 @@ export function orgDomain(name: string): string | null {
   return tlds.get_organizational_domain(name)
 }
 
-/** A HELO name counts for the whitelist only when a confirmed rDNS name shares its domain. */
+/**
+ * A HELO name counts for the whitelist only when it is a confirmed rDNS name or shares that
+ * name's parent (first label off), and the parent is not a public suffix: an organisation's
+ * other hosts (`dyn-7.dorm.bigcorp.example`) do not vouch for `mx1.bigcorp.example`.
+ */
 function heloIfBacked(config: Config, helo: string | null, confirmed: string[]): string | null {
   if (!helo) return null
   if (!config.whitelist.verify_helo) return helo
-  const heloOrg = orgDomain(helo)
-  return heloOrg && confirmed.some((n) => orgDomain(n) === heloOrg) ? helo : null
+  const h = helo.toLowerCase().replace(/\.$/, '')
+  const parent = (n: string): string => n.slice(n.indexOf('.') + 1)
+  const backed = confirmed.some((n) => n === h || (parent(n) === parent(h) && n.includes('.') && orgDomain(parent(h)) !== null))
+  return backed ? helo : null
 }
 

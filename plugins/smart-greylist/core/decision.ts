@@ -9,6 +9,8 @@ export interface Timing {
   /** Passes of one (identity, sender domain) after which its mail skips greylisting; 0 = off. */
   readonly awlPasses: number
   readonly awlTtlMs: number
+  /** New tuples one identity may start per window; past it they are deferred and not stored. */
+  readonly pendingCap: number
 }
 
 export interface TupleState {
@@ -20,8 +22,10 @@ export interface TupleState {
 
 export interface StoredState {
   readonly tuple: TupleState | null
-  /** Passes counted for the tuple's (identity, sender domain); null when not eligible. */
+  /** Passes counted for the tuple's (identity, sender domain, scope); null when not eligible. */
   readonly awlCount: number | null
+  /** New tuples the identity started in the current window. */
+  readonly started: number
 }
 
 export type TupleStatus =
@@ -31,6 +35,7 @@ export type TupleStatus =
   | 'retry' // first retry inside the window: accept, remember, count for the auto-whitelist
   | 'known' // passed before: accept, refresh
   | 'awl' // the (identity, sender domain) pair is auto-whitelisted: accept, refresh
+  | 'capped' // new, but the identity started too many tuples this window: defer, store nothing
 
 export interface Verdict {
   readonly action: 'defer' | 'pass'
@@ -42,7 +47,7 @@ export interface Verdict {
 }
 
 export type Write =
-  | { readonly op: 'create'; readonly firstSeen: number; readonly ttlMs: number }
+  | { readonly op: 'create'; readonly firstSeen: number; readonly ttlMs: number; readonly countStart: true }
   | { readonly op: 'pass'; readonly passedAt: number; readonly ttlMs: number; readonly awlIncrement: boolean }
   | { readonly op: 'touch'; readonly ttlMs: number }
   | { readonly op: 'awl_touch'; readonly ttlMs: number }
@@ -64,9 +69,12 @@ export function decide(stored: StoredState, now: number, t: Timing): { verdict: 
     }
   }
   if (!state || now - state.firstSeen > t.windowMs) {
+    if (stored.started >= t.pendingCap) {
+      return { verdict: { action: 'defer', status: 'capped', waitedMs: 0, retryInMs: t.delayMs }, write: { op: 'none' } }
+    }
     return {
       verdict: { action: 'defer', status: state ? 'expired' : 'new', waitedMs: 0, retryInMs: t.delayMs },
-      write: { op: 'create', firstSeen: now, ttlMs: t.windowMs },
+      write: { op: 'create', firstSeen: now, ttlMs: t.windowMs, countStart: true },
     }
   }
   const waited = now - state.firstSeen
@@ -85,8 +93,10 @@ export function decide(stored: StoredState, now: number, t: Timing): { verdict: 
 export function timingFrom(c: {
   main: { delay: number; retry_window: number; pass_ttl: number }
   awl: { passes: number; ttl: number }
+  limits: { pending_per_identity: number }
 }): Timing {
   return {
+    pendingCap: c.limits.pending_per_identity,
     delayMs: c.main.delay * 1000,
     windowMs: c.main.retry_window * 1000,
     passTtlMs: c.main.pass_ttl * 1000,

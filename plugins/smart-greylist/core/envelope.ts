@@ -59,6 +59,20 @@ function unVerp(local: string): string {
     .replace(/[0-9]{6,}/g, '#')
 }
 
+/**
+ * A recipient as it enters a tuple key: case and trailing dot folded, `+extension` stripped when
+ * asked. Nothing else: recipients are our own mailboxes, and folding digits or tags would merge
+ * distinct ones (`user1234567@` and `user7654321@`, `prvs=…=postmaster@` and `postmaster@`).
+ */
+export function normaliseRecipient(address: string | null | undefined, stripExt: boolean): string {
+  const a = (address ?? '').trim().replace(/^<|>$/g, '')
+  const at = a.lastIndexOf('@')
+  if (at < 0) return a.toLowerCase()
+  const local = a.slice(0, at).toLowerCase()
+  const domain = a.slice(at + 1).toLowerCase().replace(/\.$/, '')
+  return `${(stripExt && local.replace(/\+.*$/, '')) || local}@${domain}`
+}
+
 export function domainOf(address: string): string | null {
   const at = address.lastIndexOf('@')
   return at < 0 ? null : address.slice(at + 1)

@@ -11,8 +11,10 @@ export interface SpfFacts {
   /** The domain SPF was evaluated for (MAIL FROM's, or HELO's for the null sender). */
   readonly domain: string | null
   readonly result: SpfResult | 'skipped'
-  /** Set for a pass: the record also passes for a probe or self address. */
+  /** Set for a pass: the record authorises an unbounded set of hosts (adapters/spf-guard.ts). */
   readonly permissive?: boolean
+  /** Why the guard judged so (`pass_all`, `wide_ipv4 …`, `probe_pass …`, `bounded`). */
+  readonly guard?: string
 }
 
 /** Reads a result string of haraka-plugin-spf ("Pass", "SoftFail" ...). */
@@ -124,14 +126,31 @@ export function resolveIdentity(inputs: IdentityInputs, settings: IdentitySettin
 }
 
 /**
- * Whether (identity, sender domain) may earn an auto-whitelist entry. Never for the null sender,
- * and never for an rDNS domain whose names carry the client's address (a residential or hosting
- * pool: one such domain covers thousands of unrelated machines).
+ * Whether (identity, sender domain) may earn an auto-whitelist entry. Never for the null sender.
+ * For an rDNS identity, never when a name's first label is per machine (it spells the client's
+ * address, or numbers the host: `vmi123456.contaboserver.net`, `c0a80101.example.net`): such a
+ * domain covers thousands of unrelated machines. Names of a listed provider stay eligible.
  */
-export function awlEligible(identity: Identity, senderDomain: string | null, rdns: RdnsFacts, ip: ParsedIp): boolean {
+export function awlEligible(identity: Identity, senderDomain: string | null, rdns: RdnsFacts, ip: ParsedIp, pool?: ProviderHit): boolean {
   if (!senderDomain) return false
-  if (identity.kind !== 'host') return true
-  return rdns.status === 'ok' && !rdns.names.some((n) => nameEmbedsIp(n.name, ip))
+  if (identity.kind !== 'host' || pool) return true
+  return rdns.status === 'ok' && !rdns.names.some((n) => nameEmbedsIp(n.name, ip) || perMachineLabel(n.name))
+}
+
+/** A first label that numbers machines: a run of 4+ digits, or 8 hex characters (an address). */
+export function perMachineLabel(name: string): boolean {
+  const first = name.toLowerCase().split('.')[0]
+  return /[0-9]{4,}/.test(first) || /(?:^|[^0-9a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{8}(?:$|[^0-9a-f])/.test(first)
+}
+
+/**
+ * The part of the Internet an auto-whitelist entry is earned for: the provider pool that holds
+ * the client, else its network of the configured prefix. Mail of the same sender domain from
+ * unrelated networks (bots behind a permissive record) does not inherit it.
+ */
+export function awlScope(ip: ParsedIp, pool: ProviderHit | undefined, prefixes: { ipv4: number; ipv6: number }): string {
+  if (pool) return `pool:${pool.provider.id}`
+  return `net:${subnetOf(ip, ip.kind() === 'ipv4' ? prefixes.ipv4 : prefixes.ipv6)}`
 }
 
 /**

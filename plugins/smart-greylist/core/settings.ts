@@ -88,7 +88,23 @@ export const SCHEMA = {
   },
   stats: {
     doc: [],
-    keys: { days: int(35, 0, 400, 'days the daily counters are kept in Redis; 0 keeps no statistics') },
+    keys: {
+      days: int(35, 0, 400, 'days the daily counters are kept in Redis; 0 keeps no statistics'),
+      identities: int(1000, 10, 100_000, 'identities kept per day for "identities delayed most" (the rest are trimmed)'),
+    },
+  },
+  envelope: {
+    doc: [],
+    keys: {
+      recipient_strip_ext: bool(true, 'user+ext@ and user@ are one recipient; recipients are otherwise only lower-cased'),
+    },
+  },
+  limits: {
+    doc: ['Bounds that keep a sender that sprays first contacts from filling Redis.'],
+    keys: {
+      pending_per_identity: int(5000, 10, 10_000_000, 'new tuples one identity may start per retry_window; past it new tuples are deferred and not stored'),
+      stored_chars: int(128, 16, 1024, 'identity, sender and recipient are stored (for list and flush) cut to this many characters'),
+    },
   },
   identity: {
     doc: ['Who is sending, in this order: the first that applies is the identity of the tuple.'],
@@ -103,7 +119,9 @@ export const SCHEMA = {
         default: [],
         doc: "this MX's public addresses (space or comma separated): an SPF record that passes for them is not trusted as an identity",
       } satisfies IpListSpec,
-      spf_guard_ttl: int(DAY, 60, 30 * DAY, "seconds a domain's permissive/strict SPF verdict is kept (shared in Redis)"),
+      spf_guard_ttl: int(DAY, 60, 30 * DAY, "seconds an SPF record's permissive/strict verdict is kept (shared in Redis, keyed by the record's text)"),
+      spf_widest_ipv4: int(16, 8, 32, 'a record whose pass ranges together cover more IPv4 addresses than one network of this prefix is permissive'),
+      spf_widest_ipv6: int(32, 16, 128, 'the same bound for IPv6'),
     },
   },
   dns: {
@@ -119,6 +137,8 @@ export const SCHEMA = {
     keys: {
       passes: int(3, 0, 1000, 'after this many accepted retries of one (identity, sender domain), its mail skips greylisting; 0 = never'),
       ttl: int(35 * DAY, 60, 400 * DAY, 'seconds an auto-whitelisted pair stays so, refreshed by every message (35 days)'),
+      scope_ipv4_prefix: int(16, 8, 32, 'an entry is earned for the client\'s network of this prefix (or its provider pool), not for the identity everywhere'),
+      scope_ipv6_prefix: int(32, 16, 128, 'the same for IPv6 clients'),
     },
   },
   providers: {
@@ -141,8 +161,8 @@ export const SCHEMA = {
     doc: [],
     keys: {
       providers: bool(true, 'providers whose action is skip skip greylisting; false: they are only grouped'),
-      verify_helo: bool(true, "a helo: entry counts only when a forward-confirmed rDNS name shares the HELO's domain"),
-      verify_from: bool(true, "a from: entry counts only when SPF passed for the sender's domain"),
+      verify_helo: bool(true, 'a helo: entry counts only when the HELO is a forward-confirmed rDNS name or shares its parent domain'),
+      verify_from: bool(true, "a from: entry counts only when SPF passed, from a non-permissive record, for the sender's domain"),
     },
   },
   redis: {

@@ -12,6 +12,49 @@ import { buildDeps, load, sourcesForDir, type ConfigSources, type Deps, type Loa
 
 export { FILES } from '../plugins/smart-greylist/core/settings'
 
+const LOCK_WAIT_MS = 10_000
+/** A lock file older than this was left by a command that died. */
+const LOCK_STALE_MS = 60_000
+
+async function lock(file: string): Promise<() => void> {
+  const deadline = Date.now() + LOCK_WAIT_MS
+  for (;;) {
+    try {
+      fs.closeSync(fs.openSync(file, 'wx'))
+      return () => fs.rmSync(file, { force: true })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const age = Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now())
+      if (age > LOCK_STALE_MS) fs.rmSync(file, { force: true })
+      else if (Date.now() > deadline) throw new Error(`${file} is held by another smart-greylist command (remove it if none runs)`)
+      else await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+}
+
+function writeDurably(file: string, text: string): void {
+  const old = fs.statSync(file, { throwIfNoEntry: false })
+  const tmp = `${file}.${process.pid}.tmp`
+  const fd = fs.openSync(tmp, 'w', old ? old.mode & 0o7777 : 0o644)
+  try {
+    fs.writeFileSync(fd, text)
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  if (old) {
+    fs.chmodSync(tmp, old.mode & 0o7777)
+    if (process.getuid?.() === 0) fs.chownSync(tmp, old.uid, old.gid)
+  }
+  fs.renameSync(tmp, file)
+  const dir = fs.openSync(path.dirname(file), 'r')
+  try {
+    fs.fsyncSync(dir)
+  } finally {
+    fs.closeSync(dir)
+  }
+}
+
 /** The command's bound for one Redis command: scans and reads may take longer than a decision's. */
 const COMMAND_REDIS_TIMEOUT_MS = 5000
 
@@ -45,37 +88,27 @@ export class Context {
   }
 
   /**
-   * The lines of a file the admin owns, as the command will edit it: the instance's copy, else
-   * the package's template (whose comments then start the admin's copy), else nothing.
+   * Edits a file the admin owns under a lock: reads it once (the instance's copy, else the
+   * package's template, whose comments then start the admin's copy), lets `change` decide, and
+   * writes the new text, if any, through a temporary file and a rename, so Haraka never reads
+   * half a file. An existing file keeps its mode and owner (the command may run as root for a
+   * Haraka that does not); a symlinked file is written where the link points; file and
+   * directory are fsynced. Two commands editing at once take turns instead of losing an edit.
    */
-  ownLines(name: string): string[] {
-    const file = this.filePath(name)
-    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split(/\r?\n/) : []
-  }
-
-  /**
-   * Writes DIR/name through a temporary file and a rename, so Haraka never reads half a file;
-   * an existing file keeps its mode and owner (the command may run as root for a Haraka that
-   * does not), and a symlinked file is written where the link points.
-   */
-  writeAtomic(name: string, text: string): string {
+  async edit<T>(name: string, change: (lines: string[]) => { text: string | null; result: T }): Promise<{ file: string | null; result: T }> {
     const link = path.join(this.dir, name)
     const file = fs.existsSync(link) ? fs.realpathSync(link) : link
-    const old = fs.existsSync(file) ? fs.statSync(file) : null
-    const tmp = `${file}.${process.pid}.tmp`
-    const fd = fs.openSync(tmp, 'w', old ? old.mode & 0o7777 : 0o644)
+    const unlock = await lock(`${file}.lock`)
     try {
-      fs.writeFileSync(fd, text)
-      fs.fsyncSync(fd)
+      const source = fs.existsSync(file) ? file : path.join(this.sources.shippedDir, name)
+      const lines = fs.existsSync(source) ? fs.readFileSync(source, 'utf8').split(/\r?\n/) : []
+      const { text, result } = change(lines)
+      if (text === null) return { file: null, result }
+      writeDurably(file, text)
+      return { file, result }
     } finally {
-      fs.closeSync(fd)
+      unlock()
     }
-    if (old) {
-      fs.chmodSync(tmp, old.mode & 0o7777)
-      if (process.getuid?.() === 0) fs.chownSync(tmp, old.uid, old.gid)
-    }
-    fs.renameSync(tmp, file)
-    return file
   }
 
   /**

@@ -1,5 +1,6 @@
 // `smart-greylist pools list | refresh`: the shipped provider data, and rebuilding its ranges
 // from the providers' published SPF records.
+import { parseCidr } from '../../plugins/smart-greylist/core/ip'
 import { parseProviders, sortRanges, writeRanges, type Provider } from '../../plugins/smart-greylist/core/providers'
 import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
 import { walkSpf, type TxtResolver } from '../../plugins/smart-greylist/adapters/spf-walk'
@@ -33,25 +34,29 @@ export const poolsList: Command = {
 export const poolsRefresh: Command = {
   name: 'pools refresh',
   summary: "rebuild each provider's ranges from its SPF record (include: chains over DNS)",
-  usage: '[--config DIR] [--dns SERVER] [--timeout-ms MS] [--dry-run] [--json]',
+  usage: '[--config DIR] [--dns SERVER] [--timeout-ms MS] [--dry-run] [--force] [--json]',
   description: [
     "For every provider with an spf = line, follows the record's include: and redirect= chains and",
     'collects the ip4:/ip6: ranges. A provider whose lookup fails, or yields nothing, keeps the ranges',
     'it had. Changed ranges are written to DIR/smart-greylist.providers.local with the day (every other',
     'line of that file is kept), which a running Haraka picks up without a restart; the shipped',
     'smart-greylist.providers is never written, and an upgrade whose data is newer wins over a refresh.',
+    'A provider whose record now holds a range wider than /12 (IPv4) or /24 (IPv6), or whose ranges',
+    'more than quadruple, keeps its ranges too unless --force: an include chain is the provider\'s to change.',
     'Exit 0: all refreshed; 1: some kept their old ranges.',
   ],
   options: {
     ...COMMON_OPTIONS,
     dns: { type: 'string', multiple: true },
     'dry-run': { type: 'boolean', default: false },
+    force: { type: 'boolean', default: false },
     'timeout-ms': { type: 'string', default: '5000' },
   },
   optionHelp: {
     ...COMMON_HELP,
     dns: 'ask this DNS server instead of the system resolver (repeatable)',
     'dry-run': 'report the changes without writing the file',
+    force: 'write ranges the sanity bounds refuse (wider than /12 or /24, or a provider more than quadrupling)',
     'timeout-ms': 'bound for each DNS query (default 5000)',
   },
   async run(values, _pos, io) {
@@ -65,12 +70,13 @@ export const poolsRefresh: Command = {
       for (const p of listProblems) io.err(p)
       return EXIT.failure
     }
-    const lines = ctx.ownLines(FILES.providersLocal)
     const fresh = new Map<string, string[]>()
     const report: Record<string, unknown>[] = []
     let failed = 0
     for (const p of providers.filter((x) => x.spf.length)) {
-      const r = await refreshOne(p, resolver, timeoutMs)
+      const found = await refreshOne(p, resolver, timeoutMs)
+      const refusal = 'error' in found || values.force ? null : implausible(p.ips, found.ranges)
+      const r = refusal ? { error: `refused (--force writes it): ${refusal}` } : found
       if ('error' in r) {
         failed++
         report.push({ id: p.id, status: 'kept', error: r.error, ranges: p.ips.length })
@@ -83,13 +89,14 @@ export const poolsRefresh: Command = {
       if (added.length || removed.length) fresh.set(p.id, r.ranges)
       report.push({ id: p.id, status: added.length || removed.length ? 'changed' : 'unchanged', ranges: r.ranges.length, added, removed, ignored: r.ignored })
     }
-    const text = writeRanges(lines, fresh, new Date().toISOString().slice(0, 10)).join('\n')
     const changed = report.some((r) => r.status === 'changed')
-    // What is about to be written must read back cleanly with the plugin's own parser.
-    const check = parseProviders(text.split('\n'), FILES.providersLocal)
-    if (check.errors.length) throw new Error(`refusing to write: ${check.errors[0].origin}: ${check.errors[0].message}`)
-    let written: string | null = null
-    if (changed && !values['dry-run']) written = ctx.writeAtomic(FILES.providersLocal, text.endsWith('\n') ? text : `${text}\n`)
+    const { file: written } = await ctx.edit(FILES.providersLocal, (lines) => {
+      const text = writeRanges(lines, fresh, new Date().toISOString().slice(0, 10)).join('\n')
+      // What is about to be written must read back cleanly with the plugin's own parser.
+      const check = parseProviders(text.split('\n'), FILES.providersLocal)
+      if (check.errors.length) throw new Error(`refusing to write: ${check.errors[0].origin}: ${check.errors[0].message}`)
+      return { text: changed && !values['dry-run'] ? (text.endsWith('\n') ? text : `${text}\n`) : null, result: null }
+    })
     if (values.json) io.out(JSON.stringify({ written, providers: report }, null, 2))
     else {
       for (const r of report) {
@@ -105,6 +112,24 @@ export const poolsRefresh: Command = {
     return failed ? EXIT.finding : EXIT.ok
   },
 }
+
+/** Why fresh ranges look like a mistake or an attack rather than a provider's growth, or null. */
+export function implausible(before: readonly string[], after: readonly string[]): string | null {
+  for (const r of after) {
+    const c = parseCidr(r)
+    if (c && c.prefix < MIN_REFRESH_PREFIX[c.ip.kind()]) return `${r} is wider than /${MIN_REFRESH_PREFIX[c.ip.kind()]}`
+  }
+  const size = (ranges: readonly string[], family: 'ipv4' | 'ipv6'): number =>
+    ranges.map((x) => parseCidr(x)).reduce((n, c) => (c && c.ip.kind() === family ? n + 2 ** ((family === 'ipv4' ? 32 : 128) - c.prefix) : n), 0)
+  for (const [family, slack] of [['ipv4', 2 ** 16], ['ipv6', 2 ** 96]] as const) {
+    const was = size(before, family)
+    const now = size(after, family)
+    if (now > 4 * was + slack) return `its ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space grows from 2^${Math.round(Math.log2(was || 1))} to 2^${Math.round(Math.log2(now))} addresses`
+  }
+  return null
+}
+
+const MIN_REFRESH_PREFIX = { ipv4: 12, ipv6: 24 } as const
 
 function canonical(range: string): string {
   const [addr, len] = range.split('/')

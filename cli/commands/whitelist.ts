@@ -1,6 +1,7 @@
 // `smart-greylist whitelist add | remove | list`: edits smart-greylist.whitelist the way an admin
 // would by hand (comments and order kept), validated by the plugin's own parser, written
 // atomically; a running Haraka re-reads the file by itself.
+import fs from 'node:fs'
 import { canonicalEntry, coveringRange, hostBitsSet, parseEntry, parseWhitelist, type Entry } from '../../plugins/smart-greylist/core/whitelist'
 import { isPublicSuffix } from '../../plugins/smart-greylist/setup'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, type Io } from '../command'
@@ -24,11 +25,9 @@ function validate(texts: string[], io: Io): Entry[] | null {
   return bad ? null : entries
 }
 
-/** The admin's file, read once: its lines and the entries the plugin finds in them. */
-async function readList(ctx: Context, judgeBreadth = true): Promise<{ lines: string[]; entries: Entry[] }> {
-  await ctx.load() // the public-suffix list, as the plugin has it
-  const lines = ctx.ownLines(FILES.whitelist)
-  return { lines, entries: parseWhitelist(lines, FILES.whitelist, judgeBreadth ? isPublicSuffix : undefined).entries }
+/** The entries the plugin finds in the admin's file (breadth not judged: for finding lines). */
+function entriesOf(lines: string[]): Entry[] {
+  return parseWhitelist(lines, FILES.whitelist).entries
 }
 
 export const whitelistAdd: Command = {
@@ -46,27 +45,29 @@ export const whitelistAdd: Command = {
   allowPositionals: true,
   async run(values, positionals, io) {
     const ctx = new Context(String(values.config))
-    const { lines: current, entries: listed } = await readList(ctx)
+    await ctx.load() // the public-suffix list, as the plugin has it
     const entries = validate(positionals, io)
     if (!entries) return EXIT.failure
-    const existing = new Map(listed.map((e) => [canonicalEntry(e), e.origin]))
-    const seen = new Set<string>()
-    let dup = false
-    for (const e of entries) {
-      const c = canonicalEntry(e)
-      const cover = coveringRange(e, listed)
-      const where = existing.get(c) ?? (cover ? `inside ${cover.kind}:${cover.pattern}, ${cover.origin}` : seen.has(c) ? 'this command' : undefined)
-      if (where) {
-        io.err(`refused "${e.kind}:${e.pattern}": already listed (${where})`)
-        dup = true
-      }
-      seen.add(c)
-    }
-    if (dup) return EXIT.finding
-    const lines = trimEnd(current)
     const comment = values.comment ? `  # ${String(values.comment).replace(/[\r\n]+/g, ' ')}` : ''
     const added = entries.map((e) => `${e.kind}:${e.pattern}${comment}`)
-    const file = ctx.writeAtomic(FILES.whitelist, [...lines, ...added].join('\n') + '\n')
+    const { file, result: dup } = await ctx.edit(FILES.whitelist, (current) => {
+      const listed = entriesOf(current)
+      const existing = new Map(listed.map((e) => [canonicalEntry(e), e.origin]))
+      const seen = new Set<string>()
+      let refused = false
+      for (const e of entries) {
+        const c = canonicalEntry(e)
+        const cover = coveringRange(e, listed)
+        const where = existing.get(c) ?? (cover ? `inside ${cover.kind}:${cover.pattern}, ${cover.origin}` : seen.has(c) ? 'this command' : undefined)
+        if (where) {
+          io.err(`refused "${e.kind}:${e.pattern}": already listed (${where})`)
+          refused = true
+        }
+        seen.add(c)
+      }
+      return refused ? { text: null, result: true } : { text: [...trimEnd(current), ...added].join('\n') + '\n', result: false }
+    })
+    if (dup) return EXIT.finding
     if (values.json) io.out(JSON.stringify({ file, added: entries.map((e) => `${e.kind}:${e.pattern}`) }))
     else for (const a of added) io.out(`added ${a}  (${file})`)
     return EXIT.ok
@@ -83,19 +84,22 @@ export const whitelistRemove: Command = {
   allowPositionals: true,
   async run(values, positionals, io) {
     const ctx = new Context(String(values.config))
-    const { lines, entries: listed } = await readList(ctx, false)
     // Removal takes any spelling the parser accepts, even one add would now refuse.
     const entries = positionals.map((t) => parseEntry(t, 'argument'))
     for (const e of entries) if ('message' in e) io.err(`not an entry "${e.text}": ${e.message}`)
     if (!positionals.length) throw new UsageError('name at least one entry to remove')
     if (entries.some((e) => 'message' in e)) return EXIT.failure
     const wanted = new Set((entries as Entry[]).map(canonicalEntry))
-    const drop = new Set(listed.filter((e) => wanted.has(canonicalEntry(e))).map((e) => Number(e.origin.split(':').pop()) - 1))
-    const found = new Set(listed.filter((e) => wanted.has(canonicalEntry(e))).map(canonicalEntry))
-    const missing = [...wanted].filter((w) => !found.has(w))
-    for (const m of missing) io.err(`not listed: ${m}`)
-    if (missing.length) return EXIT.finding
-    const file = ctx.writeAtomic(FILES.whitelist, trimEnd(lines.filter((_, i) => !drop.has(i))).join('\n') + '\n')
+    const { file, result: found } = await ctx.edit(FILES.whitelist, (lines) => {
+      // Lines are found by the entries' own line numbers in the text read under the lock.
+      const hits = entriesOf(lines).filter((e) => wanted.has(canonicalEntry(e)))
+      const drop = new Set(hits.map((e) => Number(e.origin.split(':').pop()) - 1))
+      const found = new Set(hits.map(canonicalEntry))
+      const missing = [...wanted].filter((w) => !found.has(w))
+      for (const m of missing) io.err(`not listed: ${m}`)
+      return missing.length ? { text: null, result: null } : { text: trimEnd(lines.filter((_, i) => !drop.has(i))).join('\n') + '\n', result: found }
+    })
+    if (!found) return EXIT.finding
     if (values.json) io.out(JSON.stringify({ file, removed: [...found] }))
     else for (const f of found) io.out(`removed ${f}  (${file})`)
     return EXIT.ok
@@ -110,8 +114,10 @@ export const whitelistList: Command = {
   optionHelp: COMMON_HELP,
   async run(values, _pos, io) {
     const ctx = new Context(String(values.config))
-    await ctx.load()
-    const { entries, errors } = parseWhitelist(ctx.ownLines(FILES.whitelist), FILES.whitelist, isPublicSuffix)
+    await ctx.load() // the public-suffix list, as the plugin has it
+    // Read directly, so a file that cannot be read is an error here (haraka-config reads it as empty).
+    const text = fs.readFileSync(ctx.filePath(FILES.whitelist), 'utf8')
+    const { entries, errors } = parseWhitelist(text.split(/\r?\n/), FILES.whitelist, isPublicSuffix)
     if (values.json) io.out(JSON.stringify({ file: ctx.filePath(FILES.whitelist), entries, errors }, null, 2))
     else {
       io.out(`# ${ctx.filePath(FILES.whitelist)}`)

@@ -2,7 +2,6 @@
 // rewritten per attempt, and the auto-whitelist, through a real Haraka, Redis and loopback DNS.
 import assert from 'node:assert/strict'
 import { connectRedis } from '../helpers/redis'
-import { spfGuardKey } from '../../plugins/smart-greylist/core/keys'
 import { deliver, type Envelope } from '../helpers/smtp'
 import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
@@ -49,8 +48,9 @@ describe('smart-greylist identities in a running Haraka', function () {
     assert.match(lines[0], /identity=net:94\.23\.1\.0\/24 identity_reason=spf_permissive,no_rdns,no_pool/)
     assert.match(lines[1], /defer reason=new identity=net:94\.23\.77\.0\/24/)
     const db = await connectRedis(stack.redis.port)
-    assert.equal(await db.get(spfGuardKey('sgl:', 'open.example')), '1', 'the permissive verdict is shared through Redis')
-    assert.equal(await db.get(spfGuardKey('sgl:', 'shop.example')), '0', 'and so is the strict one')
+    const verdicts = await Promise.all((await db.keys('sgl:s:*')).map((k) => db.get(k)))
+    assert.ok(verdicts.includes('1:pass_all'), `the permissive verdict is shared through Redis: ${verdicts.join(' ')}`)
+    assert.ok(verdicts.includes('0:bounded'), 'and so is the strict one')
     await db.quit()
   })
 
@@ -85,5 +85,55 @@ describe('smart-greylist identities in a running Haraka', function () {
     assert.match(logFor('someone-else@awl.example')[0], /pass reason=awl identity=net:85\.214\.190\.0\/24/)
     const other = await deliver(stack.haraka.port, { clientIp: ip, from: 'x@other-domain.example', to: ['new@example.com'] })
     assert.equal(other.rcpt[0].code, 451, 'another sender domain at the same identity is still greylisted')
+  })
+})
+
+describe('smart-greylist against bots behind a permissive SPF record', function () {
+  this.timeout(60_000)
+  const BOTS = ['85.214.10.5', '62.75.1.9', '91.121.4.4', '151.80.2.2']
+  const stack = useStack({
+    ini: '[main]\ndelay=1\nretry_window=30\n[awl]\npasses=2\n',
+    zones: [
+      {
+        txt: {
+          // 0.3.0's probes (192.0.2.1, 2001:db8::1) fail, every other address passes.
+          'carve.example': ['v=spf1 -ip4:192.0.2.1 -ip6:2001:db8::1 +all'],
+          // Bounded, but listing three unrelated networks: one identity for all three.
+          'corp.example': ['v=spf1 ip4:85.214.10.0/24 ip4:62.75.1.0/24 ip4:91.121.4.0/24 -all'],
+        },
+      },
+    ],
+  })
+
+  /** Two messages from `ip` retried after the delay: two passes, the auto-whitelist is earned. */
+  async function earn(ip: string, domain: string): Promise<void> {
+    for (const n of [1, 2]) {
+      const env = { clientIp: ip, from: `m${n}@${domain}`, to: [`u${n}@example.com`] }
+      assert.equal((await deliver(stack.haraka.port, env)).rcpt[0].code, 451)
+      await sleep(1100)
+      assert.equal((await deliver(stack.haraka.port, env)).rcpt[0].code, 250)
+    }
+    const next = await deliver(stack.haraka.port, { clientIp: ip, from: `m3@${domain}`, to: ['u3@example.com'] })
+    assert.equal(next.rcpt[0].code, 250, 'auto-whitelisted')
+  }
+
+  it('a bot that earned the auto-whitelist does not let bots in three other networks in', async () => {
+    await earn(BOTS[0], 'carve.example')
+    for (const ip of BOTS.slice(1)) {
+      const r = await deliver(stack.haraka.port, { clientIp: ip, from: 'spam@carve.example', to: ['victim@example.com'] })
+      assert.equal(r.rcpt[0].code, 451, `${ip} is greylisted at first contact`)
+    }
+    const lines = stack.haraka.linesMatching(/from=<spam@carve\.example>/)
+    assert.equal(lines.length, 3)
+    for (const l of lines) assert.match(l, /defer reason=new identity=net:\S+ identity_reason=spf_permissive/)
+  })
+
+  it('an auto-whitelist entry is earned for one network: the same SPF identity elsewhere is greylisted', async () => {
+    await earn(BOTS[0], 'corp.example')
+    for (const ip of BOTS.slice(1, 3)) {
+      const r = await deliver(stack.haraka.port, { clientIp: ip, from: 'other@corp.example', to: [`x${ip}@example.com`] })
+      assert.equal(r.rcpt[0].code, 451, `${ip}: another /16`)
+    }
+    assert.ok(stack.haraka.linesMatching(/defer reason=new identity=spf:corp\.example .*from=<other@corp\.example>/).length === 2)
   })
 })

@@ -16,6 +16,8 @@ describe('smart-greylist pools refresh', function () {
         'spf.protection.outlook.com': ['v=spf1 include:spfa.protection.outlook.com include:spfb.protection.outlook.com -all'],
         'spfa.protection.outlook.com': ['v=spf1 ip4:40.92.0.0/15 ip4:40.107.0.0/16 ip6:2a01:111:f400::/48 -all'],
         'spfb.protection.outlook.com': ['v=spf1 ip4:52.100.0.0/14 ip6:2a01:111:f403::/48 -all'],
+        'spf.grows.example': ['v=spf1 include:all.grows.example -all'],
+        'all.grows.example': ['v=spf1 ip4:0.0.0.0/0 -all'],
       },
     })
   })
@@ -59,6 +61,22 @@ ip = 17.0.0.0/8
     assert.equal(report.written, null, 'nothing changed, nothing written')
     assert.equal(report.providers.find((p) => p.id === 'microsoft')?.status, 'unchanged')
     assert.equal(report.providers.find((p) => p.id === 'corpmail')?.status, 'kept')
+  })
+
+  it('refuses an include chain that suddenly covers the Internet, unless --force', async () => {
+    const local = '[grows]\nspf = spf.grows.example\naction = group\nip = 85.214.0.0/16\n'
+    const dir = path.join(configDir({ 'smart-greylist.providers.local': local }), 'config')
+    const args = ['pools', 'refresh', '--config', dir, '--dns', `127.0.0.1:${dns.port}`, '--timeout-ms', '1000']
+    const r = await runCli(args)
+    assert.equal(r.code, 1)
+    assert.match(r.stdout, /grows\s+kept 1 ranges: refused \(--force writes it\): 0\.0\.0\.0\/0 is wider than \/12/)
+    // (The shipped microsoft differs from this zone's and is written; grows is not.)
+    const text = fs.readFileSync(path.join(dir, 'smart-greylist.providers.local'), 'utf8')
+    assert.ok(text.startsWith(local), text)
+    assert.doesNotMatch(text, /0\.0\.0\.0\/0/)
+    const forced = await runCli([...args, '--force'])
+    assert.match(forced.stdout, /grows\s+changed: 1 ranges \+0\.0\.0\.0\/0 -85\.214\.0\.0\/16/)
+    assert.match(fs.readFileSync(path.join(dir, 'smart-greylist.providers.local'), 'utf8'), /ip = 0\.0\.0\.0\/0/)
   })
 
   it('writes nothing on --dry-run', async () => {

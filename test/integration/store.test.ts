@@ -127,4 +127,19 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     const listed = await reads.tuples('sgl:')
     assert.deepEqual(listed, [{ key: 'sgl:t:p1', firstSeen: now, passedAt: null, identity: 'host:outbound.protection.outlook.com', sender: 'alice@contoso.com', recipient: 'bob@example.com' }])
   })
+
+  it('cuts stored strings and trims the day\'s identities, so hostile input cannot grow a record or a set', async () => {
+    const long = `${'x'.repeat(500)}@example.org`
+    await store.check({ ...ref('sgl:t:long'), sender: long, recipient: long }, Date.now(), TIMING, NO_STATS)
+    const h = await db.hGetAll('sgl:t:long')
+    assert.equal(h.s.length, 128)
+    assert.equal(h.r.length, 128)
+    const stats = { prefix: 'sgl:', shadow: false, ttlDays: 1, identitiesMax: 10 }
+    const t0 = Date.UTC(2026, 10, 28, 12)
+    for (let i = 0; i < 60; i++) {
+      await store.check({ ...ref(`sgl:t:id${i}`), startedKey: `sgl:n:id${i}`, identity: { kind: 'net', value: `85.214.${i}.0/24` } }, t0, TIMING, stats)
+    }
+    const size = await db.sendCommand(['ZCARD', statsKeys('sgl:', t0).identities])
+    assert.ok(Number(size) <= 20, `${String(size)} identities kept`)
+  })
 })

@@ -154,3 +154,15 @@ describe('walkSpf', () => {
     await assert.rejects(walkSpf('spf.example', resolver, { maxLookups: 2, timeoutMs: 1000 }), /more than 2 lookups/)
   })
 })
+
+describe('implausible (pools refresh sanity bounds)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { implausible } = require('../../cli/commands/pools') as typeof import('../../cli/commands/pools')
+  it('refuses ranges wider than /12 or /24 and providers that more than quadruple', () => {
+    assert.match(implausible(['40.107.0.0/16'], ['0.0.0.0/0']) ?? '', /wider than \/12/)
+    assert.match(implausible(['2a01:111:f400::/48'], ['2a00::/16']) ?? '', /wider than \/24/)
+    assert.match(implausible(['40.107.0.0/16'], ['40.0.0.0/13']) ?? '', /grows from 2\^16 to 2\^19/)
+    assert.equal(implausible(['40.107.0.0/16'], ['40.107.0.0/16', '40.92.0.0/15']), null)
+    assert.equal(implausible([], ['198.2.128.0/18']), null)
+  })
+})

@@ -1,0 +1,45 @@
+// The command's file edits: concurrent edits both land, mode and owner are kept, a symlinked
+// list stays a symlink and its target is edited.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { runCli } from '../helpers/cli'
+import { configDir } from '../helpers/fixtures'
+
+describe('smart-greylist whitelist edits (files)', function () {
+  this.timeout(30_000)
+  const list = (dir: string): string => fs.readFileSync(path.join(dir, 'smart-greylist.whitelist'), 'utf8')
+
+  it('five concurrent adds all land (the edit is locked)', async () => {
+    const dir = path.join(configDir({ 'smart-greylist.whitelist': '# mine\n' }), 'config')
+    const runs = await Promise.all([1, 2, 3, 4, 5].map((i) => runCli(['whitelist', 'add', `ip:85.214.${i}.0/24`, '--config', dir])))
+    for (const r of runs) assert.equal(r.code, 0, r.stderr)
+    for (const i of [1, 2, 3, 4, 5]) assert.match(list(dir), new RegExp(`^ip:85\\.214\\.${i}\\.0/24$`, 'm'))
+    assert.ok(!fs.existsSync(path.join(dir, 'smart-greylist.whitelist.lock')), 'the lock is released')
+  })
+
+  it('keeps the mode (and, as root, the owner) of the list', async () => {
+    const dir = path.join(configDir({ 'smart-greylist.whitelist': '# mine\n' }), 'config')
+    const file = path.join(dir, 'smart-greylist.whitelist')
+    fs.chmodSync(file, 0o640)
+    const root = process.getuid?.() === 0
+    if (root) fs.chownSync(file, 4321, 4321)
+    const r = await runCli(['whitelist', 'add', 'ip:85.214.9.0/24', '--config', dir])
+    assert.equal(r.code, 0, r.stderr)
+    const st = fs.statSync(file)
+    assert.equal(st.mode & 0o777, 0o640)
+    if (root) assert.deepEqual([st.uid, st.gid], [4321, 4321])
+  })
+
+  it('edits the target of a symlinked list and leaves the link', async () => {
+    const base = configDir({})
+    const dir = path.join(base, 'config')
+    const target = path.join(base, 'shared-whitelist')
+    fs.writeFileSync(target, '# shared\n')
+    fs.symlinkSync(target, path.join(dir, 'smart-greylist.whitelist'))
+    const r = await runCli(['whitelist', 'add', 'host:*.outbound.protection.outlook.com', '--config', dir])
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(fs.lstatSync(path.join(dir, 'smart-greylist.whitelist')).isSymbolicLink())
+    assert.equal(fs.readFileSync(target, 'utf8'), '# shared\nhost:*.outbound.protection.outlook.com\n')
+  })
+})

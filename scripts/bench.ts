@@ -90,33 +90,48 @@ function poolScaling(): Record<string, number>[] {
   return rows
 }
 
+/** Envelopes of three shapes: the short synthetic ones, typical lengths, and the longest stored. */
+const SHAPES = {
+  short: (j: number) => ({ identity: `pool${j % 97}.example.net`, sender: `s${j}@example.org`, recipient: `r${j}@example.com` }),
+  typical: (j: number) => ({ identity: `outbound${j % 97}.protection.example.net`, sender: `newsletter-${j}@mail.shop-example.com`, recipient: `firstname.lastname${j}@example.com` }),
+  longest: (j: number) => ({ identity: `${'h'.repeat(50)}${j % 97}.example.net`, sender: `${'s'.repeat(60)}${j}@example.org`, recipient: `${'r'.repeat(60)}${j}@example.com` }),
+}
+
 async function memoryPerTuple(port: number, n: number): Promise<Record<string, number>> {
   const db = await connectRedis(port)
-  await db.flushDb()
-  const store = new DecisionStore(() => db, () => 5000)
   const timing = timingFrom(DEFAULTS)
   const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await db.info('memory'))![1])
-  const before = await used()
+  const store = new DecisionStore(() => db, () => 5000, () => DEFAULTS.limits.stored_chars)
   const now = Date.now()
-  const batch = 500
-  for (let i = 0; i < n; i += batch) {
-    const work: Promise<unknown>[] = []
-    for (let j = i; j < Math.min(n, i + batch); j++) {
-      const identity = { kind: 'host', value: `pool${j % 97}.example.net` }
-      const ref = { key: tupleKey('sgl:', `host:${identity.value}`, `s${j}@example.org`, `r${j}@example.com`), startedKey: startedKey('sgl:', `host:${identity.value}`), identity, sender: `s${j}@example.org`, recipient: `r${j}@example.com` }
-      work.push(store.check(ref, now, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 }))
+  const out: Record<string, number> = { tuples: n }
+  for (const [shape, make] of Object.entries(SHAPES)) {
+    await db.flushDb()
+    const before = await used()
+    const batch = 500
+    for (let i = 0; i < n; i += batch) {
+      const work: Promise<unknown>[] = []
+      for (let j = i; j < Math.min(n, i + batch); j++) {
+        const e = make(j)
+        const id = `host:${e.identity}`
+        const ref = { key: tupleKey('sgl:', id, e.sender, e.recipient), startedKey: startedKey('sgl:', id), identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
+        work.push(store.check(ref, now, { ...timing, pendingCap: n }, { prefix: 'sgl:', shadow: false, ttlDays: 35 }))
+      }
+      await Promise.all(work)
     }
-    await Promise.all(work)
+    out[`bytes_per_pending_tuple_${shape}`] = Math.round(((await used()) - before) / n)
   }
-  const after = await used()
-  const sample = tupleKey('sgl:', 'host:pool0.example.net', 's0@example.org', 'r0@example.com')
-  const pendingKey = (await db.memoryUsage(sample)) ?? 0
-  const sampleRef = { key: sample, startedKey: startedKey('sgl:', 'host:pool0.example.net'), identity: { kind: 'host', value: 'pool0.example.net' }, sender: 's0@example.org', recipient: 'r0@example.com' }
+  const e = SHAPES.short(0)
+  const sample = tupleKey('sgl:', `host:${e.identity}`, e.sender, e.recipient)
+  const sampleRef = { key: sample, startedKey: startedKey('sgl:', `host:${e.identity}`), identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
+  await store.check(sampleRef, now, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
+  out.memory_usage_pending_key = (await db.memoryUsage(sample)) ?? 0
   await store.check(sampleRef, now + timing.delayMs, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
-  const passedKey = (await db.memoryUsage(sample)) ?? 0
-  const keys = (await db.dbSize()) - 2 // the day's two statistics keys
+  out.memory_usage_passed_key = (await db.memoryUsage(sample)) ?? 0
+  // What one identity can hold at most while pending: the cap times the longest record.
+  out.pending_cap_per_identity = DEFAULTS.limits.pending_per_identity
+  out.max_pending_bytes_per_identity = out.pending_cap_per_identity * out.bytes_per_pending_tuple_longest
   await db.quit()
-  return { tuples: n, keys, bytes_per_pending_tuple: Math.round((after - before) / n), memory_usage_pending_key: pendingKey, memory_usage_passed_key: passedKey }
+  return out
 }
 
 function whitelistScaling(): Record<string, number>[] {

@@ -172,7 +172,7 @@ export interface StatsOptions {
 }
 
 /** Stored strings (for list and flush) are cut to this length: a hostile envelope cannot grow a record. */
-export const STORED_CHARS_DEFAULT = 128
+export const STORED_CHARS_DEFAULT = 64
 
 export class DecisionStore implements FlagStore {
   private failOpenPending = 0

@@ -101,7 +101,7 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
   const db = await connectRedis(port)
   const timing = timingFrom(DEFAULTS)
   const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await db.info('memory'))![1])
-  const store = new DecisionStore(() => db, () => 5000, () => DEFAULTS.limits.stored_chars)
+  const store = new DecisionStore(() => db, () => 5000, { storedChars: () => DEFAULTS.limits.stored_chars })
   const now = Date.now()
   const out: Record<string, number> = { tuples: n }
   for (const [shape, make] of Object.entries(SHAPES)) {

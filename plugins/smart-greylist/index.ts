@@ -8,7 +8,12 @@ import { identityText } from './core/identity'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
 import { decideRecipient, transactionNote, type RecipientDecision } from './adapters/haraka-recipient'
 import { closeRedis, openRedis, redisTarget, StoreError } from './adapters/redis-client'
+import { RedisHealth } from './adapters/redis-health'
+import { withTimeout } from './adapters/timeout'
 import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps } from './setup'
+
+/** Connecting (TCP, then INFO) may take this long before it is given up and retried. */
+const CONNECT_BOUND_MS = 5000
 
 /** What Haraka gives a plugin object, plus the state this plugin keeps on it. */
 interface Plugin {
@@ -22,10 +27,13 @@ interface Plugin {
   sg: PluginState
   sg_load(): void
   sg_connect_redis(): void
+  sg_drop_redis(why: string): void
 }
 
 interface PluginState {
   deps: Deps
+  /** Watches for a Redis that is connected but silent; lives as long as the plugin. */
+  health: RedisHealth
   /** The client options the current connection was made with; a change reconnects. */
   redisOptions?: Record<string, unknown>
   connecting: boolean
@@ -35,7 +43,16 @@ interface PluginState {
 }
 
 export function register(this: Plugin): void {
-  this.sg = { deps: undefined as unknown as Deps, connecting: false }
+  this.sg = { deps: undefined as unknown as Deps, connecting: false } as PluginState
+  this.sg.health = new RedisHealth(
+    () => this.db,
+    () => {
+      const r = this.sg.deps.config.redis
+      return { timeoutMs: r.timeout_ms, intervalMs: r.ping_interval_ms, deadAfterMs: r.dead_after_ms }
+    },
+    Date.now,
+    (why) => this.sg_drop_redis(why),
+  )
   this.sg_load()
   // The public-suffix list loads asynchronously; until then no entry can be judged against it.
   tlds.ready.then(() => this.sg_load()).catch(() => undefined)
@@ -51,7 +68,7 @@ export function sg_load(this: Plugin): void {
   const loaded = load(sourcesForPlugin(this.config), this.sg.deps?.config, () => this.sg_load())
   for (const p of loaded.problems) this.logerror(p)
   // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
-  this.sg.deps = buildDeps(loaded, { client: () => this.db })
+  this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health })
   const target = redisTarget(loaded.redis)
   if (this.sg.redisOptions && redisTarget(this.sg.redisOptions) !== target && this.db) {
     this.loginfo(`Redis settings changed: reconnecting to ${target}`)
@@ -71,16 +88,33 @@ export function sg_init_redis(this: Plugin, next: Next): void {
   next()
   this.sg.started = true
   this.sg_connect_redis()
+  this.sg.health.start()
+}
+
+/** Drops a client that stopped answering (a black-holed link can stay "open" for minutes). */
+export function sg_drop_redis(this: Plugin, why: string): void {
+  const old = this.db
+  if (!old) return
+  this.logwarn(`Redis ${why}: dropping the connection and connecting anew; failing open meanwhile`)
+  this.db = undefined
+  this.sg.health.reset()
+  void closeRedis(old, 200)
+  this.sg_connect_redis()
 }
 
 export function sg_connect_redis(this: Plugin): void {
   if (this.db || this.sg.connecting || !this.sg.redisOptions) return
   this.sg.connecting = true
-  openRedis(this.sg.redisOptions, this)
+  // Connecting includes an INFO that a silent Redis never answers: bounded, and a client that
+  // connects after we gave up on it is closed rather than leaked.
+  const opening = openRedis(this.sg.redisOptions, this)
+  withTimeout(opening, CONNECT_BOUND_MS, 'Redis connect')
     .then((client) => {
       this.db = client
+      this.sg.health.reset()
     })
     .catch((err: Error) => {
+      opening.then((late) => closeRedis(late, 200)).catch(() => undefined)
       this.logwarn(`Redis not reachable (${err.message}); failing open, retrying in 5 s`)
       this.sg.retryTimer = setTimeout(() => this.sg_connect_redis(), 5000)
       this.sg.retryTimer.unref()
@@ -92,6 +126,7 @@ export function sg_connect_redis(this: Plugin): void {
 
 export function shutdown(this: Plugin): void {
   if (this.sg?.retryTimer) clearTimeout(this.sg.retryTimer)
+  this.sg?.health.stop()
   const db = this.db
   this.db = undefined
   void closeRedis(db)
@@ -133,7 +168,8 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
     const deps = this.sg.deps
     const { config } = deps
     const shadow = config.main.mode === 'shadow'
-    const decision = await decideRecipient(deps, connection, rcpt, shadow)
+    // The backstop: whatever happens inside, the recipient is answered within its budget.
+    const decision = await withTimeout(decideRecipient(deps, connection, rcpt, shadow), config.main.budget_ms + 500, 'the recipient\'s decision')
     record(this, connection, rcpt, decision, shadow)
     const note = transactionNote(txn)
     if (decision.kind !== 'tuple') {
@@ -206,6 +242,9 @@ function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Recipi
       const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
       const action = v.action === 'defer' && shadow ? 'shadow-defer' : v.action
       connection.loginfo(plugin, `${action} reason=${v.status} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}`)
+      // A DNS server that failed or did not answer is not "no such name": said as an error.
+      const dns = o.identity.reason.split(',').filter((r) => r === 'rdns_error' || r === 'spf_temperror')
+      if (dns.length) connection.logerror(plugin, `dns error (${dns.join(', ')}): identity fell back to ${id}`)
     }
   }
 }

@@ -14,6 +14,7 @@ import { makeResolver, type Resolver } from './adapters/dns'
 import type { RedisClient } from './adapters/haraka-types'
 import { redisClientOptions } from './adapters/redis-client'
 import { DecisionStore } from './adapters/redis-decision'
+import type { RedisHealth } from './adapters/redis-health'
 import { SpfGuardCache } from './adapters/spf-guard'
 
 export const PACKAGE_NAME = 'haraka-plugin-smart-greylist'
@@ -126,12 +127,18 @@ export interface Runtime {
   readonly redisTimeoutMs?: number
   /** The SPF guard reads shared verdicts but never writes them (the command). */
   readonly readOnly?: boolean
+  /** The plugin's watch on a silent Redis (the command has none: it asks once and exits). */
+  readonly health?: RedisHealth
 }
 
 export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
   const { config } = loaded
   const now = rt.now ?? Date.now
-  const decisions = new DecisionStore(rt.client, () => rt.redisTimeoutMs ?? config.redis.timeout_ms, () => config.limits.stored_chars)
+  const decisions = new DecisionStore(rt.client, () => rt.redisTimeoutMs ?? config.redis.timeout_ms, {
+    storedChars: () => config.limits.stored_chars,
+    maxInFlight: () => config.redis.max_in_flight,
+    health: rt.health,
+  })
   return {
     config,
     whitelist: loaded.whitelist,

@@ -3,24 +3,13 @@
 // test/e2e/dns-preload.js, so no test ever asks the machine's resolver.
 import dgram from 'node:dgram'
 import dnsPacket from 'dns-packet'
-import ipaddr from 'ipaddr.js'
+import { parseIp, reverseName } from '../../plugins/smart-greylist/core/ip'
 
 export interface Zone {
   ptr?: Record<string, string[]>
   a?: Record<string, string[]>
   aaaa?: Record<string, string[]>
   txt?: Record<string, string[]>
-}
-
-/** The in-addr.arpa / ip6.arpa name of an address. */
-export function reverseName(ip: string): string {
-  const addr = ipaddr.parse(ip)
-  if (addr.kind() === 'ipv4') return `${addr.toByteArray().reverse().join('.')}.in-addr.arpa`
-  const hex = addr
-    .toByteArray()
-    .map((b) => b.toString(16).padStart(2, '0'))
-    .join('')
-  return `${hex.split('').reverse().join('.')}.ip6.arpa`
 }
 
 export class DnsServer {
@@ -42,7 +31,7 @@ export class DnsServer {
   }
 
   add(zone: Zone): void {
-    for (const [ip, names] of Object.entries(zone.ptr ?? {})) this.ptr.set(reverseName(ip), names)
+    for (const [ip, names] of Object.entries(zone.ptr ?? {})) this.ptr.set(reverseName(parseIp(ip)!), names)
     for (const type of ['a', 'aaaa', 'txt'] as const) {
       for (const [name, values] of Object.entries(zone[type] ?? {})) {
         const key = name.toLowerCase()

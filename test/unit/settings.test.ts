@@ -47,7 +47,7 @@ describe('parseSettings', () => {
     ['a negative delay', { main: { delay: '-5' } }, /\[main\] delay: "-5" is not a whole number from 0 to 604800; keeping "300"/],
     ['a window shorter than the delay', { main: { delay: 600, retry_window: 300 } }, /\[main\] retry_window: 300 must be longer than delay \(600\)/],
     ['an unknown defer_at', { main: { defer_at: 'helo' } }, /\[main\] defer_at: "helo" is not one of rcpt, data/],
-    ['a prefix with spaces', { redis: { prefix: 'a b' } }, /\[redis\] prefix: "a b" is not up to 64/],
+    ['a prefix with spaces', { redis: { prefix: 'a b' } }, /\[redis\] prefix: "a b" is not A-Z a-z 0-9/],
     ['a reply text with control characters', { main: { text: 'x\r\n250 ok' } }, /\[main\] text:/],
     ['a fractional prefix length', { identity: { ipv4_prefix: '24.5' } }, /\[identity\] ipv4_prefix: "24.5" is not a whole number/],
     ['a boolean that is not one', { identity: { spf: 'yes please' } }, /\[identity\] spf: "yes please" is not true or false; keeping "true"/],

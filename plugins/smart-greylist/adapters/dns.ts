@@ -2,11 +2,11 @@
 // errors are classified here: "no such name / no data" is an answer, anything else is an error.
 import { promises as dnsp } from 'node:dns'
 import type { PtrName, RdnsFacts } from '../core/identity'
-import { parseIp, type ParsedIp } from '../core/ip'
+import { parseIp, reverseName, type ParsedIp } from '../core/ip'
 import { withTimeout } from './timeout'
 
 export interface Resolver {
-  reverse(ip: string): Promise<string[]>
+  resolvePtr(name: string): Promise<string[]>
   resolve4(name: string): Promise<string[]>
   resolve6(name: string): Promise<string[]>
 }
@@ -52,7 +52,9 @@ export async function lookupRdns(
   const work = async (): Promise<RdnsFacts> => {
     let names: string[]
     try {
-      names = await resolver.reverse(ip.toString())
+      // resolvePtr, not reverse(): c-ares reports every failure of reverse() as ENOTFOUND, so a
+      // DNS server that does not answer would read as "no PTR".
+      names = await resolver.resolvePtr(reverseName(ip))
     } catch (err) {
       if (isNoAnswer(err)) return { status: 'none' }
       throw err

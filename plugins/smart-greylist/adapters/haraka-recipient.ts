@@ -52,8 +52,19 @@ export function transactionNote(txn: Transaction): TransactionNote {
   return note
 }
 
+/**
+ * What DNS may still spend of the recipient's `[main] budget_ms`: Redis's own bound is kept back,
+ * so slow DNS costs identity precision (the tuple falls back to the pool or the network), never
+ * the answer.
+ */
+function dnsBudget(deps: Deps, startedAt: number): () => number {
+  const deadline = startedAt + deps.config.main.budget_ms - deps.config.redis.timeout_ms
+  return () => Math.max(0, deadline - deps.now())
+}
+
 export async function decideRecipient(deps: Deps, connection: Connection, rcpt: Address, shadow: boolean): Promise<RecipientDecision> {
   const facts = connectionNote(connection)
+  const dnsLeft = dnsBudget(deps, deps.now())
   const a = await assess(
     deps,
     {
@@ -64,7 +75,7 @@ export async function decideRecipient(deps: Deps, connection: Connection, rcpt: 
       relaying: connection.relaying,
       isPrivate: Boolean(connection.remote.is_private || connection.remote.is_local),
     },
-    { rdns: () => rdnsOf(deps, connection, facts), spf: (domain, isNull) => spfOf(deps, connection, facts.ip!, domain, isNull) },
+    { rdns: () => rdnsOf(deps, connection, facts, dnsLeft), spf: (domain, isNull) => spfOf(deps, connection, facts.ip!, domain, isNull, dnsLeft) },
   )
   if (a.kind !== 'tuple') return a
   const verdict = await deps.decisions.check(a, deps.now(), timingFrom(deps.config), {
@@ -77,28 +88,35 @@ export async function decideRecipient(deps: Deps, connection: Connection, rcpt: 
 }
 
 /** rDNS facts, looked up once per connection (several recipients and transactions share them). */
-function rdnsOf(deps: Deps, connection: Connection, facts: ConnectionNote): Promise<RdnsFacts> {
+function rdnsOf(deps: Deps, connection: Connection, facts: ConnectionNote, dnsLeft: () => number): Promise<RdnsFacts> {
   const ip = facts.ip
   if (!ip) return Promise.resolve({ status: 'none' })
   if (!facts.rdns) {
     const fromPlugin = rdnsFromFcrdnsResults(connection.results.get('fcrdns'), ip)
     const { timeout_ms, max_names } = deps.config.dns
+    const timeoutMs = Math.min(timeout_ms, dnsLeft())
     facts.rdns = fromPlugin
       ? Promise.resolve(fromPlugin)
-      : tlds.ready.then(() => lookupRdns(ip, deps.resolver, { timeoutMs: timeout_ms, maxNames: max_names }))
+      : timeoutMs < 20
+        ? Promise.resolve({ status: 'error', error: 'no time left in [main] budget_ms' })
+        : tlds.ready.then(() => lookupRdns(ip, deps.resolver, { timeoutMs, maxNames: max_names }))
   }
   return facts.rdns
 }
 
 /** SPF facts once per transaction; the spf plugin's result for the same scope and domain wins. */
-function spfOf(deps: Deps, connection: Connection, ip: ParsedIp, domain: string, isNull: boolean): Promise<SpfFacts> {
+function spfOf(deps: Deps, connection: Connection, ip: ParsedIp, domain: string, isNull: boolean, dnsLeft: () => number): Promise<SpfFacts> {
   const txn = connection.transaction
   const note = txn ? transactionNote(txn) : undefined
   if (note?.spf) return note.spf
   const r = (isNull ? connection.results : txn?.results)?.get('spf')
   const known = r?.scope === (isNull ? 'helo' : 'mfrom') && String(r?.domain ?? '').toLowerCase() === domain ? spfResultFrom(r?.result) : null
   const mailFrom = isNull ? null : addressOf(txn?.mail_from)
-  const work = spfFacts(deps, ip, domain, mailFrom, connection.hello.host ?? null, known)
+  const timeoutMs = Math.min(deps.config.dns.spf_timeout_ms, dnsLeft())
+  const work: Promise<SpfFacts> =
+    !known && timeoutMs < 20
+      ? Promise.resolve({ domain, result: 'temperror' })
+      : spfFacts(deps, ip, domain, mailFrom, connection.hello.host ?? null, known, timeoutMs)
   if (note) note.spf = work
   return work
 }

@@ -60,6 +60,7 @@ export interface RedisClient {
   zRangeWithScores?(key: string, start: number, stop: number, options?: { REV: true }): Promise<{ value: string; score: number }[]>
   quit?(): Promise<unknown>
   disconnect?(): Promise<unknown>
+  sendCommand?(args: string[]): Promise<unknown>
 }
 
 export function addressOf(addr: Address | null | undefined): string {

@@ -20,7 +20,7 @@ export interface Logger {
 
 export class StoreError extends Error {
   constructor(
-    readonly kind: 'unavailable' | 'timeout' | 'failed',
+    readonly kind: 'unavailable' | 'timeout' | 'busy' | 'failed',
     message: string,
   ) {
     super(message)

@@ -7,6 +7,7 @@ import { DELAY_BUCKETS, statsKeys } from '../core/stats'
 import type { FlagStore } from './spf-guard'
 import { BoundedRedis, StoreError } from './redis-client'
 import type { RedisClient } from './haraka-types'
+import type { RedisHealth } from './redis-health'
 
 export { StoreError }
 
@@ -29,6 +30,7 @@ const ARG_NAMES = [
   'field', // COUNT_SCRIPT: the counter to bump
   'pending_cap', // new tuples one identity may start per window
   'identities_max', // identities kept in the day's sorted set
+  'deadline', // Redis time (ms) after which the call must not act ('' = unknown)
 ] as const
 type KeyName = (typeof KEY_NAMES)[number]
 type ArgName = (typeof ARG_NAMES)[number]
@@ -38,6 +40,15 @@ const PREAMBLE = [
   ...KEY_NAMES.map((n, i) => `local ${n} = KEYS[${i + 1}]`),
   ...ARG_NAMES.map((n, i) => `local ${n} = ARGV[${i + 1}]`),
 ].join('\n')
+
+// A call that reaches Redis after its caller gave up (Redis paused, then resumed) acts on
+// nothing: the recipient was already answered.
+const DEADLINE = `
+if deadline ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline) then return {'stale'} end
+end
+`
 
 const COUNTING = `
 local statsttl = tonumber(stats_ttl)
@@ -136,7 +147,7 @@ interface Script {
   readonly sha: string
 }
 function script(body: string): Script {
-  const source = `${PREAMBLE}\n${COUNTING}${body}`
+  const source = `${PREAMBLE}\n${DEADLINE}${COUNTING}${body}`
   return { source, sha: createHash('sha1').update(source).digest('hex') }
 }
 export const TUPLE_SCRIPT = script(TUPLE_BODY)
@@ -174,16 +185,35 @@ export interface StatsOptions {
 /** Stored strings (for list and flush) are cut to this length: a hostile envelope cannot grow a record. */
 export const STORED_CHARS_DEFAULT = 64
 
+export interface DecisionStoreOptions {
+  /** Stored strings are cut to this length. */
+  readonly storedChars?: () => number
+  /** Commands waiting at once; past it a call fails at once instead of queueing. */
+  readonly maxInFlight?: () => number
+  /** The plugin's watch on a silent Redis, and Redis's clock for the scripts' deadline. */
+  readonly health?: RedisHealth
+}
+
 export class DecisionStore implements FlagStore {
   private failOpenPending = 0
+  private inFlight = 0
   private readonly redis: BoundedRedis
 
   constructor(
     client: () => RedisClient | undefined,
-    timeoutMs: () => number,
-    private readonly storedChars: () => number = () => STORED_CHARS_DEFAULT,
+    private readonly timeoutMs: () => number,
+    private readonly opts: DecisionStoreOptions = {},
   ) {
     this.redis = new BoundedRedis(client, timeoutMs)
+  }
+
+  /** Commands of this store waiting for Redis now. */
+  get pending(): number {
+    return this.inFlight
+  }
+
+  private storedChars(): number {
+    return this.opts.storedChars?.() ?? STORED_CHARS_DEFAULT
   }
 
   /** One decision in one round trip, counted in the day's statistics. */
@@ -209,6 +239,7 @@ export class DecisionStore implements FlagStore {
         fail_open: failOpen,
         pending_cap: timing.pendingCap,
         identities_max: stats.identitiesMax ?? 1000,
+        deadline: this.deadline(),
       }),
     )
     return parseVerdict(reply)
@@ -218,7 +249,7 @@ export class DecisionStore implements FlagStore {
   async count(field: string, now: number, stats: StatsOptions): Promise<void> {
     if (!stats.ttlDays) return
     await this.withFailOpen((failOpen) =>
-      this.eval(COUNT_SCRIPT, this.statKeys(stats, now), { field, stats_ttl: stats.ttlDays * 86_400_000, fail_open: failOpen }),
+      this.eval(COUNT_SCRIPT, this.statKeys(stats, now), { field, stats_ttl: stats.ttlDays * 86_400_000, fail_open: failOpen, deadline: this.deadline() }),
     )
   }
 
@@ -229,11 +260,28 @@ export class DecisionStore implements FlagStore {
 
   /** A small shared verdict (the SPF guard's), or null when none is stored. */
   async getFlag(key: string): Promise<string | null> {
-    return (await this.redis.run((db) => db.get(key))) ?? null
+    return (await this.bounded((db) => db.get(key))) ?? null
   }
 
   async setFlag(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.redis.run((db) => db.set(key, value, { PX: ttlMs }))
+    await this.bounded((db) => db.set(key, value, { PX: ttlMs }))
+  }
+
+  private deadline(): number | string {
+    return this.opts.health?.deadline(this.timeoutMs()) ?? ''
+  }
+
+  /** Every command of this store: refused at once when Redis is silent or too much is waiting. */
+  private async bounded<T>(command: (db: RedisClient) => Promise<T>): Promise<T> {
+    if (this.opts.health && !this.opts.health.responsive) throw new StoreError('unavailable', 'Redis is not answering')
+    const max = this.opts.maxInFlight?.() ?? Infinity
+    if (this.inFlight >= max) throw new StoreError('busy', `${this.inFlight} Redis commands already waiting`)
+    this.inFlight++
+    try {
+      return await this.redis.run(command)
+    } finally {
+      this.inFlight--
+    }
   }
 
   private statKeys(stats: StatsOptions, now: number): ScriptKeys {
@@ -255,7 +303,7 @@ export class DecisionStore implements FlagStore {
 
   private eval(s: Script, keys: ScriptKeys, args: ScriptArgs): Promise<unknown> {
     const call = scriptCall(keys, args)
-    return this.redis.run(async (db) => {
+    return this.bounded(async (db) => {
       try {
         return await db.evalSha(s.sha, call)
       } catch (err) {
@@ -268,6 +316,7 @@ export class DecisionStore implements FlagStore {
 }
 
 function parseVerdict(reply: unknown): Verdict {
+  if (Array.isArray(reply) && reply[0] === 'stale') throw new StoreError('timeout', 'Redis ran the decision after its deadline; it changed nothing')
   if (!Array.isArray(reply) || reply.length !== 4) {
     throw new StoreError('failed', `unexpected reply from the tuple script: ${JSON.stringify(reply)}`)
   }

@@ -40,11 +40,14 @@ export async function spfFacts(
   mailFrom: string | null,
   helo: string | null,
   known: SpfResult | null,
+  timeoutMs = deps.config.dns.spf_timeout_ms,
 ): Promise<SpfFacts> {
-  const opts = { resolver: deps.resolver as never, timeoutMs: deps.config.dns.spf_timeout_ms, helo }
+  // One bound for the evaluation and the guard together; a guard out of time does not trust.
+  const started = Date.now()
+  const opts = { resolver: deps.resolver as never, timeoutMs, helo }
   const result = known ?? (await checkSpf(ip.toString(), domain, mailFrom, opts))
   if (result !== 'pass') return { domain, result }
-  const v = await deps.guard.judge(domain, opts)
+  const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)) })
   return { domain, result, permissive: v.permissive, guard: v.why }
 }
 

@@ -25,6 +25,14 @@ export function subnetOf(ip: ParsedIp, prefix: number): string {
   return `${net.toString()}/${prefix}`
 }
 
+/** The in-addr.arpa or ip6.arpa name whose PTR records name `ip`. */
+export function reverseName(ip: ParsedIp): string {
+  const bytes = ip.toByteArray()
+  if (ip.kind() === 'ipv4') return `${[...bytes].reverse().join('.')}.in-addr.arpa`
+  const nibbles = bytes.flatMap((b) => [b >> 4, b & 15]).map((n) => n.toString(16))
+  return `${nibbles.reverse().join('.')}.ip6.arpa`
+}
+
 function maskBytes(bytes: number[], prefix: number): number[] {
   return bytes.map((b, i) => {
     const bits = Math.max(0, Math.min(8, prefix - i * 8))

@@ -79,11 +79,12 @@ export const SCHEMA = {
         default: 'Greylisted, please try again later',
         // Printable ASCII only: it goes into an SMTP reply line.
         pattern: /^[\x20-\x7e]{1,200}$/,
-        what: '1 to 200 printable ASCII characters',
+        what: 'printable ASCII',
         doc: 'text of the "451 4.7.1" reply',
       } satisfies TextSpec,
       mode: oneOf(['enforce', 'shadow'], 'enforce', 'shadow: log and count would-be deferrals, accept the mail (RFC 6647 §6)'),
       header: bool(false, 'add X-Greylist to accepted mail: why it passed, how long it waited'),
+      budget_ms: int(5000, 200, 25_000, 'bound for all DNS and Redis work of a recipient (ms)'),
     },
   },
   stats: {
@@ -102,8 +103,8 @@ export const SCHEMA = {
   limits: {
     doc: ['Bounds that keep a sender that sprays first contacts from filling Redis.'],
     keys: {
-      pending_per_identity: int(2500, 10, 10_000_000, 'new tuples one identity may start per retry_window; past it: deferred, not stored'),
-      stored_chars: int(64, 16, 1024, 'identity, sender, recipient stored (for list, flush) cut to this length'),
+      pending_per_identity: int(2500, 10, 10_000_000, 'new tuples per identity and retry_window; past it: deferred, not stored'),
+      stored_chars: int(64, 16, 1024, 'stored identity, sender, recipient cut to this length'),
     },
   },
   identity: {
@@ -120,7 +121,7 @@ export const SCHEMA = {
         doc: "this MX's public addresses: an SPF record passing for them is not trusted",
       } satisfies IpListSpec,
       spf_guard_ttl: int(DAY, 60, 30 * DAY, "seconds an SPF record's verdict is kept (in Redis, keyed by its text)"),
-      spf_widest_ipv4: int(16, 8, 32, 'a record whose pass ranges cover more than one IPv4 /N in total is not trusted'),
+      spf_widest_ipv4: int(16, 8, 32, 'SPF pass ranges wider than one IPv4 /N in total: not trusted'),
       spf_widest_ipv6: int(32, 16, 128, 'the same for IPv6'),
     },
   },
@@ -135,9 +136,9 @@ export const SCHEMA = {
   awl: {
     doc: ['Auto-whitelist: never for the null sender, never for rDNS domains whose names spell client addresses.'],
     keys: {
-      passes: int(3, 0, 1000, 'accepted retries of an (identity, sender domain) before it skips greylisting; 0 = off'),
+      passes: int(3, 0, 1000, 'retries of an (identity, sender domain) before it skips greylisting; 0 = off'),
       ttl: int(35 * DAY, 60, 400 * DAY, 'seconds an auto-whitelist entry lasts, refreshed on use (35 days)'),
-      scope_ipv4_prefix: int(16, 8, 32, 'an entry holds for the client\'s IPv4 /N (or provider pool) only'),
+      scope_ipv4_prefix: int(16, 8, 32, 'an entry holds in the client\'s IPv4 /N (or pool) only'),
       scope_ipv6_prefix: int(32, 16, 128, 'the same for IPv6 clients'),
     },
   },
@@ -172,10 +173,13 @@ export const SCHEMA = {
         type: 'text',
         default: 'sgl:',
         pattern: /^[A-Za-z0-9:_.-]{0,64}$/,
-        what: 'up to 64 of A-Z a-z 0-9 : _ . -',
+        what: 'A-Z a-z 0-9 : _ . -',
         doc: 'prefix of every key this plugin writes',
       } satisfies TextSpec,
       timeout_ms: int(500, 10, 30_000, 'bound for one Redis command (ms); past it, on_error applies'),
+      max_in_flight: int(256, 1, 100_000, 'Redis commands waiting at once; past it, on_error at once'),
+      ping_interval_ms: int(1000, 100, 60_000, 'how often a silent Redis is looked for (ms)'),
+      dead_after_ms: int(5000, 500, 300_000, 'a Redis silent this long (ms) is reconnected'),
     },
     passthrough: ['host', 'port', 'ip', 'path', 'db', 'database', 'username', 'password', 'tls', 'connectTimeout', 'keepAlive', 'noDelay'],
   },
@@ -357,15 +361,15 @@ function editDistance(a: string, b: string): number {
 function range(spec: KeySpec): string {
   switch (spec.type) {
     case 'int':
-      return `${spec.min} to ${spec.max}`
+      return `${spec.min}–${spec.max}`
     case 'bool':
-      return 'true, false'
+      return 'bool'
     case 'enum':
       return spec.values.join(', ')
     case 'text':
       return spec.what
     case 'ip_list':
-      return 'IP addresses'
+      return 'addresses'
   }
 }
 
@@ -391,7 +395,7 @@ export function renderIni(): string {
 
 /** The README's settings table. */
 export function renderSettingsTable(): string {
-  const rows = ['| key | default | values | meaning |', '| --- | --- | --- | --- |']
+  const rows = ['| key | default | range | meaning |', '| --- | --- | --- | --- |']
   for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
     for (const [key, k] of Object.entries(spec.keys)) {
       rows.push(`| \`[${sec}] ${key}\` | \`${iniValue(k) || '(empty)'}\` | ${range(k)} | ${k.doc.replace(/\|/g, '\\|')} |`)

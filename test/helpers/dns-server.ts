@@ -14,6 +14,8 @@ export interface Zone {
 
 export class DnsServer {
   readonly queries: { name: string; type: string }[] = []
+  /** While true, queries get no answer at all (a server that is down or black-holed). */
+  silent = false
   private ptr = new Map<string, string[]>()
   private records = new Map<string, Map<string, string[]>>()
   private constructor(
@@ -50,7 +52,7 @@ export class DnsServer {
       return
     }
     const q = query.questions?.[0]
-    if (!q) return
+    if (!q || this.silent) return
     const name = q.name.toLowerCase()
     this.queries.push({ name, type: q.type })
     const answers: dnsPacket.Answer[] = []

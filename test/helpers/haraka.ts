@@ -44,6 +44,8 @@ export interface HarakaOptions {
   files?: Record<string, string>
   /** The queue plugin (default queue/discard); queue/test keeps each message in the instance dir. */
   queue?: string
+  /** Worker processes (smtp.ini nodes); 0, the default, is one process. */
+  nodes?: number
 }
 
 export class HarakaInstance {
@@ -65,6 +67,10 @@ export class HarakaInstance {
     })
   }
 
+  get pid(): number {
+    return this.child.pid ?? 0
+  }
+
   get alive(): boolean {
     return !this.exited
   }
@@ -80,7 +86,7 @@ export class HarakaInstance {
 
     const port = await freePort()
     const cfg = (name: string, text: string): void => fs.writeFileSync(path.join(dir, 'config', name), text)
-    cfg('smtp.ini', `listen=127.0.0.1:${port}\nnodes=0\n`)
+    cfg('smtp.ini', `listen=127.0.0.1:${port}\nnodes=${opts.nodes ?? 0}\n`)
     cfg('log.ini', '[main]\nlevel=info\ntimestamps=true\n')
     cfg('plugins', [...(opts.pluginsBefore ?? []), 'rcpt_to.in_host_list', 'smart-greylist', opts.queue ?? 'queue/discard', ''].join('\n'))
     cfg('host_list', 'example.com\n')

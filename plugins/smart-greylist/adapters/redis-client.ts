@@ -63,13 +63,21 @@ export function openRedis(opts: Record<string, unknown>, log: Logger): Promise<R
   return redisPlugin.get_redis_client.call(log, opts)
 }
 
-/** Closes a client within `ms`: QUIT when Redis answers, else the socket is dropped. */
+/**
+ * Closes a client within `ms`: QUIT when Redis answers, else the socket is dropped. Never throws:
+ * node-redis throws synchronously from disconnect() on a client that closed meanwhile, and an
+ * unhandled rejection here would take Haraka down.
+ */
 export async function closeRedis(db: RedisClient | undefined, ms = 1000): Promise<void> {
   if (!db || db.isOpen === false) return
   try {
     await withTimeout(db.quit!(), ms, 'Redis QUIT')
   } catch {
-    await db.disconnect?.().catch(() => undefined)
+    try {
+      await db.disconnect?.()
+    } catch {
+      // already closed
+    }
   }
 }
 

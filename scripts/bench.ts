@@ -13,6 +13,7 @@ import { connectRedis } from '../test/helpers/redis'
 import { startPrivateRedis } from './redis-server'
 import { DnsServer } from '../test/helpers/dns-server'
 import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/core/providers'
+import { smtpBenchmark } from './smtp-bench'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { useDnsServer } = require('../../test/e2e/dns-preload.js') as { useDnsServer(server: string): void }
@@ -21,12 +22,13 @@ const { values: args } = parseArgs({
   options: {
     decisions: { type: 'string', default: '20000' },
     tuples: { type: 'string', default: '100000' },
+    'smtp-seconds': { type: 'string', default: '15' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
 if (args.help) {
-  console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--json]')
+  console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--smtp-seconds N (0 = skip)] [--json]')
   process.exit(0)
 }
 
@@ -169,7 +171,9 @@ async function main(): Promise<void> {
     const memory = await memoryPerTuple(redis.port, Number(args.tuples))
     const whitelist = whitelistScaling()
     const pools = poolScaling()
-    const result = { node: process.version, latency, latencyOwnDns, memory, whitelist, pools }
+    const smtpSeconds = Number(args['smtp-seconds'])
+    const smtp = smtpSeconds > 0 ? await smtpBenchmark(redis, smtpSeconds) : []
+    const result = { node: process.version, latency, latencyOwnDns, memory, whitelist, pools, smtp }
     if (args.json) {
       console.log(JSON.stringify(result, null, 2))
       return
@@ -184,6 +188,15 @@ async function main(): Promise<void> {
     for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
     console.log('provider pool lookup cost by number of ranges')
     for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
+    if (smtp.length) {
+      console.log(`SMTP sessions through a real Haraka (fcrdns, spf loaded in both), ${smtpSeconds} s each: without -> with smart-greylist`)
+      console.log('  workload     c   sessions/s        RCPT p50 ms     RCPT p99 ms      ratio  p50 +ms  p99 +ms  Redis per decision: round trips, commands, bytes')
+      for (const r of smtp) {
+        console.log(
+          `  ${r.workload.padEnd(12)} ${String(r.concurrency).padStart(2)}  ${`${r.without.perSecond} -> ${r.with.perSecond}`.padEnd(16)}  ${`${r.without.p50} -> ${r.with.p50}`.padEnd(14)}  ${`${r.without.p99} -> ${r.with.p99}`.padEnd(15)}  ${String(r.throughputRatio).padEnd(5)}  ${String(r.p50OverheadMs).padStart(7)}  ${String(r.p99OverheadMs).padStart(7)}  ${r.redisRoundTripsPerDecision}, ${r.redisCommandsPerDecision}, ${r.redisBytesPerDecision}`,
+        )
+      }
+    }
   } finally {
     await dns.close()
     await redis.stop()

@@ -147,8 +147,10 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
       const message = err instanceof Error ? err.message : String(err)
       const { on_error } = plugin.sg.deps.config.main
       if (on_error === 'accept') plugin.sg.deps.decisions.noteFailOpen()
-      connection.transaction?.results.add(plugin, { err: `${kind}: ${message}` })
-      connection.logerror(plugin, `error (${kind}): ${message}; on_error=${on_error}`)
+      // One line: haraka-results logs an err as it records it.
+      const text = `error (${kind}): ${message}; on_error=${on_error}`
+      if (connection.transaction) connection.transaction.results.add(plugin, { err: text })
+      else connection.logerror(plugin, text)
       // Shadow mode never defers, not even on failure: it is there to measure.
       if (on_error === 'defer' && plugin.sg.deps.config.main.mode !== 'shadow') {
         return once(constants.denysoft, deferReply(plugin.sg.deps.config))

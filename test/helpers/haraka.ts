@@ -6,8 +6,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { freePort } from '../../scripts/redis-server'
+import { packageRoot } from '../../plugins/smart-greylist/setup'
 
-export const ROOT = path.resolve(__dirname, '..', '..')
+// The repository, found by its package.json: this file also runs compiled, from dist/ (the bench).
+export const ROOT = packageRoot(__dirname)
 const HARAKA_BIN = path.join(ROOT, 'node_modules', 'Haraka', 'bin', 'haraka')
 const PRELOAD = path.join(ROOT, 'test', 'e2e', 'dns-preload.js')
 
@@ -46,6 +48,10 @@ export interface HarakaOptions {
   queue?: string
   /** Worker processes (smtp.ini nodes); 0, the default, is one process. */
   nodes?: number
+  /** Leave smart-greylist out of config/plugins (the benchmark's baseline). */
+  withoutPlugin?: boolean
+  /** Options for node itself, e.g. ['--cpu-prof'] to profile Haraka under load. */
+  nodeArgs?: string[]
 }
 
 export class HarakaInstance {
@@ -88,7 +94,8 @@ export class HarakaInstance {
     const cfg = (name: string, text: string): void => fs.writeFileSync(path.join(dir, 'config', name), text)
     cfg('smtp.ini', `listen=127.0.0.1:${port}\nnodes=${opts.nodes ?? 0}\n`)
     cfg('log.ini', '[main]\nlevel=info\ntimestamps=true\n')
-    cfg('plugins', [...(opts.pluginsBefore ?? []), 'rcpt_to.in_host_list', 'smart-greylist', opts.queue ?? 'queue/discard', ''].join('\n'))
+    const plugins = [...(opts.pluginsBefore ?? []), 'rcpt_to.in_host_list', ...(opts.withoutPlugin ? [] : ['smart-greylist']), opts.queue ?? 'queue/discard']
+    cfg('plugins', [...plugins, ''].join('\n'))
     cfg('host_list', 'example.com\n')
     cfg('redis.ini', `[server]\nhost=127.0.0.1\nport=${opts.redisPort}\n`)
     cfg('smart-greylist.ini', opts.ini)
@@ -99,7 +106,7 @@ export class HarakaInstance {
     const connIni = path.join(dir, 'config', 'connection.ini')
     fs.writeFileSync(connIni, fs.readFileSync(connIni, 'utf8').replace(/^hosts\[\] =.*$/m, 'hosts[] = 127.0.0.1'))
 
-    const child = spawn(process.execPath, [HARAKA_BIN, '-c', dir], {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), HARAKA_BIN, '-c', dir], {
       env: {
         ...process.env,
         NODE_OPTIONS: `--require ${PRELOAD}`,

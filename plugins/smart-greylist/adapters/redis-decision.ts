@@ -54,8 +54,8 @@ const COUNTING = `
 local statsttl = tonumber(stats_ttl)
 local function stat(f, n)
   if counters_key ~= '' then
-    redis.call('HINCRBY', counters_key, f, n or 1)
-    redis.call('PEXPIRE', counters_key, statsttl)
+    -- The day's key gets its TTL when one of its counters is created, not on every call.
+    if redis.call('HINCRBY', counters_key, f, n or 1) == (n or 1) then redis.call('PEXPIRE', counters_key, statsttl) end
   end
 end
 if tonumber(fail_open) > 0 then stat('fail_open', tonumber(fail_open)) end
@@ -72,12 +72,13 @@ local buckets = {${DELAY_BUCKETS.join(', ')}}
 local function deferred(status)
   if shadow == '1' then stat('shadow:' .. status) else stat('defer:' .. status) end
   if (status == 'new' or status == 'expired') and identities_key ~= '' then
-    redis.call('ZINCRBY', identities_key, 1, identity)
-    redis.call('PEXPIRE', identities_key, statsttl)
-    -- Trimmed now and then, not on every call: keep the identities deferred most.
-    local keep = tonumber(identities_max)
-    if redis.call('ZCARD', identities_key) > 2 * keep then
-      redis.call('ZREMRANGEBYRANK', identities_key, 0, -(keep + 1))
+    -- A new member sets the TTL and, now and then, trims the set to the identities deferred most.
+    if tonumber(redis.call('ZINCRBY', identities_key, 1, identity)) == 1 then
+      redis.call('PEXPIRE', identities_key, statsttl)
+      local keep = tonumber(identities_max)
+      if redis.call('ZCARD', identities_key) > 2 * keep then
+        redis.call('ZREMRANGEBYRANK', identities_key, 0, -(keep + 1))
+      end
     end
   end
 end

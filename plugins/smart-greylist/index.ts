@@ -1,5 +1,5 @@
 // Haraka adapter: register, configuration (re)loading, the hooks, and recording decisions.
-// What is decided lives in recipient.ts and the pure modules it calls.
+// What is decided lives in adapters/haraka-recipient.ts and the pure core it calls.
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
 import tlds from 'haraka-tld'

@@ -190,10 +190,10 @@ async function main(): Promise<void> {
     for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
     if (smtp.length) {
       console.log(`SMTP sessions through a real Haraka (fcrdns, spf loaded in both), ${smtpSeconds} s each: without -> with smart-greylist`)
-      console.log('  workload     c   sessions/s        RCPT p50 ms     RCPT p99 ms      ratio  p50 +ms  p99 +ms  Redis per decision: round trips, commands, bytes')
+      console.log('  workload     c   rate  sessions/s        RCPT p50 ms     RCPT p99 ms      ratio  p50 +ms  p99 +ms  Redis per decision: round trips, commands, bytes')
       for (const r of smtp) {
         console.log(
-          `  ${r.workload.padEnd(12)} ${String(r.concurrency).padStart(2)}  ${`${r.without.perSecond} -> ${r.with.perSecond}`.padEnd(16)}  ${`${r.without.p50} -> ${r.with.p50}`.padEnd(14)}  ${`${r.without.p99} -> ${r.with.p99}`.padEnd(15)}  ${String(r.throughputRatio).padEnd(5)}  ${String(r.p50OverheadMs).padStart(7)}  ${String(r.p99OverheadMs).padStart(7)}  ${r.redisRoundTripsPerDecision}, ${r.redisCommandsPerDecision}, ${r.redisBytesPerDecision}`,
+          `  ${r.workload.padEnd(12)} ${String(r.concurrency).padStart(2)}  ${String(r.rate ?? 'max').padStart(4)}  ${`${r.without.perSecond} -> ${r.with.perSecond}`.padEnd(16)}  ${`${r.without.p50} -> ${r.with.p50}`.padEnd(14)}  ${`${r.without.p99} -> ${r.with.p99}`.padEnd(15)}  ${String(r.throughputRatio).padEnd(5)}  ${String(r.p50OverheadMs).padStart(7)}  ${String(r.p99OverheadMs).padStart(7)}  ${r.redisRoundTripsPerDecision}, ${r.redisCommandsPerDecision}, ${r.redisBytesPerDecision}`,
         )
       }
     }

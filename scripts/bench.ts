@@ -14,6 +14,7 @@ import { startPrivateRedis } from './redis-server'
 import { DnsServer } from '../test/helpers/dns-server'
 import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/core/providers'
 import { smtpBenchmark } from './smtp-bench'
+import { percentile } from '../test/helpers/load'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { useDnsServer } = require('../../test/e2e/dns-preload.js') as { useDnsServer(server: string): void }
@@ -30,10 +31,6 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--smtp-seconds N (0 = skip)] [--json]')
   process.exit(0)
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
 /**
@@ -69,9 +66,9 @@ async function decisionLatency(port: number, dns: DnsServer, n: number, mode: 'p
   const total = samples.reduce((a, b) => a + b, 0)
   return {
     decisions: n,
-    median_ms: percentile(samples, 50),
-    p90_ms: percentile(samples, 90),
-    p99_ms: percentile(samples, 99),
+    median_ms: percentile(samples, 0.5),
+    p90_ms: percentile(samples, 0.9),
+    p99_ms: percentile(samples, 0.99),
     max_ms: samples[samples.length - 1],
     per_second_sequential: Math.round(n / (total / 1000)),
   }

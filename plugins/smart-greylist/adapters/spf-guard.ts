@@ -26,6 +26,7 @@ export interface SpfDeps {
   readonly config: Config
   readonly resolver: Resolver
   readonly guard: SpfGuardCache
+  readonly now: () => number
 }
 
 export interface Verdict {
@@ -43,11 +44,11 @@ export async function spfFacts(
   timeoutMs = deps.config.dns.spf_timeout_ms,
 ): Promise<SpfFacts> {
   // One bound for the evaluation and the guard together; a guard out of time does not trust.
-  const started = Date.now()
+  const started = deps.now()
   const opts = { resolver: deps.resolver as never, timeoutMs, helo }
   const result = known ?? (await checkSpf(ip.toString(), domain, mailFrom, opts))
   if (result !== 'pass') return { domain, result }
-  const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)) })
+  const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, timeoutMs - (deps.now() - started)) })
   return { domain, result, permissive: v.permissive, guard: v.why }
 }
 

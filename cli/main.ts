@@ -8,6 +8,7 @@ import { EXIT, UsageError, type Command, type Io } from './command'
 import { check } from './commands/check'
 import { configCheck } from './commands/config'
 import { poolsList, poolsRefresh } from './commands/pools'
+import { migrate } from './commands/migrate'
 import { stats } from './commands/stats'
 import { flush, list } from './commands/tuples'
 import { whitelistAdd, whitelistList, whitelistRemove } from './commands/whitelist'
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   poolsList,
   poolsRefresh,
   configCheck,
+  migrate,
 ]
 
 const io: Io = {

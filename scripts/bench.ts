@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import { parseIp } from '../plugins/smart-greylist/core/ip'
-import { startedKey, tupleKey } from '../plugins/smart-greylist/core/keys'
+import { identityKeys } from '../plugins/smart-greylist/core/keys'
 import { DecisionStore } from '../plugins/smart-greylist/adapters/redis-decision'
 import { compileWhitelist, parseWhitelist } from '../plugins/smart-greylist/core/whitelist'
 import { timingFrom } from '../plugins/smart-greylist/core/decision'
@@ -14,6 +14,7 @@ import { startPrivateRedis } from './redis-server'
 import { DnsServer } from '../test/helpers/dns-server'
 import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/core/providers'
 import { smtpBenchmark } from './smtp-bench'
+import { shardCapacity } from './capacity'
 import { percentile } from '../test/helpers/load'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -23,13 +24,14 @@ const { values: args } = parseArgs({
   options: {
     decisions: { type: 'string', default: '20000' },
     tuples: { type: 'string', default: '100000' },
+    'capacity-decisions': { type: 'string', default: '100000' },
     'smtp-seconds': { type: 'string', default: '15' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
 if (args.help) {
-  console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--smtp-seconds N (0 = skip)] [--json]')
+  console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--capacity-decisions N] [--smtp-seconds N (0 = skip)] [--json]')
   process.exit(0)
 }
 
@@ -112,7 +114,8 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
       for (let j = i; j < Math.min(n, i + batch); j++) {
         const e = make(j)
         const id = `host:${e.identity}`
-        const ref = { key: tupleKey('sgl:', id, e.sender, e.recipient), startedKey: startedKey('sgl:', id), identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
+        const k = identityKeys('sgl:', id)
+        const ref = { shard: k.shard, key: k.tuple(e.sender, e.recipient), startedKey: k.started, identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
         work.push(store.check(ref, now, { ...timing, pendingCap: n }, { prefix: 'sgl:', shadow: false, ttlDays: 35 }))
       }
       await Promise.all(work)
@@ -120,8 +123,9 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
     out[`bytes_per_pending_tuple_${shape}`] = Math.round(((await used()) - before) / n)
   }
   const e = SHAPES.short(0)
-  const sample = tupleKey('sgl:', `host:${e.identity}`, e.sender, e.recipient)
-  const sampleRef = { key: sample, startedKey: startedKey('sgl:', `host:${e.identity}`), identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
+  const sk = identityKeys('sgl:', `host:${e.identity}`)
+  const sample = sk.tuple(e.sender, e.recipient)
+  const sampleRef = { shard: sk.shard, key: sample, startedKey: sk.started, identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
   await store.check(sampleRef, now, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
   out.memory_usage_pending_key = (await db.memoryUsage(sample)) ?? 0
   await store.check(sampleRef, now + timing.delayMs, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
@@ -166,11 +170,12 @@ async function main(): Promise<void> {
     const latency = await decisionLatency(redis.port, dns, Number(args.decisions), 'plugins')
     const latencyOwnDns = await decisionLatency(redis.port, dns, Number(args.decisions), 'own')
     const memory = await memoryPerTuple(redis.port, Number(args.tuples))
+    const capacity = await shardCapacity(redis.port, Number(args['capacity-decisions']))
     const whitelist = whitelistScaling()
     const pools = poolScaling()
     const smtpSeconds = Number(args['smtp-seconds'])
     const smtp = smtpSeconds > 0 ? await smtpBenchmark(redis, smtpSeconds) : []
-    const result = { node: process.version, latency, latencyOwnDns, memory, whitelist, pools, smtp }
+    const result = { node: process.version, latency, latencyOwnDns, memory, capacity, whitelist, pools, smtp }
     if (args.json) {
       console.log(JSON.stringify(result, null, 2))
       return
@@ -181,6 +186,9 @@ async function main(): Promise<void> {
     for (const [k, v] of Object.entries(latency)) if (k !== 'decisions') console.log(`  ${k.padEnd(24)} ${f(v).padEnd(24)} ${f(latencyOwnDns[k])}`)
     console.log(`Redis memory for ${memory.tuples} pending tuples`)
     for (const [k, v] of Object.entries(memory)) if (k !== 'tuples') console.log(`  ${k.padEnd(24)} ${f(v)}`)
+    console.log(`one Redis shard with the tuple script (${capacity[0]?.decisions} decisions per phase, 256 in flight, statistics on)`)
+    console.log('  phase                            decisions/s (this client)  Redis usec/call  decisions per Redis CPU second')
+    for (const r of capacity) console.log(`  ${r.phase.padEnd(32)} ${String(r.perSecond).padStart(26)}  ${String(r.usecPerCall).padStart(15)}  ${String(r.perRedisCpuSecond).padStart(30)}`)
     console.log('whitelist lookup cost by list size (host: suffixes + ip: ranges; hits, misses, addresses)')
     for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
     console.log('provider pool lookup cost by number of ranges')

@@ -39,12 +39,15 @@ export interface PrivateRedis {
   stop(): Promise<void>
 }
 
-/** Starts `redis-server` on loopback, keeping nothing on disk; resolves once it answers PING. */
-export async function startPrivateRedis(port?: number): Promise<PrivateRedis> {
+/**
+ * Starts `redis-server` on loopback, keeping nothing on disk; resolves once it answers PING.
+ * `args` come first (a config file for a sentinel) and may add to the defaults.
+ */
+export async function startPrivateRedis(port?: number, args: readonly string[] = []): Promise<PrivateRedis> {
   const p = port ?? (await freePort())
   const child = spawn(
     'redis-server',
-    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'],
+    [...args, '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   )
   let exited = false

@@ -1,6 +1,7 @@
 // `smart-greylist config check`: what the plugin would log when it loads this directory.
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command } from '../command'
 import { Context, FILES } from '../context'
+import { redisTarget } from '../../plugins/smart-greylist/adapters/redis-client'
 
 export const configCheck: Command = {
   name: 'config check',
@@ -20,7 +21,7 @@ export const configCheck: Command = {
       whitelistEntries: loaded.admin.entries.length,
       providers: loaded.providerList.length,
       providerRanges: loaded.providers.ranges,
-      redis: loaded.redis,
+      redis: { target: redisTarget(loaded.redis), topology: loaded.redis.topology, ...loaded.redis.client },
       problems: loaded.problems,
     }
     if (values.json) io.out(JSON.stringify(summary, (k, v) => (k === 'password' ? '***' : v), 2))
@@ -28,7 +29,7 @@ export const configCheck: Command = {
       for (const p of loaded.problems) io.out(p)
       io.out(
         `${loaded.problems.length ? `${loaded.problems.length} problem(s)` : 'no problems'}; whitelist ${summary.whitelistEntries} entries, ` +
-          `providers ${summary.providers} (${summary.providerRanges} ranges)`,
+          `providers ${summary.providers} (${summary.providerRanges} ranges); redis ${summary.redis.target}`,
       )
     }
     return loaded.problems.length ? EXIT.finding : EXIT.ok

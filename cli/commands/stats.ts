@@ -1,6 +1,6 @@
 // `smart-greylist stats`: the plugin's daily counters, the delay greylisting added, and the
 // identities it delayed most.
-import { dayOf, delayPercentile, mergeDays, parseDay, statsKeys, type DayStats } from '../../plugins/smart-greylist/core/stats'
+import { dayOf, delayPercentile, mergeDays, parseDay, type DayStats } from '../../plugins/smart-greylist/core/stats'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
 import { Context } from '../context'
 
@@ -25,9 +25,9 @@ export const stats: Command = {
       const identities = new Map<string, number>()
       for (let i = 0; i < days; i++) {
         const t = now - i * 86_400_000
-        const keys = statsKeys(prefix, t)
-        rows.push(parseDay(dayOf(t), await admin.hash(keys.counters)))
-        for (const { value, score } of await admin.topIdentities(keys.identities, 100)) {
+        const day = await admin.day(prefix, t, 100)
+        rows.push(parseDay(dayOf(t), day.counters))
+        for (const { value, score } of day.identities) {
           identities.set(value, (identities.get(value) ?? 0) + score)
         }
       }

@@ -1,5 +1,6 @@
 // `smart-greylist list` and `smart-greylist flush`: the tuples in Redis, and removing them.
 import { normaliseAddress } from '../../plugins/smart-greylist/core/envelope'
+import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
 import { Context } from '../context'
 
@@ -51,7 +52,7 @@ export const flush: Command = {
   description: [
     '--identity forgets its tuples and its auto-whitelist entries (ID as in the log, e.g.',
     'host:outbound.protection.outlook.com); --sender forgets the tuples of that sender (normalised as',
-    'the plugin does); --all --yes forgets all tuples, auto-whitelist entries and SPF verdicts under the',
+    'the plugin does); --all --yes forgets all tuples, auto-whitelist entries, pending counts and SPF verdicts under the',
     'prefix. Statistics are kept.',
   ],
   options: { ...COMMON_OPTIONS, identity: { type: 'string' }, sender: { type: 'string' }, all: { type: 'boolean', default: false }, yes: { type: 'boolean', default: false } },
@@ -66,7 +67,7 @@ export const flush: Command = {
       const store = admin
       let keys: string[] = []
       if (values.all) {
-        for (const pattern of [`${prefix}t:*`, `${prefix}a:*`, `${prefix}s:*`]) for await (const batch of store.scan(pattern)) keys.push(...batch)
+        for (const pattern of Object.values(KEY_PATTERNS)) for await (const batch of store.scan(pattern(prefix))) keys.push(...batch)
       } else if (values.identity !== undefined) {
         const id = String(values.identity).toLowerCase()
         keys = (await store.tuples(prefix)).filter((t) => t.identity === id).map((t) => t.key)

@@ -7,7 +7,7 @@ import type { Config } from './core/settings'
 import { identityText } from './core/identity'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
 import { decideRecipient, transactionNote, type RecipientDecision } from './adapters/haraka-recipient'
-import { closeRedis, openRedis, redisTarget, StoreError } from './adapters/redis-client'
+import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } from './adapters/redis-client'
 import { RedisHealth } from './adapters/redis-health'
 import { withTimeout } from './adapters/timeout'
 import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps } from './setup'
@@ -35,7 +35,7 @@ interface PluginState {
   /** Watches for a Redis that is connected but silent; lives as long as the plugin. */
   health: RedisHealth
   /** The client options the current connection was made with; a change reconnects. */
-  redisOptions?: Record<string, unknown>
+  redisOptions?: RedisOptions
   connecting: boolean
   /** init_master/init_child ran: connecting is allowed (not while Haraka only loads plugins). */
   started?: boolean
@@ -178,7 +178,7 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
       const stats = { prefix: config.redis.prefix, shadow, ttlDays: config.stats.days }
       const field = decision.kind === 'skip' ? `skip:${decision.reason}` : `wl:${decision.what}`
       // Counting is best effort and must not hold the recipient.
-      deps.decisions.count(field, deps.now(), stats).catch(() => undefined)
+      deps.decisions.count(field, deps.now(), stats, connection.remote?.ip ?? '').catch(() => undefined)
     }
     if (decision.kind !== 'tuple' || decision.verdict.action !== 'defer' || shadow) {
       if (decision.kind !== 'skip') note.accepted.push(decision)

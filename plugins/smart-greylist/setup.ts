@@ -12,7 +12,7 @@ import { mergeProviders, parseProviders, ProviderIndex, type Provider } from './
 import { compileWhitelist, parseWhitelist, type ParsedList, type Whitelist } from './core/whitelist'
 import { makeResolver, type Resolver } from './adapters/dns'
 import type { RedisClient } from './adapters/haraka-types'
-import { redisClientOptions } from './adapters/redis-client'
+import { redisClientOptions, redisProblems, type RedisOptions } from './adapters/redis-client'
 import { DecisionStore } from './adapters/redis-decision'
 import type { RedisHealth } from './adapters/redis-health'
 import { SpfGuardCache } from './adapters/spf-guard'
@@ -68,7 +68,7 @@ export function sourcesForDir(dir: string): ConfigSources {
 export interface Loaded extends Policy {
   readonly admin: ParsedList
   readonly providerList: readonly Provider[]
-  readonly redis: Record<string, unknown>
+  readonly redis: RedisOptions
   readonly problems: readonly string[]
 }
 
@@ -93,13 +93,15 @@ export function load(src: ConfigSources, previous?: Config, onChange?: () => voi
   if (path.resolve(src.instanceDir) !== path.resolve(src.shippedDir) && fs.existsSync(stale)) {
     problems.push(`${stale} is not read: the package's copy is (upgrades replace it); move your changes to ${FILES.providersLocal}`)
   }
+  const redis = redisClientOptions(src.instance.get(FILES.redis, 'ini', ...watch), ini?.redis, config.redis, use)
+  problems.push(...redisProblems(redis))
   return {
     config,
     whitelist: compileWhitelist([admin]),
     providers: new ProviderIndex(merged.providers, (p) => config.providers[p.id] ?? p.action),
     admin,
     providerList: merged.providers,
-    redis: redisClientOptions(src.instance.get(FILES.redis, 'ini', ...watch), ini?.redis, use),
+    redis,
     problems,
   }
 }

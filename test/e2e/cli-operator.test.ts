@@ -2,6 +2,7 @@
 // it: whitelist edits that the running Haraka picks up, check, stats after real SMTP traffic,
 // list and flush; shadow mode and the X-Greylist header end to end.
 import assert from 'node:assert/strict'
+import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
 import { runCli } from '../helpers/cli'
 import { connectRedis, type TestRedis } from '../helpers/redis'
 import { deliver } from '../helpers/smtp'
@@ -55,14 +56,14 @@ describe('smart-greylist command with a running Haraka', function () {
 
   it('check explains the decision and changes nothing', async () => {
     const args = ['check', '--ip', EXCHANGE_IPS[0], '--helo', EXCHANGE_HELO, '--from', 'alice@contoso.example', '--to', 'carol@example.com', '--dns', `127.0.0.1:${stack.dns.port}`]
-    const keysBefore = (await db.keys('sgl:t:*')).length
+    const keysBefore = (await db.keys(KEY_PATTERNS.tuples('sgl:'))).length
     const fresh = await cli(...args)
     assert.equal(fresh.code, 1, fresh.stderr)
     assert.match(fresh.stdout, /rDNS\s+mail-eopbgr220092\.outbound\.protection\.outlook\.com \(forward-confirmed\)/)
     assert.match(fresh.stdout, /identity\s+host:outbound\.protection\.outlook\.com \(fcrdns\)/)
     assert.match(fresh.stdout, /tuple\s+not seen before/)
     assert.match(fresh.stdout, /decision\s+defer: new; a retry is accepted in 2 s/)
-    assert.equal((await db.keys('sgl:t:*')).length, keysBefore, 'check wrote nothing')
+    assert.equal((await db.keys(KEY_PATTERNS.tuples('sgl:'))).length, keysBefore, 'check wrote nothing')
 
     const first = await deliver(stack.haraka.port, { clientIp: EXCHANGE_IPS[0], helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['carol@example.com'] })
     assert.equal(first.rcpt[0].code, 451)
@@ -127,7 +128,7 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.equal(noYes.code, 2)
     assert.match(noYes.stderr, /add --yes/)
     assert.equal((await cli('flush', '--all', '--yes')).code, 0)
-    assert.deepEqual(await db.keys('sgl:t:*'), [])
-    assert.ok((await db.keys('sgl:st:*')).length, 'statistics are kept')
+    assert.deepEqual(await db.keys(KEY_PATTERNS.tuples('sgl:')), [])
+    assert.ok((await db.keys('sgl:{*}st:*')).length, 'statistics are kept')
   })
 })

@@ -73,6 +73,18 @@ describe('smart-greylist error paths (each run bounded in time)', function () {
     })
   }
 
+  it('stats against a cluster or sentinel set that is not there: an error naming it, exit 2', async () => {
+    for (const [line, target] of [
+      [`cluster = 127.0.0.1:${closedPort} 127.0.0.1:${silentPort}`, `redis-cluster://127\\.0\\.0\\.1:${closedPort},127\\.0\\.0\\.1:${silentPort}`],
+      [`sentinels = 127.0.0.1:${closedPort}\nsentinel_name = mx`, `redis-sentinel://127\\.0\\.0\\.1:${closedPort}/mx/0`],
+    ]) {
+      const r = await bounded(['stats', '--config', dirFor(closedPort, { 'smart-greylist.ini': `[redis]\n${line}\n` })])
+      assert.equal(r.code, 2, r.stdout + r.stderr)
+      assert.match(r.stderr, new RegExp(`Redis at ${target} is unreachable`))
+      assert.ok(r.ms < 9000, `${r.ms} ms`)
+    }
+  })
+
   it('check with a bad --dns: an error, exit 2, nothing left open', async () => {
     const r = await bounded([...CHECK.slice(0, -2), '--dns', 'not-a-server', '--config', dirFor(closedPort)])
     assert.equal(r.code, 2, r.stdout + r.stderr)

@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import constants from 'haraka-constants'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
+import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
 import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection } from '../helpers/fixtures'
 import { connectRedis, type TestRedis } from '../helpers/redis'
@@ -46,7 +47,7 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     assert.deepEqual(r.fail, ['greylisted:new'])
     assert.equal(r.identity, 'net:85.214.132.0/24')
     assert.equal(r.identity_reason, 'spf_none,no_rdns,no_pool')
-    assert.equal((await db.keys('sgl:t:*')).length, 1)
+    assert.equal((await db.keys(KEY_PATTERNS.tuples('sgl:'))).length, 1)
   })
 
   it('skips relaying and private clients without touching Redis', async () => {

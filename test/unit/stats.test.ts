@@ -5,7 +5,7 @@ import { canonicalEntry } from '../../plugins/smart-greylist/core/whitelist'
 describe('stats', () => {
   it('names one hash and one sorted set per UTC day', () => {
     assert.equal(dayOf(Date.UTC(2026, 10, 28, 23, 59)), '2026-11-28')
-    assert.deepEqual(statsKeys('sgl:', Date.UTC(2026, 10, 28)), { counters: 'sgl:st:2026-11-28', identities: 'sgl:si:2026-11-28' })
+    assert.deepEqual(statsKeys('sgl:', Date.UTC(2026, 10, 28), 17), { counters: 'sgl:{17}st:2026-11-28', identities: 'sgl:{17}si:2026-11-28' })
   })
 
   const day = parseDay('2026-11-28', {

@@ -56,11 +56,19 @@ export interface RedisClient {
   hGetAll?(key: string): Promise<Record<string, string>>
   pTTL?(key: string): Promise<number>
   del?(keys: string[]): Promise<number>
-  scanIterator?(options: { MATCH: string; COUNT: number }): AsyncIterable<string | string[]>
   zRangeWithScores?(key: string, start: number, stop: number, options?: { REV: true }): Promise<{ value: string; score: number }[]>
   quit?(): Promise<unknown>
+  close?(): Promise<unknown>
   disconnect?(): Promise<unknown>
+  destroy?(): unknown
   sendCommand?(args: string[]): Promise<unknown>
+  /** Set on Cluster and Sentinel clients (redis-client.ts): a plain client per master. */
+  sgMasters?(): Promise<RedisNodeClient[]>
+}
+
+/** One Redis server (a master), for what goes to every master rather than by key. */
+export interface RedisNodeClient {
+  sendCommand(args: string[]): Promise<unknown>
 }
 
 export function addressOf(addr: Address | null | undefined): string {

@@ -1,7 +1,9 @@
 // What the operator's command reads from Redis and removes: tuple state, scans of the key space,
 // statistics. Never on the decision path; bounded like every command (see redis-client.ts).
 import type { StoredState } from '../core/decision'
-import { BoundedRedis } from './redis-client'
+import { KEY_PATTERNS } from '../core/keys'
+import { addHashes, allStatsKeys } from '../core/stats'
+import { BoundedRedis, masterNodes, scanNode } from './redis-client'
 import type { RedisClient } from './haraka-types'
 
 /** A tuple record as `list` shows it. */
@@ -24,7 +26,10 @@ export interface AwlRecord {
 export class AdminStore {
   private readonly redis: BoundedRedis
 
-  constructor(client: () => RedisClient | undefined, timeoutMs: () => number) {
+  constructor(
+    client: () => RedisClient | undefined,
+    private readonly timeoutMs: () => number,
+  ) {
     this.redis = new BoundedRedis(client, timeoutMs)
   }
 
@@ -44,17 +49,15 @@ export class AdminStore {
     })
   }
 
-  /** Every key under `pattern`, in batches (SCAN: the server is never blocked). */
+  /** Every key under `pattern` on every master, in batches (SCAN: no server is blocked). */
   async *scan(pattern: string): AsyncGenerator<string[]> {
-    const db = this.redis.ready()
-    for await (const batch of db.scanIterator!({ MATCH: pattern, COUNT: 1000 })) {
-      yield Array.isArray(batch) ? (batch as string[]) : [batch as string]
-    }
+    const nodes = await this.redis.run((db) => masterNodes(db))
+    for (const node of nodes) yield* scanNode(node, pattern, this.timeoutMs())
   }
 
   async tuples(prefix: string): Promise<TupleRecord[]> {
     const out: TupleRecord[] = []
-    for await (const keys of this.scan(`${prefix}t:*`)) {
+    for await (const keys of this.scan(KEY_PATTERNS.tuples(prefix))) {
       const rows = await Promise.all(keys.map((k) => this.hash(k)))
       rows.forEach((h, i) => {
         if (!h.f) return
@@ -66,17 +69,37 @@ export class AdminStore {
 
   async awlEntries(prefix: string): Promise<AwlRecord[]> {
     const out: AwlRecord[] = []
-    for await (const keys of this.scan(`${prefix}a:*`)) {
+    for await (const keys of this.scan(KEY_PATTERNS.awl(prefix))) {
       const rows = await Promise.all(keys.map((k) => this.hash(k)))
       rows.forEach((h, i) => out.push({ key: keys[i], identity: h.i ?? '', domain: h.d ?? '', passes: Number(h.n ?? 0) }))
     }
     return out
   }
 
+  /** One DEL per key (keys of different shards may live on different cluster nodes), 500 at a time. */
   async del(keys: string[]): Promise<number> {
     let n = 0
-    for (let i = 0; i < keys.length; i += 500) n += await this.redis.run((db) => db.del!(keys.slice(i, i + 500)))
+    for (let i = 0; i < keys.length; i += 500) {
+      const done = await Promise.all(keys.slice(i, i + 500).map((k) => this.redis.run((db) => db.del!([k]))))
+      n += done.reduce((a, b) => a + b, 0)
+    }
     return n
+  }
+
+  /** RENAMENX: false when `to` exists already (then `from` is left as it is). */
+  async renameIfAbsent(from: string, to: string): Promise<boolean> {
+    return (await this.redis.run((db) => db.sendCommand!(['RENAMENX', from, to]))) === 1
+  }
+
+  /** One day's statistics, every shard added up, and the identities deferred most. */
+  async day(prefix: string, ms: number, top: number): Promise<{ counters: Record<string, string>; identities: { value: string; score: number }[] }> {
+    const shards = allStatsKeys(prefix, ms)
+    const [hashes, sets] = await Promise.all([
+      Promise.all(shards.map((k) => this.hash(k.counters))),
+      Promise.all(shards.map((k) => this.topIdentities(k.identities, top))),
+    ])
+    const identities = sets.flat().sort((a, b) => b.score - a.score).slice(0, top)
+    return { counters: addHashes(hashes), identities }
   }
 
   async hash(key: string): Promise<Record<string, string>> {

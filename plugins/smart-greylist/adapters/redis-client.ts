@@ -1,8 +1,11 @@
 // The one way this package makes and uses a Redis client, for the plugin and the command alike:
 // options merged exactly as haraka-plugin-redis merges them (redis.ini [server] under the
-// plugin's [redis], `db` mapped to `database`), the client made by haraka-plugin-redis, and every
-// command bounded in time with its failure classified into a StoreError.
-import type { RedisClient } from './haraka-types'
+// plugin's [redis], `db` mapped to `database`), a single Redis's client made by
+// haraka-plugin-redis, a Cluster's or Sentinel set's by the node-redis that haraka-plugin-redis
+// brings, and every command bounded in time with its failure classified into a StoreError.
+import { dirname } from 'node:path'
+import { parseNodeList, type Config, type RedisNode } from '../core/settings'
+import type { RedisClient, RedisNodeClient } from './haraka-types'
 import { TimeoutError, withTimeout } from './timeout'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -11,6 +14,47 @@ const redisPlugin = require('haraka-plugin-redis') as {
   merge_redis_ini(this: { cfg: { redis: Record<string, unknown> }; redisCfg: unknown }): void
   get_redis_client(this: Logger, opts: unknown): Promise<RedisClient>
 }
+
+interface NodeRedis {
+  createCluster(options: unknown): ClusterLike
+  createSentinel(options: unknown): SentinelLike
+  createClient(options: unknown): RedisClient & Emitter & { connect(): Promise<unknown>; sendCommand(args: string[]): Promise<unknown> }
+}
+interface Emitter {
+  on(event: string, listener: (...args: unknown[]) => void): unknown
+}
+interface ClusterLike extends RedisClient, Emitter {
+  readonly masters: readonly unknown[]
+  nodeClient(node: unknown): Promise<RedisNodeClient>
+  connect(): Promise<unknown>
+  destroy(): void
+}
+interface SentinelLike extends Emitter {
+  sendCommand(isReadonly: boolean, args: string[]): Promise<unknown>
+  connect(): Promise<unknown>
+  destroy(): Promise<void>
+}
+
+// The node-redis of haraka-plugin-redis itself (not whatever version sits at the top of
+// node_modules), so a single Redis, a Cluster and a Sentinel set are driven by one library.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeRedis = require(require.resolve('redis', { paths: [dirname(require.resolve('haraka-plugin-redis/package.json'))] })) as NodeRedis
+
+/** Where the state lives: one Redis (host/port/db as haraka-plugin-redis has it), a Cluster, or a Sentinel set. */
+export type Topology =
+  | { readonly kind: 'single' }
+  | { readonly kind: 'cluster'; readonly nodes: readonly RedisNode[] }
+  | { readonly kind: 'sentinel'; readonly nodes: readonly RedisNode[]; readonly name: string }
+
+export interface RedisOptions {
+  /** node-redis client options (for Cluster and Sentinel: those of each node). */
+  readonly client: Record<string, unknown>
+  readonly topology: Topology
+  readonly use: 'daemon' | 'command'
+}
+
+/** The [redis] keys of smart-greylist.ini that are this plugin's own, not node-redis's. */
+const OWN_KEYS = ['prefix', 'timeout_ms', 'max_in_flight', 'ping_interval_ms', 'dead_after_ms', 'cluster', 'sentinels', 'sentinel_name']
 
 export interface Logger {
   loginfo(msg: string): void
@@ -33,14 +77,15 @@ export class StoreError extends Error {
  * smart-greylist.ini. `daemon` (the plugin) reconnects forever with backoff; the command gives up
  * at the first failure so it can answer and exit.
  */
-export function redisClientOptions(redisIni: unknown, ownSection: unknown, use: 'daemon' | 'command'): Record<string, unknown> {
-  const { prefix: _p, timeout_ms: _t, ...own } = (ownSection ?? {}) as Record<string, unknown>
+export function redisClientOptions(redisIni: unknown, ownSection: unknown, settings: Config['redis'], use: 'daemon' | 'command'): RedisOptions {
+  const section = (ownSection ?? {}) as Record<string, unknown>
+  const own = Object.fromEntries(Object.entries(section).filter(([k]) => !OWN_KEYS.includes(k)))
   // haraka-plugin-redis's own merge, run on a scratch object so plugin and command share it.
   const scratch = { cfg: { redis: own }, redisCfg: redisPlugin.normalize_redis_ini(redisIni ?? {}) }
   redisPlugin.merge_redis_ini.call(scratch)
   const opts = scratch.cfg.redis
   const socket = (opts.socket ?? {}) as Record<string, unknown>
-  return {
+  const client = {
     ...opts,
     // A command issued while disconnected fails at once instead of queueing past its timeout.
     disableOfflineQueue: true,
@@ -50,17 +95,145 @@ export function redisClientOptions(redisIni: unknown, ownSection: unknown, use: 
       reconnectStrategy: use === 'daemon' ? (n: number) => Math.min(100 * 2 ** n, 5000) : false,
     },
   }
+  return { client, topology: redisTopology(settings), use }
+}
+
+/** Cluster when `cluster` names nodes, else Sentinel when `sentinels` does, else one Redis. */
+export function redisTopology(settings: Config['redis']): Topology {
+  const nodes = (list: readonly string[]): RedisNode[] => {
+    const parsed = parseNodeList(list.join(' '))
+    return Array.isArray(parsed) ? parsed : []
+  }
+  if (settings.cluster.length) return { kind: 'cluster', nodes: nodes(settings.cluster) }
+  if (settings.sentinels.length) return { kind: 'sentinel', nodes: nodes(settings.sentinels), name: settings.sentinel_name }
+  return { kind: 'single' }
+}
+
+/** What looks wrong in the Redis settings, as lines for the load report. */
+export function redisProblems(opts: RedisOptions): string[] {
+  const db = Number(opts.client.database ?? 0)
+  if (opts.topology.kind === 'cluster' && db !== 0) return [`[redis] db = ${db} is not used with a cluster: Redis Cluster has database 0 only`]
+  return []
 }
 
 /** Where the options point, for log lines and error messages (never the password). */
-export function redisTarget(opts: Record<string, unknown>): string {
-  const s = (opts.socket ?? {}) as Record<string, unknown>
+export function redisTarget(opts: RedisOptions): string {
+  const t = opts.topology
+  const nodes = (n: readonly RedisNode[]): string => n.map((x) => (x.host.includes(':') ? `[${x.host}]:${x.port}` : `${x.host}:${x.port}`)).join(',')
+  if (t.kind === 'cluster') return `redis-cluster://${nodes(t.nodes)}`
+  const db = String(opts.client.database ?? 0)
+  if (t.kind === 'sentinel') return `redis-sentinel://${nodes(t.nodes)}/${t.name}/${db}`
+  const s = (opts.client.socket ?? {}) as Record<string, unknown>
   const where = s.path ? String(s.path) : `${String(s.host ?? '127.0.0.1')}:${String(s.port ?? 6379)}`
-  return `redis://${where}/${String(opts.database ?? 0)}`
+  return `redis://${where}/${db}`
 }
 
-export function openRedis(opts: Record<string, unknown>, log: Logger): Promise<RedisClient> {
-  return redisPlugin.get_redis_client.call(log, opts)
+export function openRedis(opts: RedisOptions, log: Logger): Promise<RedisClient> {
+  const t = opts.topology
+  if (t.kind === 'single') return redisPlugin.get_redis_client.call(log, opts.client)
+  // Each node gets the single-Redis options but its own address.
+  const { socket, database, ...common } = opts.client as { socket: Record<string, unknown>; database?: unknown }
+  const { host: _h, port: _p, path: _s, ...nodeSocket } = socket
+  const node = { ...common, socket: nodeSocket }
+  const target = redisTarget(opts)
+  if (t.kind === 'cluster') {
+    const cluster = nodeRedis.createCluster({
+      rootNodes: t.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
+      // Connecting needs one node that knows the slots, not every master: a client can be made
+      // while a master is down, and picks up the promoted replica.
+      minimizeConnections: true,
+      defaults: {
+        ...node,
+        // A node that went away is not waited for: node-redis would retry its address forever,
+        // while the cluster moves its slots to a replica. Its commands fail (fail open), the
+        // health probe sees it, and after dead_after_ms a new client reads the new topology.
+        socket: { ...nodeSocket, ...(opts.use === 'daemon' ? { reconnectStrategy: (n: number) => (n >= 3 ? new Error('cluster node unreachable') : 100 * 2 ** n) } : {}) },
+      },
+    })
+    cluster.on('error', (err) => log.logwarn(`${target}: ${(err as Error).message}`))
+    cluster.on('node-error', (err, where) => log.logwarn(`${target} node ${nodeName(where)}: ${(err as Error).message}`))
+    const withMasters = Object.assign(cluster, {
+      sgMasters: () => Promise.all(cluster.masters.map((m) => cluster.nodeClient(m))),
+    })
+    return connected(withMasters, cluster.connect(), () => cluster.destroy(), log, target)
+  }
+  return askSentinels(t.nodes, t.name, nodeSocket).then(() => openSentinel(t.name, t.nodes, { ...node, ...(database === undefined ? {} : { database }) }, nodeSocket, log, target))
+}
+
+/**
+ * Fails with a plain message when no sentinel answers or none knows the master: node-redis's
+ * own connect retries for many seconds and prints each failure to stdout.
+ */
+async function askSentinels(nodes: readonly RedisNode[], name: string, socket: Record<string, unknown>): Promise<void> {
+  const errors: string[] = []
+  for (const n of nodes) {
+    const client = nodeRedis.createClient({ socket: { ...socket, host: n.host, port: n.port, reconnectStrategy: false } })
+    client.on('error', () => undefined)
+    try {
+      await client.connect()
+      const addr = await client.sendCommand(['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name])
+      if (addr) return
+      errors.push(`${n.host}:${n.port} does not know master ${name}`)
+    } catch (err) {
+      errors.push(`${n.host}:${n.port} ${(err as Error).message}`)
+    } finally {
+      await closeRedis(client, 200)
+    }
+  }
+  throw new Error(`no sentinel names a master: ${errors.join('; ')}`)
+}
+
+function openSentinel(name: string, nodes: readonly RedisNode[], nodeOptions: Record<string, unknown>, socket: Record<string, unknown>, log: Logger, target: string): Promise<RedisClient> {
+  const sentinel = nodeRedis.createSentinel({
+    name,
+    sentinelRootNodes: nodes.map((n) => ({ host: n.host, port: n.port })),
+    nodeClientOptions: nodeOptions,
+    sentinelClientOptions: { socket },
+    // Bounds node-redis's retries when the topology changes under a command (default 16, one per second).
+    maxCommandRediscovers: 3,
+  })
+  sentinel.on('error', (err) => log.logwarn(`${target}: ${(err as Error).message}`))
+  sentinel.on('client-error', (ev) => {
+    const e = ev as { type?: string; node?: unknown; error?: Error }
+    log.logwarn(`${target} ${String(e.type ?? '').toLowerCase()} ${nodeName(e.node)}: ${e.error?.message ?? ''}`)
+  })
+  // The master as a plain node: sentinel.sendCommand routes to whichever node is master now.
+  const master: RedisNodeClient = { sendCommand: (args) => sentinel.sendCommand(false, args) }
+  const withMasters = Object.assign(sentinel as unknown as RedisClient, { sgMasters: () => Promise.resolve([master]) })
+  return connected(withMasters, sentinel.connect(), () => void sentinel.destroy().catch(() => undefined), log, target)
+}
+
+/** Resolves once connected; a client that failed to connect is torn down, not left reconnecting. */
+async function connected(db: RedisClient, connecting: Promise<unknown>, destroy: () => void, log: Logger, target: string): Promise<RedisClient> {
+  try {
+    await connecting
+  } catch (err) {
+    destroy()
+    throw err
+  }
+  log.loginfo(`connected to ${target}`)
+  return db
+}
+
+function nodeName(where: unknown): string {
+  const w = (where ?? {}) as { host?: unknown; port?: unknown }
+  return `${String(w.host ?? '?')}:${String(w.port ?? '?')}`
+}
+
+/** A plain client per master, for what goes to every master: SCAN, the TIME probe. */
+export function masterNodes(db: RedisClient): Promise<RedisNodeClient[]> {
+  if (db.sgMasters) return db.sgMasters()
+  return Promise.resolve([db as RedisNodeClient])
+}
+
+/** Every key of one node under `pattern`, in batches (SCAN: the server is never blocked). */
+export async function* scanNode(node: RedisNodeClient, pattern: string, timeoutMs: number): AsyncGenerator<string[]> {
+  let cursor = '0'
+  do {
+    const reply = (await withTimeout(node.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000']), timeoutMs, 'Redis SCAN')) as [string, string[]]
+    cursor = String(reply[0])
+    if (reply[1].length) yield reply[1]
+  } while (cursor !== '0')
 }
 
 /**
@@ -71,10 +244,11 @@ export function openRedis(opts: Record<string, unknown>, log: Logger): Promise<R
 export async function closeRedis(db: RedisClient | undefined, ms = 1000): Promise<void> {
   if (!db || db.isOpen === false) return
   try {
-    await withTimeout(db.quit!(), ms, 'Redis QUIT')
+    // close() (node-redis 5: clients, Cluster, Sentinel) lets pending replies arrive; quit() on older ones.
+    await withTimeout(db.close ? db.close() : db.quit!(), ms, 'Redis QUIT')
   } catch {
     try {
-      await db.disconnect?.()
+      await (db.destroy ? db.destroy() : db.disconnect?.())
     } catch {
       // already closed
     }

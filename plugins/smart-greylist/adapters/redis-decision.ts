@@ -3,7 +3,8 @@
 // The script's keys and arguments are declared once, by name, below.
 import { createHash } from 'node:crypto'
 import type { Timing, TupleStatus, Verdict } from '../core/decision'
-import { DELAY_BUCKETS, statsKeys } from '../core/stats'
+import { shardOf } from '../core/keys'
+import { DELAY_BUCKETS, identitiesPerShard, statsKeys } from '../core/stats'
 import type { FlagStore } from './spf-guard'
 import { BoundedRedis, StoreError } from './redis-client'
 import type { RedisClient } from './haraka-types'
@@ -31,14 +32,19 @@ const ARG_NAMES = [
   'pending_cap', // new tuples one identity may start per window
   'identities_max', // identities kept in the day's sorted set
   'deadline', // Redis time (ms) after which the call must not act ('' = unknown)
+  'absent', // per key, '1' when the call does not use it (see PREAMBLE)
 ] as const
 type KeyName = (typeof KEY_NAMES)[number]
 type ArgName = (typeof ARG_NAMES)[number]
 
-/** Lua locals named after the keys and arguments, so the script body reads by name. */
+/**
+ * Lua locals named after the keys and arguments, so the script body reads by name. A key the
+ * call does not use is sent as a copy of one it uses (Redis Cluster wants every key of a script
+ * in one slot, and '' is a key of slot 0) and named in `absent`; the script sees it as ''.
+ */
 const PREAMBLE = [
-  ...KEY_NAMES.map((n, i) => `local ${n} = KEYS[${i + 1}]`),
   ...ARG_NAMES.map((n, i) => `local ${n} = ARGV[${i + 1}]`),
+  ...KEY_NAMES.map((n, i) => `local ${n} = KEYS[${i + 1}]\nif string.sub(absent, ${i + 1}, ${i + 1}) == '1' then ${n} = '' end`),
 ].join('\n')
 
 // A call that reaches Redis after its caller gave up (Redis paused, then resumed) acts on
@@ -157,15 +163,23 @@ export const COUNT_SCRIPT = script(COUNT_BODY)
 type ScriptKeys = Partial<Record<KeyName, string>>
 type ScriptArgs = Partial<Record<ArgName, string | number>>
 
-/** KEYS and ARGV in declaration order; what a call does not name is ''. */
-export function scriptCall(keys: ScriptKeys, args: ScriptArgs): { keys: string[]; arguments: string[] } {
-  return { keys: KEY_NAMES.map((k) => keys[k] ?? ''), arguments: ARG_NAMES.map((a) => String(args[a] ?? '')) }
+/** KEYS and ARGV in declaration order; an argument the call does not name is '', a key is absent. */
+export function scriptCall(keys: ScriptKeys, args: Omit<ScriptArgs, 'absent'>): { keys: string[]; arguments: string[] } {
+  const stand = KEY_NAMES.map((k) => keys[k]).find(Boolean)
+  if (!stand) throw new Error('a script call needs at least one key')
+  const absent = KEY_NAMES.map((k) => (keys[k] ? '0' : '1')).join('')
+  return {
+    keys: KEY_NAMES.map((k) => keys[k] || stand),
+    arguments: ARG_NAMES.map((a) => (a === 'absent' ? absent : String(args[a as Exclude<ArgName, 'absent'>] ?? ''))),
+  }
 }
 
 const STATUSES: readonly TupleStatus[] = ['new', 'expired', 'early', 'retry', 'known', 'awl', 'capped']
 
 /** What the tuple script needs to know about a decision besides the timing. */
 export interface TupleRef {
+  /** The identity's shard (keys.ts): the day's counters it bumps are those of this shard. */
+  readonly shard: number
   readonly key: string
   readonly startedKey: string
   readonly awlKey?: string
@@ -221,7 +235,7 @@ export class DecisionStore implements FlagStore {
   async check(t: TupleRef, now: number, timing: Timing, stats: StatsOptions): Promise<Verdict> {
     const reply = await this.withFailOpen((failOpen) =>
       this.eval(TUPLE_SCRIPT, {
-        ...this.statKeys(stats, now),
+        ...this.statKeys(stats, now, t.shard),
         tuple_key: t.key,
         awl_key: t.awlKey,
         started_key: t.startedKey,
@@ -239,18 +253,21 @@ export class DecisionStore implements FlagStore {
         stats_ttl: stats.ttlDays * 86_400_000,
         fail_open: failOpen,
         pending_cap: timing.pendingCap,
-        identities_max: stats.identitiesMax ?? 1000,
+        identities_max: identitiesPerShard(stats.identitiesMax ?? 1000),
         deadline: this.deadline(),
       }),
     )
     return parseVerdict(reply)
   }
 
-  /** Counts an outcome that needs no tuple (whitelist, skip); best effort. */
-  async count(field: string, now: number, stats: StatsOptions): Promise<void> {
+  /**
+   * Counts an outcome that needs no tuple (whitelist, skip); best effort. `spread` (the client's
+   * address) picks the shard, so these counts spread like the decisions do.
+   */
+  async count(field: string, now: number, stats: StatsOptions, spread: string): Promise<void> {
     if (!stats.ttlDays) return
     await this.withFailOpen((failOpen) =>
-      this.eval(COUNT_SCRIPT, this.statKeys(stats, now), { field, stats_ttl: stats.ttlDays * 86_400_000, fail_open: failOpen, deadline: this.deadline() }),
+      this.eval(COUNT_SCRIPT, this.statKeys(stats, now, shardOf(spread)), { field, stats_ttl: stats.ttlDays * 86_400_000, fail_open: failOpen, deadline: this.deadline() }),
     )
   }
 
@@ -285,9 +302,9 @@ export class DecisionStore implements FlagStore {
     }
   }
 
-  private statKeys(stats: StatsOptions, now: number): ScriptKeys {
+  private statKeys(stats: StatsOptions, now: number, shard: number): ScriptKeys {
     if (!stats.ttlDays) return {}
-    const s = statsKeys(stats.prefix, now)
+    const s = statsKeys(stats.prefix, now, shard)
     return { counters_key: s.counters, identities_key: s.identities }
   }
 
@@ -302,7 +319,7 @@ export class DecisionStore implements FlagStore {
     }
   }
 
-  private eval(s: Script, keys: ScriptKeys, args: ScriptArgs): Promise<unknown> {
+  private eval(s: Script, keys: ScriptKeys, args: Omit<ScriptArgs, 'absent'>): Promise<unknown> {
     const call = scriptCall(keys, args)
     return this.bounded(async (db) => {
       try {

@@ -3,8 +3,15 @@
 // runs every ping_interval_ms; while it fails, decisions fail at once instead of queueing, and
 // after dead_after_ms the client is dropped and made anew. The probe also measures the offset
 // of Redis's clock, so a decision's script can refuse to run after its deadline.
+//
+// With a Cluster or Sentinel set every master is probed. Only a master that does not answer in
+// time marks Redis silent (commands would queue behind it); one that refuses at once (killed,
+// failing over) leaves the others in use, and after dead_after_ms the client is made anew,
+// which is how it learns the new topology: node-redis follows MOVED replies, not a master
+// that has gone away.
 import type { RedisClient } from './haraka-types'
-import { withTimeout } from './timeout'
+import { masterNodes } from './redis-client'
+import { TimeoutError, withTimeout } from './timeout'
 
 export interface HealthSettings {
   readonly timeoutMs: number
@@ -58,22 +65,29 @@ export class RedisHealth {
   async probe(): Promise<void> {
     const db = this.client()
     // Not connected: node-redis reconnects, and commands fail at once meanwhile.
-    if (!db?.sendCommand || db.isReady === false || this.probing) return
+    if (!db || db.isReady === false || this.probing) return
     this.probing = true
     const { timeoutMs, deadAfterMs } = this.settings()
     const sent = this.now()
     try {
-      const reply = (await withTimeout(db.sendCommand(['TIME']), timeoutMs, 'Redis TIME')) as string[]
+      const nodes = await withTimeout(masterNodes(db), timeoutMs, 'Redis masters')
+      const replies = await Promise.allSettled(nodes.map((n) => withTimeout(n.sendCommand(['TIME']), timeoutMs, 'Redis TIME')))
       const received = this.now()
-      this.offsetMs = Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000) - (sent + received) / 2
-      this.responsive = true
+      const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      this.responsive = !replies.some((r) => r.status === 'rejected' && r.reason instanceof TimeoutError)
+      const first = replies.find((r): r is PromiseFulfilledResult<unknown> => r.status === 'fulfilled')
+      if (first) {
+        const t = first.value as string[]
+        this.offsetMs = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000) - (sent + received) / 2
+      }
+      if (failed) throw failed.reason
       this.failingSince = null
     } catch (err) {
-      this.responsive = false
+      if (err instanceof TimeoutError) this.responsive = false
       this.failingSince ??= sent
       if (this.now() - this.failingSince >= deadAfterMs) {
         this.failingSince = null
-        this.onDead(`no answer for ${deadAfterMs} ms (${(err as Error).message})`)
+        this.onDead(`${err instanceof TimeoutError ? 'no answer' : 'failing'} for ${deadAfterMs} ms (${(err as Error).message})`)
       }
     } finally {
       this.probing = false

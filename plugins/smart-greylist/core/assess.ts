@@ -7,7 +7,7 @@ import type { Config } from './settings'
 import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from './envelope'
 import { awlEligible, awlScope, identityText, resolveIdentity, type Identity, type RdnsFacts, type SpfFacts } from './identity'
 import type { ParsedIp } from './ip'
-import { awlKey, startedKey, tupleKey } from './keys'
+import { identityKeys } from './keys'
 import type { ProviderIndex } from './providers'
 import type { Whitelist } from './whitelist'
 
@@ -43,6 +43,8 @@ export type Assessment =
       readonly identity: Identity
       readonly sender: string
       readonly recipient: string
+      /** The identity's shard: its keys and the statistics it counts in share one cluster slot. */
+      readonly shard: number
       readonly key: string
       /** Counts the identity's new tuples for [limits] pending_per_identity. */
       readonly startedKey: string
@@ -86,14 +88,16 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
   const senderDomain = isNull ? null : domainOf(sender)
   const awl = config.awl.passes > 0 && awlEligible(identity, senderDomain, rdns, s.ip, pool)
   const scope = awlScope(s.ip, pool, { ipv4: config.awl.scope_ipv4_prefix, ipv6: config.awl.scope_ipv6_prefix })
+  const keys = identityKeys(config.redis.prefix, id)
   return {
     kind: 'tuple',
     identity,
     sender,
     recipient,
-    key: tupleKey(config.redis.prefix, id, sender, recipient),
-    startedKey: startedKey(config.redis.prefix, id),
-    ...(awl ? { awlKey: awlKey(config.redis.prefix, id, senderDomain!, scope) } : {}),
+    shard: keys.shard,
+    key: keys.tuple(sender, recipient),
+    startedKey: keys.started,
+    ...(awl ? { awlKey: keys.awl(senderDomain!, scope) } : {}),
   }
 }
 

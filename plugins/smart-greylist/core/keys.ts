@@ -1,33 +1,96 @@
 // The Redis key schema, in one place. Keys hold a digest, never raw client input, so a hostile
 // sender or PTR name cannot shape keys (length, separators, binary) or collide with other data.
 //
-//   <prefix>t:<digest>   hash {f: first seen ms, p: passed at ms,    TTL retry_window, then pass_ttl
-//                              i: identity, s: sender, r: recipient}
-//   <prefix>a:<digest>   hash {n: passes, i: identity, d: domain}   TTL awl ttl, refreshed on use
-//   <prefix>n:<digest>   string: new tuples the identity started     TTL retry_window from the first
-//   <prefix>s:<digest>   string "1" permissive / "0" strict SPF     TTL identity spf_guard_ttl
-//   <prefix>st:<day>, <prefix>si:<day>: statistics, see stats.ts
+// Every key one decision touches carries the same Redis Cluster hash tag, `{<shard>}`, the shard
+// being a digest of the identity modulo SHARDS: the decision's script then runs on one node
+// (a script's keys must share a slot), the identities spread over SHARDS slots, and the day's
+// statistics are SHARDS small hashes instead of one hot key. The same layout serves a single
+// Redis, where the tag costs nothing.
+//
+//   <prefix>{<shard>}t:<digest>  hash {f: first seen ms, p: passed at ms,   TTL retry_window, then pass_ttl
+//                                      i: identity, s: sender, r: recipient}
+//   <prefix>{<shard>}a:<digest>  hash {n: passes, i: identity, d: domain}  TTL awl ttl, refreshed on use
+//   <prefix>{<shard>}n:<digest>  string: new tuples the identity started    TTL retry_window from the first
+//   <prefix>{<shard>}st:<day>, <prefix>{<shard>}si:<day>: statistics, see stats.ts
+//   <prefix>s:<digest>           string "1" permissive / "0" strict SPF    TTL identity spf_guard_ttl
 import { createHash } from 'node:crypto'
+
+/**
+ * Slots the state is spread over. Fixed: a different count would move every key. 256 spreads
+ * evenly over any practical number of cluster masters and keeps the daily statistics (one
+ * hash per shard) cheap to add up.
+ */
+export const SHARDS = 256
 
 export function digest(...parts: string[]): string {
   // NUL cannot occur in an identity or in a normalised address, so fields cannot run together.
   return createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 22)
 }
 
+/** The shard of an identity (or of any string, for counts that have no identity). */
+export function shardOf(value: string): number {
+  return createHash('sha256').update(value).digest().readUInt16BE(0) % SHARDS
+}
+
+/** The key prefix of a shard, hash tag included. */
+export function shardPrefix(prefix: string, shard: number): string {
+  return `${prefix}{${shard}}`
+}
+
+/** The keys of one identity's records, all in the identity's shard. */
+export interface IdentityKeys {
+  readonly shard: number
+  tuple(sender: string, recipient: string): string
+  /** `scope`: the provider pool or network the entry was earned in (see identity.ts awlScope). */
+  awl(senderDomain: string, scope: string): string
+  /** The count of new tuples the identity started in the current window ([limits]). */
+  readonly started: string
+}
+
+export function identityKeys(prefix: string, identity: string): IdentityKeys {
+  const shard = shardOf(identity)
+  const p = shardPrefix(prefix, shard)
+  return {
+    shard,
+    tuple: (sender, recipient) => `${p}t:${digest(identity, sender, recipient)}`,
+    awl: (senderDomain, scope) => `${p}a:${digest(identity, senderDomain, scope)}`,
+    started: `${p}n:${digest(identity)}`,
+  }
+}
+
 export function tupleKey(prefix: string, identity: string, sender: string, recipient: string): string {
-  return `${prefix}t:${digest(identity, sender, recipient)}`
-}
-
-/** `scope`: the provider pool or network the entry was earned in (see identity.ts awlScope). */
-export function awlKey(prefix: string, identity: string, senderDomain: string, scope: string): string {
-  return `${prefix}a:${digest(identity, senderDomain, scope)}`
-}
-
-/** The count of new tuples one identity started in the current window ([limits]). */
-export function startedKey(prefix: string, identity: string): string {
-  return `${prefix}n:${digest(identity)}`
+  return identityKeys(prefix, identity).tuple(sender, recipient)
 }
 
 export function spfGuardKey(prefix: string, domain: string): string {
   return `${prefix}s:${digest(domain)}`
+}
+
+/** SCAN patterns of each kind of record, across all shards. */
+export const KEY_PATTERNS = {
+  tuples: (prefix: string) => `${prefix}{*}t:*`,
+  awl: (prefix: string) => `${prefix}{*}a:*`,
+  started: (prefix: string) => `${prefix}{*}n:*`,
+  spfGuard: (prefix: string) => `${prefix}s:*`,
+} as const
+
+/**
+ * 0.4's keys (no shard): `<prefix>t:`, `<prefix>a:` hold their identity (field i), which gives
+ * the shard they belong in now; the digest after the kind is computed as before, so a record
+ * keeps its name in its shard. Statistics go to shard 0 (the command adds the shards up).
+ */
+export const LEGACY_PATTERNS = {
+  tuples: (prefix: string) => `${prefix}t:*`,
+  awl: (prefix: string) => `${prefix}a:*`,
+  counters: (prefix: string) => `${prefix}st:*`,
+  identities: (prefix: string) => `${prefix}si:*`,
+} as const
+
+/** Where a 0.4 record lives now, or null when its key is not one of 0.4's. */
+export function migratedKey(prefix: string, legacyKey: string, identity: string | null): string | null {
+  const m = /^(t|a|st|si):(.+)$/.exec(legacyKey.startsWith(prefix) ? legacyKey.slice(prefix.length) : '')
+  if (!m) return null
+  const [, kind, rest] = m
+  if (kind === 'st' || kind === 'si') return `${shardPrefix(prefix, 0)}${kind}:${rest}`
+  return identity ? `${shardPrefix(prefix, shardOf(identity))}${kind}:${rest}` : null
 }

@@ -46,7 +46,36 @@ interface IpListSpec {
   readonly default: readonly string[]
   readonly doc: string
 }
-export type KeySpec = IntSpec | BoolSpec | EnumSpec | TextSpec | IpListSpec
+/** Redis nodes as host:port ([v6]:port), space or comma separated. */
+interface NodeListSpec {
+  readonly type: 'node_list'
+  readonly default: readonly string[]
+  readonly doc: string
+}
+export type KeySpec = IntSpec | BoolSpec | EnumSpec | TextSpec | IpListSpec | NodeListSpec
+
+export interface RedisNode {
+  readonly host: string
+  readonly port: number
+}
+
+/** `host:port`, `a.b.c.d:port` or `[v6]:port`; null when it is none of these. */
+export function parseNode(text: string): RedisNode | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)):(\d{1,5})$/.exec(text)
+  if (!m) return null
+  const port = Number(m[3])
+  if (port < 1 || port > 65_535) return null
+  if (m[1] !== undefined && parseIp(m[1])?.kind() !== 'ipv6') return null
+  return { host: m[1] ?? m[2], port }
+}
+
+/** A node list as the settings hold it (canonical `host:port` strings), or the entries that are not nodes. */
+export function parseNodeList(text: string): RedisNode[] | { bad: string[] } {
+  const items = text.split(/[\s,]+/).filter(Boolean)
+  const nodes = items.map(parseNode)
+  const bad = items.filter((_, i) => !nodes[i])
+  return bad.length ? { bad } : (nodes as RedisNode[])
+}
 
 interface SectionSpec {
   readonly doc: readonly string[]
@@ -180,6 +209,15 @@ export const SCHEMA = {
       max_in_flight: int(256, 1, 100_000, 'Redis commands waiting at once; past it, on_error at once'),
       ping_interval_ms: int(1000, 100, 60_000, 'how often a silent Redis is looked for (ms)'),
       dead_after_ms: int(5000, 500, 300_000, 'a Redis silent this long (ms) is reconnected'),
+      cluster: { type: 'node_list', default: [], doc: 'Redis Cluster seed nodes; host/port/db are then unused' } satisfies NodeListSpec,
+      sentinels: { type: 'node_list', default: [], doc: 'Redis Sentinel nodes, when cluster is empty' } satisfies NodeListSpec,
+      sentinel_name: {
+        type: 'text',
+        default: 'mymaster',
+        pattern: /^[A-Za-z0-9_.-]{1,64}$/,
+        what: 'A-Z a-z 0-9 _ . -',
+        doc: 'the master the sentinels monitor',
+      } satisfies TextSpec,
     },
     passthrough: ['host', 'port', 'ip', 'path', 'db', 'database', 'username', 'password', 'tls', 'connectTimeout', 'keepAlive', 'noDelay'],
   },
@@ -194,7 +232,7 @@ type ValueOf<S> = S extends IntSpec
       ? V
       : S extends TextSpec
         ? string
-        : S extends IpListSpec
+        : S extends IpListSpec | NodeListSpec
           ? readonly string[]
           : never
 
@@ -258,6 +296,11 @@ function parseValue(spec: KeySpec, v: unknown): { value: unknown } | { error: st
       if (bad.length) return { error: `not an IP address: ${bad.join(', ')}` }
       return { value: items.map((ip) => parseIp(ip)!.toString()) }
     }
+    case 'node_list': {
+      const nodes = parseNodeList(String(s ?? ''))
+      if ('bad' in nodes) return { error: `not host:port: ${nodes.bad.join(', ')}` }
+      return { value: nodes.map((n) => (n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)) }
+    }
   }
 }
 
@@ -318,6 +361,10 @@ export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { conf
     const near = closest(sec, Object.keys(SCHEMA))
     problems.push({ section: sec, message: `unknown section, ignored${near ? ` (did you mean [${near}]?)` : ''}` })
   }
+  const redis = out.redis
+  if ((redis.cluster as string[]).length && (redis.sentinels as string[]).length) {
+    problems.push({ section: 'redis', key: 'sentinels', message: 'cluster is set too: one of the two is used, the cluster; sentinels ignored' })
+  }
   const main = out.main
   if ((main.retry_window as number) <= (main.delay as number)) {
     problems.push({
@@ -370,6 +417,8 @@ function range(spec: KeySpec): string {
       return spec.what
     case 'ip_list':
       return 'addresses'
+    case 'node_list':
+      return 'host:port list'
   }
 }
 

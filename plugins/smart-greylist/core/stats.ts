@@ -1,10 +1,12 @@
 // Daily counters the plugin keeps in Redis, and how `smart-greylist stats` reads them back.
 // The counting itself happens inside the tuple script (store.ts), in the decision's round trip.
 //
-//   <prefix>st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, retry, known, awl,
-//                                   wl:<kind>, skip:<reason>, fail_open, d:<bucket>, dsum, dmax
-//   <prefix>si:<YYYY-MM-DD>  zset   identity -> tuples deferred (new or expired) that day
-// Both expire after [stats] days.
+//   <prefix>{<shard>}st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, retry, known, awl,
+//                                            wl:<kind>, skip:<reason>, fail_open, d:<bucket>, dsum, dmax
+//   <prefix>{<shard>}si:<YYYY-MM-DD>  zset   identity -> tuples deferred (new or expired) that day
+// Both expire after [stats] days. A decision counts in its identity's shard (keys.ts), inside
+// the same script and slot as its tuple; `smart-greylist stats` adds the shards up.
+import { SHARDS, shardPrefix } from './keys'
 
 /** Upper bounds (seconds) of the histogram of delays that greylisting added; the last is open. */
 export const DELAY_BUCKETS: readonly number[] = [
@@ -15,9 +17,36 @@ export function dayOf(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10)
 }
 
-export function statsKeys(prefix: string, ms: number): { counters: string; identities: string } {
+export function statsKeys(prefix: string, ms: number, shard: number): { counters: string; identities: string } {
   const day = dayOf(ms)
-  return { counters: `${prefix}st:${day}`, identities: `${prefix}si:${day}` }
+  const p = shardPrefix(prefix, shard)
+  return { counters: `${p}st:${day}`, identities: `${p}si:${day}` }
+}
+
+/** Every shard's keys of one day, for adding them up. */
+export function allStatsKeys(prefix: string, ms: number): { counters: string; identities: string }[] {
+  return Array.from({ length: SHARDS }, (_, shard) => statsKeys(prefix, ms, shard))
+}
+
+/**
+ * Identities each shard keeps of the day's "deferred most" set so that the shards together
+ * still give the top `total`: an identity lives in one shard only, and the top `total` spread
+ * over SHARDS shards put far fewer than four times their share into any one of them.
+ */
+export function identitiesPerShard(total: number): number {
+  return Math.max(16, Math.ceil((total * 4) / SHARDS))
+}
+
+/** Adds one day's hashes field by field (the shards of a day). */
+export function addHashes(hashes: readonly Record<string, string>[]): Record<string, string> {
+  const out: Record<string, number> = {}
+  for (const h of hashes) {
+    for (const [k, v] of Object.entries(h)) {
+      // dmax is a maximum, every other field a count.
+      out[k] = k === 'dmax' ? Math.max(out[k] ?? 0, Number(v)) : (out[k] ?? 0) + Number(v)
+    }
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, String(v)]))
 }
 
 export interface DayStats {

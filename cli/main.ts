@@ -8,6 +8,7 @@ import { EXIT, UsageError, type Command, type Io } from './command'
 import { check } from './commands/check'
 import { configCheck } from './commands/config'
 import { poolsList, poolsRefresh } from './commands/pools'
+import { correspondentsForget, correspondentsList } from './commands/correspondents'
 import { migrate } from './commands/migrate'
 import { stats } from './commands/stats'
 import { flush, list } from './commands/tuples'
@@ -21,6 +22,8 @@ export const COMMANDS: readonly Command[] = [
   stats,
   list,
   flush,
+  correspondentsList,
+  correspondentsForget,
   poolsList,
   poolsRefresh,
   configCheck,

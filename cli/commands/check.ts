@@ -1,7 +1,9 @@
 // `smart-greylist check`: what the plugin would decide now for one client and envelope, and why.
 // It runs the plugin's own decision code (plan.ts, decide()) and reads Redis without writing.
 import { decide, timingFrom } from '../../plugins/smart-greylist/core/decision'
-import { lookupRdns } from '../../plugins/smart-greylist/adapters/dns'
+import { lookupDnsbl, lookupRdns } from '../../plugins/smart-greylist/adapters/dns'
+import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
+import { evidenceText, isTrusted, zoneList } from '../../plugins/smart-greylist/core/select'
 import { spfFacts } from '../../plugins/smart-greylist/adapters/spf-guard'
 import { domainOf, normaliseAddress, NULL_SENDER } from '../../plugins/smart-greylist/core/envelope'
 import { identityText, type RdnsFacts, type SpfFacts } from '../../plugins/smart-greylist/core/identity'
@@ -67,6 +69,11 @@ export const check: Command = {
             ? { status: 'ok', names: [{ name: String(values.rdns).toLowerCase(), confirmed: true }] }
             : await lookupRdns(ip, deps.resolver, { timeoutMs: deps.config.dns.timeout_ms, maxNames: deps.config.dns.max_names })),
         spf: async (domain, isNull) => (spf = await spfFacts(deps, ip, domain, isNull ? null : normaliseAddress(subject.sender), helo, null)),
+        // As the plugin asks when the dns-list plugin did not run: [select] zones, if any.
+        dnsbl: async () => {
+          const zones = zoneList(deps.config.select.zones)
+          return zones.length ? lookupDnsbl(ip, zones, deps.resolver, deps.config.dns.timeout_ms) : { source: 'none', listed: [] }
+        },
       })
       const report: Record<string, unknown> = {
         client: ip.toString(),
@@ -76,8 +83,14 @@ export const check: Command = {
         recipient: normaliseAddress(subject.recipient),
       }
       let exit: number = EXIT.ok
+      if (p.kind === 'tuple') report.evidence = { text: evidenceText(p.evidence), trusted: isTrusted(p.evidence), policy: deps.config.select.policy }
+      const correspondent =
+        p.kind === 'tuple' && redisError === null && deps.config.correspondents.enabled && p.authenticatedDomain !== null && !p.evidence.dnsbl.listed.length
+          ? await deps.decisions.isCorrespondent(correspondentKey(deps.config.redis.prefix, p.recipient), correspondentField(p.authenticatedDomain), deps.now())
+          : false
       if (p.kind === 'skip') report.decision = { action: 'accept', why: `skipped: ${p.reason}` }
       else if (p.kind === 'whitelist') report.decision = { action: 'accept', why: `whitelist:${p.what}`, entry: p.entry, origin: p.origin }
+      else if (correspondent) report.decision = { action: 'accept', why: `correspondent: <${p.recipient}> wrote to ${p.authenticatedDomain}` }
       else if (redisError !== null) {
         report.identity = { id: identityText(p.identity), reason: p.identity.reason }
         report.tuple = { unknown: `Redis unreachable at ${redisTarget}: ${redisError}` }
@@ -94,8 +107,11 @@ export const check: Command = {
           ? { firstSeen: new Date(stored.tuple.firstSeen).toISOString(), passedAt: stored.tuple.passedAt ? new Date(stored.tuple.passedAt).toISOString() : null, expiresInSeconds: Math.round(stored.ttlMs / 1000) }
           : null
         report.autoWhitelist = p.awlKey ? { passes: stored.awlCount, needed: deps.config.awl.passes, senderDomain: p.sender === NULL_SENDER ? null : domainOf(p.sender) } : null
+        const trusted = deps.config.select.policy === 'suspicious' && isTrusted(p.evidence)
+        if (trusted) exit = EXIT.ok
         report.decision = {
-          action: verdict.action === 'pass' ? 'accept' : deps.config.main.mode === 'shadow' ? 'accept (shadow mode; would defer)' : 'defer',
+          action: verdict.action === 'pass' || trusted ? 'accept' : deps.config.main.mode === 'shadow' ? 'accept (shadow mode; would defer)' : 'defer',
+          ...(trusted ? { trusted: 'select suspicious: accepted on its evidence' } : {}),
           why: verdict.status,
           waitedSeconds: Math.round(verdict.waitedMs / 1000),
           ...(verdict.action === 'defer' ? { retryInSeconds: Math.round(verdict.retryInMs / 1000) } : {}),
@@ -119,6 +135,8 @@ function describe(r: Record<string, unknown>): string[] {
   row('envelope', `<${r.sender}> -> <${r.recipient}>`)
   const id = r.identity as { id: string; reason: string } | undefined
   if (id) row('identity', `${id.id} (${id.reason})`)
+  const ev = r.evidence as { text: string; trusted: boolean; policy: string } | undefined
+  if (ev) row('evidence', `${ev.text} (${ev.trusted ? 'trusted' : 'not trusted'}; [select] policy = ${ev.policy})`)
   const t = r.tuple as { firstSeen: string; passedAt: string | null; expiresInSeconds: number; unknown?: string } | null | undefined
   if (t?.unknown) row('tuple', `state unknown: ${t.unknown}`)
   else if (t !== undefined) row('tuple', t ? `first seen ${t.firstSeen}${t.passedAt ? `, passed ${t.passedAt}` : ', pending'}; expires in ${t.expiresInSeconds} s` : 'not seen before')
@@ -126,6 +144,6 @@ function describe(r: Record<string, unknown>): string[] {
   if (awl) row('auto-wl', `${awl.passes} of ${awl.needed} passes for ${awl.senderDomain}`)
   const d = r.decision as Record<string, unknown>
   const extra = d.entry ? ` ${d.entry} (${d.origin})` : d.retryInSeconds !== undefined ? `; a retry is accepted in ${d.retryInSeconds} s` : d.waitedSeconds ? `; delayed ${d.waitedSeconds} s` : ''
-  row('decision', `${d.action}: ${d.why}${extra}`)
+  row('decision', `${d.action}: ${d.why}${extra}${d.trusted ? ` (${d.trusted})` : ''}`)
   return lines
 }

@@ -54,6 +54,11 @@ export const stats: Command = {
       io.out(`deferred by state: ${by(total.deferredBy)}`)
       io.out(`whitelisted by kind: ${by(total.whitelisted)}`)
       io.out(`skipped: ${by(total.skipped)}`)
+      const firstContacts = (o: Record<string, number>): number => (o.new ?? 0) + (o.expired ?? 0)
+      const saved = firstContacts(total.trusted)
+      const would = firstContacts(total.wouldTrust)
+      if (saved) io.out(`select suspicious: ${saved} first contacts accepted on evidence (all would have deferred them)`)
+      if (would) io.out(`select all: suspicious would have accepted ${would} of ${firstContacts(total.deferredBy)} first contacts deferred`)
       io.out(
         delay.max === null
           ? 'delay added: no mail was accepted after a delay'

@@ -52,7 +52,7 @@ export const flush: Command = {
   description: [
     '--identity forgets its tuples and its auto-whitelist entries (ID as in the log, e.g.',
     'host:outbound.protection.outlook.com); --sender forgets the tuples of that sender (normalised as',
-    'the plugin does); --all --yes forgets all tuples, auto-whitelist entries, pending counts and SPF verdicts under the',
+    'the plugin does); --all --yes forgets all tuples, auto-whitelist entries, pending counts, correspondents and SPF verdicts under the',
     'prefix. Statistics are kept.',
   ],
   options: { ...COMMON_OPTIONS, identity: { type: 'string' }, sender: { type: 'string' }, all: { type: 'boolean', default: false }, yes: { type: 'boolean', default: false } },

@@ -5,8 +5,9 @@ import DSN from 'haraka-dsn'
 import tlds from 'haraka-tld'
 import type { Config } from './core/settings'
 import { identityText } from './core/identity'
+import { evidenceText } from './core/select'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
-import { decideRecipient, transactionNote, type RecipientDecision } from './adapters/haraka-recipient'
+import { correspondentsOf, decideRecipient, transactionNote, type RecipientDecision } from './adapters/haraka-recipient'
 import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } from './adapters/redis-client'
 import { RedisHealth } from './adapters/redis-health'
 import { withTimeout } from './adapters/timeout'
@@ -61,6 +62,7 @@ export function register(this: Plugin): void {
   this.register_hook('rcpt_ok', 'sg_rcpt_ok')
   this.register_hook('data', 'sg_data')
   this.register_hook('data_post', 'sg_data_post')
+  this.register_hook('queue_ok', 'sg_queue_ok')
 }
 
 /** (Re)loads settings and lists; haraka-config calls it again whenever one of the files changes. */
@@ -174,9 +176,9 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
     const decision = await withTimeout(decideRecipient(deps, connection, rcpt, shadow), config.main.budget_ms + 500, 'the recipient\'s decision')
     record(this, connection, rcpt, decision, shadow)
     const note = transactionNote(txn)
-    if (decision.kind !== 'tuple') {
+    const field = countedAs(decision)
+    if (field) {
       const stats = { prefix: config.redis.prefix, shadow, ttlDays: config.stats.days }
-      const field = decision.kind === 'skip' ? `skip:${decision.reason}` : `wl:${decision.what}`
       // Counting is best effort and must not hold the recipient.
       deps.decisions.count(field, deps.now(), stats, connection.remote?.ip ?? '').catch(() => undefined)
     }
@@ -190,6 +192,57 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
     }
     return [constants.denysoft, deferReply(config)]
   })
+}
+
+/** The day's counter of a decision the tuple script did not count itself. */
+function countedAs(d: RecipientDecision): string | null {
+  switch (d.kind) {
+    case 'skip':
+      return `skip:${d.reason}`
+    case 'whitelist':
+      return `wl:${d.what}`
+    case 'trusted':
+    case 'correspondent':
+      return `skip:${d.kind}`
+    case 'tuple':
+      return null
+  }
+}
+
+/**
+ * A relayed message from a local mailbox was queued: the outside domains it went to become that
+ * mailbox's correspondents. Best effort, after the fact: never holds or fails the message.
+ */
+export function sg_queue_ok(this: Plugin, next: Next, connection: Connection): void {
+  let write: ReturnType<typeof correspondentsOf> = null
+  try {
+    // Read before next(): answering the client resets the transaction.
+    write = correspondentsOf(this.sg.deps, connection, localDomains(this))
+  } catch (err) {
+    connection.logerror(this, `correspondents: ${(err as Error).message}`)
+  }
+  next()
+  if (!write) return
+  const w = write
+  const deps = this.sg.deps
+  const { ttl, per_mailbox } = deps.config.correspondents
+  deps.decisions
+    .recordCorrespondents(w, deps.now(), ttl * 1000, per_mailbox)
+    .then(() => connection.loginfo(this, `correspondents recorded: <${w.mailbox}> wrote to ${w.domains.map((d) => d.domain).join(', ')}`))
+    .catch((err: Error) => connection.logwarn(this, `correspondents not recorded (${err.message})`))
+}
+
+/** The domains Haraka takes mail for: host_list and host_list_regex, as rcpt_to.in_host_list reads them. */
+function localDomains(plugin: Plugin): (domain: string) => boolean {
+  const hosts = new Set(((plugin.config.get('host_list', 'list') as string[] | null) ?? []).map((h) => h.toLowerCase()))
+  const regexes = ((plugin.config.get('host_list_regex', 'list') as string[] | null) ?? []).flatMap((r) => {
+    try {
+      return [new RegExp(`^(?:${r})$`, 'i')]
+    } catch {
+      return []
+    }
+  })
+  return (d) => hosts.has(d) || regexes.some((re) => re.test(d))
 }
 
 export function sg_data(this: Plugin, next: Next, connection: Connection): void {
@@ -217,6 +270,10 @@ export function headerValue(passed: readonly RecipientDecision[], shadow: boolea
   if (delayed) return `delayed ${secs(delayed.verdict.waitedMs)} seconds by smart-greylist; identity=${identityText(delayed.identity)}`
   const listed = passed.find((o): o is Extract<RecipientDecision, { kind: 'whitelist' }> => o.kind === 'whitelist')
   if (listed) return `passed by smart-greylist; whitelist entry ${listed.entry} (${listed.origin})`
+  const known = passed.find((o): o is Extract<RecipientDecision, { kind: 'correspondent' }> => o.kind === 'correspondent')
+  if (known) return `passed by smart-greylist; correspondent ${known.domain}`
+  const trusted = passed.find((o): o is Extract<RecipientDecision, { kind: 'trusted' }> => o.kind === 'trusted')
+  if (trusted) return `passed by smart-greylist; trusted: ${evidenceText(trusted.evidence)}`
   const first = tuples[0]
   if (!first) return null
   const why = shadow && first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.status === 'awl' ? 'auto-whitelisted' : 'known sender'
@@ -236,6 +293,16 @@ function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Recipi
       txn.results.add(plugin, { pass: `whitelist:${o.what}`, whitelist: o.entry })
       connection.loginfo(plugin, `accept reason=whitelist:${o.what} entry="${o.entry}" (${o.origin}) ${envelope}`)
       return
+    case 'correspondent':
+      txn.results.add(plugin, { skip: 'correspondent', correspondent: o.domain })
+      connection.loginfo(plugin, `skip reason=correspondent domain=${o.domain} ${envelope}`)
+      return
+    case 'trusted': {
+      const evidence = evidenceText(o.evidence)
+      txn.results.add(plugin, { skip: 'trusted', evidence, identity: identityText(o.identity), tuple: o.verdict.status })
+      connection.loginfo(plugin, `skip reason=trusted evidence=${evidence} identity=${identityText(o.identity)} tuple=${o.verdict.status} ${envelope}`)
+      return
+    }
     case 'tuple': {
       const { verdict: v } = o
       const id = identityText(o.identity)
@@ -243,7 +310,9 @@ function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Recipi
       txn.results.add(plugin, { ...result, identity: id, identity_reason: o.identity.reason, ...(shadow ? { shadow: true } : {}) })
       const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
       const action = v.action === 'defer' && shadow ? 'shadow-defer' : v.action
-      connection.loginfo(plugin, `${action} reason=${v.status} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}`)
+      // Under [select] policy = all: what suspicious would have done with this deferral.
+      const other = o.wouldTrust && v.action === 'defer' ? ` suspicious_would=accept evidence=${evidenceText(o.evidence)}` : ''
+      connection.loginfo(plugin, `${action} reason=${v.status} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}${other}`)
       // A DNS server that failed or did not answer is not "no such name": said as an error.
       const dns = o.identity.reason.split(',').filter((r) => r === 'rdns_error' || r === 'spf_temperror')
       if (dns.length) connection.logerror(plugin, `dns error (${dns.join(', ')}): identity fell back to ${id}`)

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import dgram from 'node:dgram'
 import { promises as dnsp } from 'node:dns'
-import { lookupRdns, rdnsFromFcrdnsResults } from '../../plugins/smart-greylist/adapters/dns'
+import { dnsblFromDnsListResults, lookupDnsbl, lookupRdns, rdnsFromFcrdnsResults } from '../../plugins/smart-greylist/adapters/dns'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { DnsServer } from '../helpers/dns-server'
 
@@ -87,5 +87,42 @@ describe('rdnsFromFcrdnsResults', () => {
     assert.deepEqual(rdnsFromFcrdnsResults({ ptr_names: [], fail: ['has_rdns'] }, ip), { status: 'none' })
     assert.equal(rdnsFromFcrdnsResults({ ptr_names: [] }, ip), undefined)
     assert.equal(rdnsFromFcrdnsResults(undefined, ip), undefined)
+  })
+})
+
+describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', () => {
+  let dns: DnsServer
+  before(async () => {
+    dns = await DnsServer.start({
+      a: {
+        '6.10.184.93.bl.test.example': ['127.0.0.2'],
+        '6.10.184.93.refused.test.example': ['127.255.255.254'],
+      },
+    })
+  })
+  after(() => dns.close())
+  const ip = (s: string) => parseIp(s)!
+
+  it('names the zones that list a client, and not a zone\'s error code', async () => {
+    const zones = ['bl.test.example', 'refused.test.example', 'clean.test.example']
+    assert.deepEqual(await lookupDnsbl(ip('93.184.10.6'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: ['bl.test.example'], failed: [] })
+    assert.deepEqual(await lookupDnsbl(ip('93.184.10.5'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: [], failed: [] })
+  })
+
+  it('reports a zone that does not answer in time as failed, never as clean', async () => {
+    dns.silent = true
+    try {
+      const started = Date.now()
+      const r = await lookupDnsbl(ip('93.184.10.5'), ['bl.test.example'], resolverFor(dns.port, 200), 300)
+      assert.deepEqual(r, { source: 'own', listed: [], failed: ['bl.test.example'] })
+      assert.ok(Date.now() - started < 1000)
+    } finally {
+      dns.silent = false
+    }
+  })
+
+  it('reads the dns-list plugin\'s results: fail entries are listings', () => {
+    assert.deepEqual(dnsblFromDnsListResults({ fail: ['zen.spamhaus.org'], pass: ['bl.spamcop.net'] }), { source: 'dns-list', listed: ['zen.spamhaus.org'] })
+    assert.equal(dnsblFromDnsListResults(undefined), undefined)
   })
 })

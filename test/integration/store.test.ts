@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { DecisionStore, StoreError, type TupleRef } from '../../plugins/smart-greylist/adapters/redis-decision'
 import { AdminStore } from '../../plugins/smart-greylist/adapters/redis-admin'
-import { identityKeys } from '../../plugins/smart-greylist/core/keys'
+import { correspondentField, correspondentKey, identityKeys } from '../../plugins/smart-greylist/core/keys'
 import { statsKeys } from '../../plugins/smart-greylist/core/stats'
 import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { TIMING } from '../helpers/decision-cases'
@@ -115,5 +115,25 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     }
     const size = await db.sendCommand(['ZCARD', statsKeys('sgl:', t0, ref().shard).identities])
     assert.ok(Number(size) >= 16 && Number(size) <= 32, `${String(size)} identities kept`)
+  })
+
+  it('keeps a bounded set of correspondents per mailbox, the ones that expire first going first', async () => {
+    const key = correspondentKey('sgl:', 'alice@example.com')
+    const t0 = Date.now()
+    for (let i = 0; i < 5; i++) {
+      const domain = `partner${i}.example`
+      await store.recordCorrespondents({ key, mailbox: 'alice@example.com', domains: [{ field: correspondentField(domain), domain }] }, t0 + i * 1000, 60_000, 3)
+    }
+    const h = await db.hGetAll(key)
+    assert.equal(h.m, 'alice@example.com')
+    assert.deepEqual(Object.values(h).filter((v) => v.includes('|')).map((v) => v.split('|')[1]).sort(), ['partner2.example', 'partner3.example', 'partner4.example'])
+    assert.equal(await store.isCorrespondent(key, correspondentField('partner4.example'), t0), true)
+    assert.equal(await store.isCorrespondent(key, correspondentField('partner0.example'), t0), false, 'pushed out by the bound')
+    assert.equal(await store.isCorrespondent(key, correspondentField('partner4.example'), t0 + 65_000), false, 'expired')
+    const ttl = await db.pTTL(key)
+    assert.ok(ttl > 55_000 && ttl <= 60_000, `ttl ${ttl}`)
+    const listed = await reads.correspondents('sgl:')
+    assert.equal(listed.length, 3)
+    assert.equal(await reads.hdel(key, [correspondentField('partner3.example')]), 1)
   })
 })

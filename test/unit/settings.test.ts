@@ -76,8 +76,8 @@ describe('the settings schema is the one source', () => {
     assert.equal(fs.readFileSync(path.join(ROOT, 'config', 'smart-greylist.ini'), 'utf8'), renderIni())
   })
 
-  it("the README's settings table is rendered from it (npm run settings:render)", () => {
-    assert.ok(fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').includes(renderSettingsTable()), 'README settings table is stale')
+  it('the settings table of docs/settings.md is rendered from it (npm run settings:render)', () => {
+    assert.ok(fs.readFileSync(path.join(ROOT, 'docs', 'settings.md'), 'utf8').includes(renderSettingsTable()), 'docs/settings.md settings table is stale')
   })
 
   it('the shipped ini, read back, gives the defaults and no problem', () => {

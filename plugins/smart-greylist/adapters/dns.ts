@@ -2,6 +2,7 @@
 // errors are classified here: "no such name / no data" is an answer, anything else is an error.
 import { promises as dnsp } from 'node:dns'
 import type { PtrName, RdnsFacts } from '../core/identity'
+import { isListingAnswer, type DnsblFacts } from '../core/select'
 import { parseIp, reverseName, type ParsedIp } from '../core/ip'
 import { withTimeout } from './timeout'
 
@@ -93,4 +94,35 @@ export function rdnsFromFcrdnsResults(r: Record<string, unknown> | undefined, ip
     return { name: name.toLowerCase().replace(/\.$/, ''), confirmed }
   })
   return { status: 'ok', names }
+}
+
+/**
+ * What the dns-list plugin found at connect: its `fail` entries are the zones that list the
+ * client (type block; `pass` holds allow lists, `skip` zones it did not ask). Undefined when it
+ * did not run.
+ */
+export function dnsblFromDnsListResults(r: Record<string, unknown> | undefined): DnsblFacts | undefined {
+  if (!r) return undefined
+  const fails = Array.isArray(r.fail) ? (r.fail as unknown[]).map(String) : []
+  return { source: 'dns-list', listed: fails }
+}
+
+/** Asks each zone for the client (`<reversed address>.<zone>` A), all at once, bounded. */
+export async function lookupDnsbl(ip: ParsedIp, zones: readonly string[], resolver: Resolver, timeoutMs: number): Promise<DnsblFacts> {
+  const base = reverseName(ip).replace(/\.(in-addr|ip6)\.arpa$/, '')
+  const answers = await Promise.all(
+    zones.map(async (zone) => {
+      try {
+        const a = await withTimeout(resolver.resolve4(`${base}.${zone}`), timeoutMs, `DNSBL ${zone}`)
+        return { zone, listed: a.some(isListingAnswer) }
+      } catch (err) {
+        return isNoAnswer(err) ? { zone, listed: false } : { zone, failed: true }
+      }
+    }),
+  )
+  return {
+    source: 'own',
+    listed: answers.filter((a) => 'listed' in a && a.listed).map((a) => a.zone),
+    failed: answers.filter((a) => 'failed' in a).map((a) => a.zone),
+  }
 }

@@ -4,10 +4,13 @@
 import tlds from 'haraka-tld'
 import { assess, type Assessment } from '../core/assess'
 import { timingFrom, type Verdict } from '../core/decision'
+import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from '../core/envelope'
 import { spfResultFrom, type Identity, type RdnsFacts, type SpfFacts } from '../core/identity'
 import { parseIp, type ParsedIp } from '../core/ip'
+import { correspondentField, correspondentKey } from '../core/keys'
+import { isTrusted, zoneList, type DnsblFacts, type Evidence } from '../core/select'
 import type { Deps } from '../setup'
-import { lookupRdns, rdnsFromFcrdnsResults } from './dns'
+import { dnsblFromDnsListResults, lookupDnsbl, lookupRdns, rdnsFromFcrdnsResults } from './dns'
 import { addressOf, type Address, type Connection, type Transaction } from './haraka-types'
 import { spfFacts } from './spf-guard'
 
@@ -16,12 +19,18 @@ const NOTE = 'smart-greylist'
 /** A recipient's fate, as recorded in results and in the log line. */
 export type RecipientDecision =
   | Exclude<Assessment, { kind: 'tuple' }>
-  | { kind: 'tuple'; identity: Identity; verdict: Verdict }
+  /** `wouldTrust`: [select] policy = suspicious would have accepted this first contact. */
+  | { kind: 'tuple'; identity: Identity; verdict: Verdict; wouldTrust: boolean; evidence: Evidence }
+  /** [select] policy = suspicious accepted it on its evidence; the tuple is recorded all the same. */
+  | { kind: 'trusted'; identity: Identity; verdict: Verdict; evidence: Evidence }
+  /** A local mailbox wrote to the sender's (authenticated) domain. */
+  | { kind: 'correspondent'; domain: string }
 
 /** What this plugin keeps on a connection: facts shared by its transactions. */
 interface ConnectionNote {
   readonly ip: ParsedIp | null
   rdns?: Promise<RdnsFacts>
+  dnsbl?: Promise<DnsblFacts>
 }
 
 /** What this plugin keeps on a transaction. */
@@ -65,6 +74,7 @@ function dnsBudget(deps: Deps, startedAt: number): () => number {
 export async function decideRecipient(deps: Deps, connection: Connection, rcpt: Address, shadow: boolean): Promise<RecipientDecision> {
   const facts = connectionNote(connection)
   const dnsLeft = dnsBudget(deps, deps.now())
+  const { config } = deps
   const a = await assess(
     deps,
     {
@@ -75,16 +85,65 @@ export async function decideRecipient(deps: Deps, connection: Connection, rcpt: 
       relaying: connection.relaying,
       isPrivate: Boolean(connection.remote.is_private || connection.remote.is_local),
     },
-    { rdns: () => rdnsOf(deps, connection, facts, dnsLeft), spf: (domain, isNull) => spfOf(deps, connection, facts.ip!, domain, isNull, dnsLeft) },
+    {
+      rdns: () => rdnsOf(deps, connection, facts, dnsLeft),
+      spf: (domain, isNull) => spfOf(deps, connection, facts.ip!, domain, isNull, dnsLeft),
+      dnsbl: () => dnsblOf(deps, connection, facts, dnsLeft),
+    },
   )
   if (a.kind !== 'tuple') return a
-  const verdict = await deps.decisions.check(a, deps.now(), timingFrom(deps.config), {
-    prefix: deps.config.redis.prefix,
+  // A client a DNSBL lists is greylisted whoever it writes for.
+  if (config.correspondents.enabled && a.authenticatedDomain && !a.evidence.dnsbl.listed.length) {
+    const key = correspondentKey(config.redis.prefix, a.recipient)
+    if (await deps.decisions.isCorrespondent(key, correspondentField(a.authenticatedDomain), deps.now())) {
+      return { kind: 'correspondent', domain: a.authenticatedDomain }
+    }
+  }
+  const trusted = isTrusted(a.evidence)
+  const accept = trusted && config.select.policy === 'suspicious'
+  const verdict = await deps.decisions.check(a, deps.now(), timingFrom(config), {
+    prefix: config.redis.prefix,
     shadow,
-    ttlDays: deps.config.stats.days,
-    identitiesMax: deps.config.stats.identities,
+    // Accepted on its evidence: the tuple is recorded all the same (a later switch back to
+    // `all` finds it), and what `all` would have deferred is counted as trusted:<state>.
+    ...(accept ? { label: 'trusted' as const } : {}),
+    ...(trusted && !accept ? { also: 'would_trust' as const } : {}),
+    ttlDays: config.stats.days,
+    identitiesMax: config.stats.identities,
   })
-  return { kind: 'tuple', identity: a.identity, verdict }
+  if (accept) return { kind: 'trusted', identity: a.identity, verdict, evidence: a.evidence }
+  return { kind: 'tuple', identity: a.identity, verdict, wouldTrust: trusted, evidence: a.evidence }
+}
+
+/** DNSBL listings once per connection: the dns-list plugin's when it ran, else [select] zones. */
+function dnsblOf(deps: Deps, connection: Connection, facts: ConnectionNote, dnsLeft: () => number): Promise<DnsblFacts> {
+  if (!facts.dnsbl) {
+    const fromPlugin = dnsblFromDnsListResults(connection.results.get('dns-list'))
+    const zones = zoneList(deps.config.select.zones)
+    const timeoutMs = Math.min(deps.config.dns.timeout_ms, dnsLeft())
+    facts.dnsbl =
+      fromPlugin || !zones.length || !facts.ip
+        ? Promise.resolve(fromPlugin ?? { source: 'none', listed: [] })
+        : lookupDnsbl(facts.ip, zones, deps.resolver, Math.max(timeoutMs, 20))
+  }
+  return facts.dnsbl
+}
+
+/** After a relayed message is queued: the outside domains its (local) sender wrote to. */
+export function correspondentsOf(deps: Deps, connection: Connection, isLocalDomain: (d: string) => boolean): { key: string; mailbox: string; domains: { field: string; domain: string }[] } | null {
+  const txn = connection.transaction
+  if (!txn || !connection.relaying || !deps.config.correspondents.enabled) return null
+  const mailbox = normaliseAddress(addressOf(txn.mail_from))
+  const from = domainOf(mailbox)
+  if (mailbox === NULL_SENDER || !from || !isLocalDomain(from)) return null
+  const outside = [...new Set(txn.rcpt_to.map((r) => domainOf(normaliseAddress(addressOf(r)))).filter((d): d is string => Boolean(d) && !isLocalDomain(d!)))]
+  if (!outside.length) return null
+  const local = normaliseRecipient(mailbox, deps.config.envelope.recipient_strip_ext)
+  return {
+    key: correspondentKey(deps.config.redis.prefix, local),
+    mailbox: local,
+    domains: outside.map((domain) => ({ field: correspondentField(domain), domain })),
+  }
 }
 
 /** rDNS facts, looked up once per connection (several recipients and transactions share them). */

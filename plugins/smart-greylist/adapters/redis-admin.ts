@@ -23,6 +23,15 @@ export interface AwlRecord {
   readonly passes: number
 }
 
+/** One correspondent of a local mailbox, as `correspondents list` shows it. */
+export interface CorrespondentRecord {
+  readonly key: string
+  readonly field: string
+  readonly mailbox: string
+  readonly domain: string
+  readonly expiresAt: number
+}
+
 export class AdminStore {
   private readonly redis: BoundedRedis
 
@@ -74,6 +83,26 @@ export class AdminStore {
       rows.forEach((h, i) => out.push({ key: keys[i], identity: h.i ?? '', domain: h.d ?? '', passes: Number(h.n ?? 0) }))
     }
     return out
+  }
+
+  async correspondents(prefix: string): Promise<CorrespondentRecord[]> {
+    const out: CorrespondentRecord[] = []
+    for await (const keys of this.scan(KEY_PATTERNS.correspondents(prefix))) {
+      const rows = await Promise.all(keys.map((k) => this.hash(k)))
+      rows.forEach((h, i) => {
+        for (const [field, value] of Object.entries(h)) {
+          if (field === 'm') continue
+          const bar = value.indexOf('|')
+          out.push({ key: keys[i], field, mailbox: h.m ?? '', domain: value.slice(bar + 1), expiresAt: Number(value.slice(0, bar)) })
+        }
+      })
+    }
+    return out
+  }
+
+  /** Removes fields of one hash (HDEL); the count removed. */
+  async hdel(key: string, fields: string[]): Promise<number> {
+    return fields.length ? Number(await this.redis.run((db) => db.sendCommand!(['HDEL', key, ...fields]))) : 0
   }
 
   /** One DEL per key (keys of different shards may live on different cluster nodes), 500 at a time. */

@@ -25,7 +25,8 @@ const ARG_NAMES = [
   'identity',
   'sender',
   'recipient',
-  'shadow', // '1' or '0'
+  'label', // what a deferral counts as: defer (enforced), shadow ([main] mode), trusted ([select] accepted it)
+  'also', // a second counter a deferral bumps ('' = none): would_trust (suspicious would have accepted it)
   'stats_ttl',
   'fail_open', // decisions that failed open since the last successful write
   'field', // COUNT_SCRIPT: the counter to bump
@@ -76,8 +77,9 @@ local windowms = tonumber(window)
 local awlpasses = tonumber(awl_passes)
 local buckets = {${DELAY_BUCKETS.join(', ')}}
 local function deferred(status)
-  if shadow == '1' then stat('shadow:' .. status) else stat('defer:' .. status) end
-  if (status == 'new' or status == 'expired') and identities_key ~= '' then
+  stat(label .. ':' .. status)
+  if also ~= '' then stat(also .. ':' .. status) end
+  if (status == 'new' or status == 'expired') and label ~= 'trusted' and identities_key ~= '' then
     -- A new member sets the TTL and, now and then, trims the set to the identities deferred most.
     if tonumber(redis.call('ZINCRBY', identities_key, 1, identity)) == 1 then
       redis.call('PEXPIRE', identities_key, statsttl)
@@ -154,11 +156,40 @@ interface Script {
   readonly sha: string
 }
 function script(body: string): Script {
-  const source = `${PREAMBLE}\n${DEADLINE}${COUNTING}${body}`
-  return { source, sha: createHash('sha1').update(source).digest('hex') }
+  return plain(`${PREAMBLE}\n${DEADLINE}${COUNTING}${body}`)
 }
 export const TUPLE_SCRIPT = script(TUPLE_BODY)
 export const COUNT_SCRIPT = script(COUNT_BODY)
+
+// KEYS[1]: a local mailbox's correspondents. ARGV: now, ttl (ms), most kept, the mailbox, then
+// (field, domain) pairs. Past the bound the entries that expire first go.
+const CORRESPONDENT_SCRIPT: Script = plain(`
+local now, ttl, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'm', ARGV[4])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], (now + ttl) .. '|' .. ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ttl)
+if redis.call('HLEN', KEYS[1]) - 1 > most then
+  local all = redis.call('HGETALL', KEYS[1])
+  local entries = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= 'm' then table.insert(entries, {all[i], tonumber(string.match(all[i + 1], '^(%d+)')) or 0}) end
+  end
+  table.sort(entries, function(a, b) return a[2] < b[2] end)
+  for i = 1, #entries - most do redis.call('HDEL', KEYS[1], entries[i][1]) end
+end
+return 1
+`)
+
+function plain(source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') }
+}
+
+/** A local mailbox's correspondents to record: the outside domains it wrote to. */
+export interface CorrespondentWrite {
+  readonly key: string
+  readonly mailbox: string
+  readonly domains: readonly { field: string; domain: string }[]
+}
 
 type ScriptKeys = Partial<Record<KeyName, string>>
 type ScriptArgs = Partial<Record<ArgName, string | number>>
@@ -188,9 +219,16 @@ export interface TupleRef {
   readonly recipient: string
 }
 
+/** What a deferral of this call counts as (see the script's `label`). */
+export type DeferLabel = 'defer' | 'shadow' | 'trusted'
+
 export interface StatsOptions {
   readonly prefix: string
   readonly shadow: boolean
+  /** Overrides `shadow`: the counter family a deferral bumps. */
+  readonly label?: DeferLabel
+  /** A second counter family a deferral bumps. */
+  readonly also?: 'would_trust'
   /** Days the counters are kept; 0 = no statistics. */
   readonly ttlDays: number
   /** Identities kept per day in the "delayed most" set. */
@@ -249,7 +287,8 @@ export class DecisionStore implements FlagStore {
         identity: `${t.identity.kind}:${t.identity.value}`.slice(0, this.storedChars()),
         sender: t.sender.slice(0, this.storedChars()),
         recipient: t.recipient.slice(0, this.storedChars()),
-        shadow: stats.shadow ? 1 : 0,
+        label: stats.label ?? (stats.shadow ? 'shadow' : 'defer'),
+        also: stats.also ?? '',
         stats_ttl: stats.ttlDays * 86_400_000,
         fail_open: failOpen,
         pending_cap: timing.pendingCap,
@@ -269,6 +308,19 @@ export class DecisionStore implements FlagStore {
     await this.withFailOpen((failOpen) =>
       this.eval(COUNT_SCRIPT, this.statKeys(stats, now, shardOf(spread)), { field, stats_ttl: stats.ttlDays * 86_400_000, fail_open: failOpen, deadline: this.deadline() }),
     )
+  }
+
+  /** True when `field` of a mailbox's correspondents is there and not expired. */
+  async isCorrespondent(key: string, field: string, now: number): Promise<boolean> {
+    const value = await this.bounded((db) => db.hGet!(key, field))
+    return typeof value === 'string' && Number(value.split('|')[0]) > now
+  }
+
+  /** Records (or refreshes) the outside domains a local mailbox wrote to. */
+  async recordCorrespondents(w: CorrespondentWrite, now: number, ttlMs: number, most: number): Promise<void> {
+    const cut = this.storedChars()
+    const pairs = w.domains.flatMap((d) => [d.field, d.domain.slice(0, cut)])
+    await this.run(CORRESPONDENT_SCRIPT, { keys: [w.key], arguments: [String(now), String(ttlMs), String(most), w.mailbox.slice(0, cut), ...pairs] })
   }
 
   /** Remembers a decision that failed open; the next successful write counts it. */
@@ -320,7 +372,10 @@ export class DecisionStore implements FlagStore {
   }
 
   private eval(s: Script, keys: ScriptKeys, args: Omit<ScriptArgs, 'absent'>): Promise<unknown> {
-    const call = scriptCall(keys, args)
+    return this.run(s, scriptCall(keys, args))
+  }
+
+  private run(s: Script, call: { keys: string[]; arguments: string[] }): Promise<unknown> {
     return this.bounded(async (db) => {
       try {
         return await db.evalSha(s.sha, call)

@@ -8,6 +8,7 @@ import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from './e
 import { awlEligible, awlScope, identityText, resolveIdentity, type Identity, type RdnsFacts, type SpfFacts } from './identity'
 import type { ParsedIp } from './ip'
 import { identityKeys } from './keys'
+import { evidenceOf, senderAuthenticated, type DnsblFacts, type Evidence } from './select'
 import type { ProviderIndex } from './providers'
 import type { Whitelist } from './whitelist'
 
@@ -33,6 +34,8 @@ export interface Subject {
 export interface FactSources {
   rdns(): Promise<RdnsFacts>
   spf(domain: string, isNull: boolean): Promise<SpfFacts>
+  /** DNSBL listings of the client ([select]); absent: not asked. */
+  dnsbl?(): Promise<DnsblFacts>
 }
 
 export type Assessment =
@@ -50,6 +53,10 @@ export type Assessment =
       readonly startedKey: string
       /** Present when the (identity, sender domain) pair may be auto-whitelisted. */
       readonly awlKey?: string
+      /** What the client brings for [select] policy = suspicious. */
+      readonly evidence: Evidence
+      /** The sender's domain when it is authenticated (for [correspondents]); else null. */
+      readonly authenticatedDomain: string | null
     }
 
 export async function assess(policy: Policy, s: Subject, sources: FactSources): Promise<Assessment> {
@@ -77,7 +84,7 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
   const sender = normaliseAddress(s.sender)
   const isNull = sender === NULL_SENDER
   const spfDomain = isNull ? (s.helo ? s.helo.toLowerCase() : null) : domainOf(sender)
-  const needSpf = (config.identity.spf || config.whitelist.verify_from) && spfDomain
+  const needSpf = (config.identity.spf || config.whitelist.verify_from || config.select.policy === 'suspicious' || config.correspondents.enabled) && spfDomain
   const spf: SpfFacts = needSpf ? await sources.spf(spfDomain, isNull) : { domain: null, result: 'skipped' }
   const senderBacked = !config.whitelist.verify_from || (spf.result === 'pass' && !spf.permissive && !isNull && spf.domain === domainOf(sender))
   const byFrom = senderBacked ? whitelist.matchSender({ from: sender }) : undefined
@@ -86,7 +93,10 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
   const identity = resolveIdentity({ ip: s.ip, spf, rdns, pool }, config.identity, orgDomain)
   const id = identityText(identity)
   const senderDomain = isNull ? null : domainOf(sender)
-  const awl = config.awl.passes > 0 && awlEligible(identity, senderDomain, rdns, s.ip, pool)
+  const dnsbl: DnsblFacts = sources.dnsbl ? await sources.dnsbl() : { source: 'none', listed: [] }
+  const evidence = evidenceOf(rdns, spf, senderDomain, dnsbl)
+  // A client a DNSBL lists earns no auto-whitelist pass: each of its tuples waits the delay.
+  const awl = config.awl.passes > 0 && !dnsbl.listed.length && awlEligible(identity, senderDomain, rdns, s.ip, pool)
   const scope = awlScope(s.ip, pool, { ipv4: config.awl.scope_ipv4_prefix, ipv6: config.awl.scope_ipv6_prefix })
   const keys = identityKeys(config.redis.prefix, id)
   return {
@@ -98,6 +108,8 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
     key: keys.tuple(sender, recipient),
     startedKey: keys.started,
     ...(awl ? { awlKey: keys.awl(senderDomain!, scope) } : {}),
+    evidence,
+    authenticatedDomain: senderAuthenticated(evidence, rdns, senderDomain) ? senderDomain : null,
   }
 }
 

@@ -12,6 +12,8 @@
 //   <prefix>{<shard>}a:<digest>  hash {n: passes, i: identity, d: domain}  TTL awl ttl, refreshed on use
 //   <prefix>{<shard>}n:<digest>  string: new tuples the identity started    TTL retry_window from the first
 //   <prefix>{<shard>}st:<day>, <prefix>{<shard>}si:<day>: statistics, see stats.ts
+//   <prefix>{<shard>}c:<digest>  hash {m: mailbox, <digest(domain)>: "<expires ms>|<domain>"}
+//                                a local mailbox's correspondents           TTL correspondents ttl, refreshed on write
 //   <prefix>s:<digest>           string "1" permissive / "0" strict SPF    TTL identity spf_guard_ttl
 import { createHash } from 'node:crypto'
 
@@ -62,6 +64,16 @@ export function tupleKey(prefix: string, identity: string, sender: string, recip
   return identityKeys(prefix, identity).tuple(sender, recipient)
 }
 
+/** The hash of a local mailbox's correspondents (in the mailbox's shard). */
+export function correspondentKey(prefix: string, mailbox: string): string {
+  return `${shardPrefix(prefix, shardOf(mailbox))}c:${digest(mailbox)}`
+}
+
+/** A correspondent domain's field in that hash. */
+export function correspondentField(domain: string): string {
+  return digest(domain)
+}
+
 export function spfGuardKey(prefix: string, domain: string): string {
   return `${prefix}s:${digest(domain)}`
 }
@@ -71,6 +83,7 @@ export const KEY_PATTERNS = {
   tuples: (prefix: string) => `${prefix}{*}t:*`,
   awl: (prefix: string) => `${prefix}{*}a:*`,
   started: (prefix: string) => `${prefix}{*}n:*`,
+  correspondents: (prefix: string) => `${prefix}{*}c:*`,
   spfGuard: (prefix: string) => `${prefix}s:*`,
 } as const
 

@@ -1,6 +1,6 @@
 // Every setting of smart-greylist.ini, declared once: section, key, type, default, bounds and one
 // line of doc. The Config type, the defaults, validation, the shipped config/smart-greylist.ini
-// and the README's settings table are all derived from SCHEMA (test/unit/settings.test.ts fails
+// and the settings table of docs/settings.md are all derived from SCHEMA (test/unit/settings.test.ts fails
 // when the shipped files disagree with it). Pure: no file is read here.
 import { parseIp } from './ip'
 
@@ -169,6 +169,27 @@ export const SCHEMA = {
       ttl: int(35 * DAY, 60, 400 * DAY, 'seconds an auto-whitelist entry lasts, refreshed on use (35 days)'),
       scope_ipv4_prefix: int(16, 8, 32, 'an entry holds in the client\'s IPv4 /N (or pool) only'),
       scope_ipv6_prefix: int(32, 16, 128, 'the same for IPv6 clients'),
+    },
+  },
+  select: {
+    doc: ['Which unknown tuples are greylisted (RFC 6647 2.1: greylisting only some senders).'],
+    keys: {
+      policy: oneOf(['all', 'suspicious'], 'all', 'suspicious: first contact accepted with FCrDNS + trusted SPF pass, not DNSBL-listed'),
+      zones: {
+        type: 'text',
+        default: '',
+        pattern: /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?:[\s,]+|$))*$/,
+        what: 'DNS zone names, space separated',
+        doc: 'DNSBL zones asked when the dns-list plugin did not run',
+      } satisfies TextSpec,
+    },
+  },
+  correspondents: {
+    doc: ['Mail from a domain a local mailbox wrote to (relayed) skips greylisting for that mailbox.'],
+    keys: {
+      enabled: bool(true, 'record relayed mail, and let authenticated replies to it skip greylisting'),
+      ttl: int(30 * DAY, 60, 400 * DAY, 'seconds a correspondent is remembered, refreshed by new mail to it (30 days)'),
+      per_mailbox: int(1000, 1, 100_000, 'correspondent domains kept per local mailbox (the oldest go)'),
     },
   },
   providers: {
@@ -442,7 +463,7 @@ export function renderIni(): string {
   return `${lines.join('\n')}\n`
 }
 
-/** The README's settings table. */
+/** The settings table of docs/settings.md. */
 export function renderSettingsTable(): string {
   const rows = ['| key | default | range | meaning |', '| --- | --- | --- | --- |']
   for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {

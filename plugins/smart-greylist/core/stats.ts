@@ -1,8 +1,9 @@
 // Daily counters the plugin keeps in Redis, and how `smart-greylist stats` reads them back.
 // The counting itself happens inside the tuple script (store.ts), in the decision's round trip.
 //
-//   <prefix>{<shard>}st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, retry, known, awl,
-//                                            wl:<kind>, skip:<reason>, fail_open, d:<bucket>, dsum, dmax
+//   <prefix>{<shard>}st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, trusted:<…>,
+//                                            would_trust:<…>, retry, known, awl, wl:<kind>,
+//                                            skip:<reason>, fail_open, d:<bucket>, dsum, dmax
 //   <prefix>{<shard>}si:<YYYY-MM-DD>  zset   identity -> tuples deferred (new or expired) that day
 // Both expire after [stats] days. A decision counts in its identity's shard (keys.ts), inside
 // the same script and slot as its tuple; `smart-greylist stats` adds the shards up.
@@ -60,6 +61,10 @@ export interface DayStats {
   readonly whitelisted: Record<string, number>
   readonly skipped: Record<string, number>
   readonly failOpen: number
+  /** [select] policy = suspicious: tuples accepted on evidence that `all` would have deferred, by state. */
+  readonly trusted: Record<string, number>
+  /** [select] policy = all: deferrals that `suspicious` would have accepted, by state. */
+  readonly wouldTrust: Record<string, number>
   readonly delay: { count: number; sumSeconds: number; maxSeconds: number; buckets: Record<string, number> }
 }
 
@@ -81,6 +86,8 @@ export function parseDay(day: string, h: Record<string, string>): DayStats {
     whitelisted: pick('wl:'),
     skipped: pick('skip:'),
     failOpen: n('fail_open'),
+    trusted: pick('trusted:'),
+    wouldTrust: pick('would_trust:'),
     delay: { count: sum(buckets), sumSeconds: n('dsum'), maxSeconds: n('dmax'), buckets },
   }
 }
@@ -122,6 +129,8 @@ export function mergeDays(days: readonly DayStats[]): DayStats {
       whitelisted: add(t.whitelisted, d.whitelisted),
       skipped: add(t.skipped, d.skipped),
       failOpen: t.failOpen + d.failOpen,
+      trusted: add(t.trusted, d.trusted),
+      wouldTrust: add(t.wouldTrust, d.wouldTrust),
       delay: {
         count: t.delay.count + d.delay.count,
         sumSeconds: t.delay.sumSeconds + d.delay.sumSeconds,

@@ -1,0 +1,55 @@
+// `smart-greylist correspondents list|forget`: the outside domains local mailboxes wrote to (so
+// their authenticated replies skip greylisting), and forgetting them.
+import { normaliseAddress, normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
+import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { Context } from '../context'
+
+export const correspondentsList: Command = {
+  name: 'correspondents list',
+  summary: 'the outside domains each local mailbox wrote to, with when they are forgotten',
+  usage: '[--mailbox ADDR] [--config DIR] [--json]',
+  description: ['Recorded when a relayed message from a local mailbox is queued ([correspondents]).'],
+  options: { ...COMMON_OPTIONS, mailbox: { type: 'string' } },
+  optionHelp: { ...COMMON_HELP, mailbox: 'only this local mailbox' },
+  async run(values, _pos, io) {
+    const ctx = new Context(String(values.config))
+    return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
+      const now = deps.now()
+      const only = values.mailbox === undefined ? null : normaliseRecipient(normaliseAddress(String(values.mailbox)), deps.config.envelope.recipient_strip_ext)
+      const rows = (await admin.correspondents(deps.config.redis.prefix))
+        .filter((c) => c.expiresAt > now && (only === null || c.mailbox === only))
+        .sort((a, b) => a.mailbox.localeCompare(b.mailbox) || a.domain.localeCompare(b.domain))
+        .map((c) => ({ mailbox: c.mailbox, domain: c.domain, expires: new Date(c.expiresAt).toISOString() }))
+      if (values.json) io.out(JSON.stringify({ correspondents: rows }, null, 2))
+      else {
+        for (const r of rows) io.out(`<${r.mailbox}>  ${r.domain}  until ${r.expires}`)
+        io.out(`${rows.length} correspondent(s)`)
+      }
+      return EXIT.ok
+    })
+  },
+}
+
+export const correspondentsForget: Command = {
+  name: 'correspondents forget',
+  summary: 'forget the correspondents of a local mailbox, or one domain of them',
+  usage: '--mailbox ADDR [--domain DOMAIN] [--config DIR] [--json]',
+  options: { ...COMMON_OPTIONS, mailbox: { type: 'string' }, domain: { type: 'string' } },
+  optionHelp: { ...COMMON_HELP, mailbox: 'the local mailbox', domain: 'only this outside domain' },
+  async run(values, _pos, io) {
+    if (values.mailbox === undefined) throw new UsageError('--mailbox is required')
+    const ctx = new Context(String(values.config))
+    return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
+      const mailbox = normaliseRecipient(normaliseAddress(String(values.mailbox)), deps.config.envelope.recipient_strip_ext)
+      const key = correspondentKey(deps.config.redis.prefix, mailbox)
+      const removed =
+        values.domain === undefined
+          ? Math.max(0, Object.keys(await admin.hash(key)).length - 1) * (await admin.del([key]))
+          : await admin.hdel(key, [correspondentField(String(values.domain).toLowerCase().replace(/\.$/, ''))])
+      if (values.json) io.out(JSON.stringify({ removed }))
+      else io.out(`forgot ${removed} correspondent(s) of <${mailbox}>`)
+      return EXIT.ok
+    })
+  },
+}

@@ -78,18 +78,32 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
     assert.notEqual(shardOf('40.107.22.92'), shardOf('209.85.220.41'))
   })
 
-  it('notices a master that stops answering, and leaves refusing ones to fail on their own', async () => {
+  it('gates only the slots of a master that stops answering, and remakes the client after dead_after_ms', async () => {
     let dead = ''
     const health = new RedisHealth(() => db, () => ({ timeoutMs: 200, intervalMs: 100, deadAfterMs: 600 }), Date.now, (why) => {
       dead = why
     })
+    const gated = new DecisionStore(() => db, () => 1000, { health })
     await health.probe()
     assert.equal(health.responsive, true)
     assert.ok(health.deadline(500)! > Date.now())
     const victim = cluster.masters()[1]
+    // One identity whose keys live on the victim, one elsewhere.
+    const refs = Array.from({ length: 40 }, (_, i) => {
+      const k = identityKeys('sgl:', `net:85.215.${i}.0/24`)
+      return { shard: k.shard, key: k.tuple('a@corp.example', 'b@example.com'), startedKey: k.started, identity: { kind: 'net', value: `85.215.${i}.0/24` }, sender: 'a@corp.example', recipient: 'b@example.com' }
+    })
+    const onVictim = refs.find((r) => cluster.masterOf(r.key) === victim)!
+    const elsewhere = refs.find((r) => cluster.masterOf(r.key) !== victim)!
     redisCli(victim, 'CLIENT', 'PAUSE', '1500', 'ALL')
     await health.probe()
-    assert.equal(health.responsive, false, 'a paused master marks Redis silent')
+    assert.equal(health.responsive, false, 'a paused master is noticed')
+    assert.equal(health.responsiveFor(onVictim.key), false)
+    assert.equal(health.responsiveFor(elsewhere.key), true)
+    const started = Date.now()
+    await assert.rejects(gated.check(onVictim, Date.now(), TIMING, { prefix: 'sgl:', shadow: false, ttlDays: 0 }), (e: unknown) => e instanceof Error && /not answering/.test(e.message))
+    assert.ok(Date.now() - started < 50, 'refused at once, not queued behind the paused master')
+    assert.equal((await gated.check(elsewhere, Date.now(), TIMING, { prefix: 'sgl:', shadow: false, ttlDays: 0 })).status, 'new', 'the other masters go on')
     await new Promise((r) => setTimeout(r, 700))
     await health.probe()
     assert.match(dead, /no answer for 600 ms/)

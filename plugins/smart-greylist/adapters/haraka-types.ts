@@ -64,10 +64,14 @@ export interface RedisClient {
   sendCommand?(args: string[]): Promise<unknown>
   /** Set on Cluster and Sentinel clients (redis-client.ts): a plain client per master. */
   sgMasters?(): Promise<RedisNodeClient[]>
+  /** Set on Cluster clients: the address (host:port) of the master that holds a key's slot now. */
+  sgMasterOf?(key: string): string | undefined
 }
 
 /** One Redis server (a master), for what goes to every master rather than by key. */
 export interface RedisNodeClient {
+  /** host:port, when there can be several masters (Cluster). */
+  readonly address?: string
   sendCommand(args: string[]): Promise<unknown>
 }
 

@@ -25,6 +25,7 @@ interface Emitter {
 }
 interface ClusterLike extends RedisClient, Emitter {
   readonly masters: readonly unknown[]
+  readonly slots: readonly unknown[]
   nodeClient(node: unknown): Promise<RedisNodeClient>
   connect(): Promise<unknown>
   destroy(): void
@@ -38,7 +39,12 @@ interface SentinelLike extends Emitter {
 // The node-redis of haraka-plugin-redis itself (not whatever version sits at the top of
 // node_modules), so a single Redis, a Cluster and a Sentinel set are driven by one library.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const nodeRedis = require(require.resolve('redis', { paths: [dirname(require.resolve('haraka-plugin-redis/package.json'))] })) as NodeRedis
+const nodeRedisDir = dirname(require.resolve('redis/package.json', { paths: [dirname(require.resolve('haraka-plugin-redis/package.json'))] }))
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const nodeRedis = require(nodeRedisDir) as NodeRedis
+// The slot of a key, computed by the same library node-redis routes commands with.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const keySlot = require(require.resolve('cluster-key-slot', { paths: [require.resolve('@redis/client', { paths: [nodeRedisDir] })] })) as (key: string) => number
 
 /** Where the state lives: one Redis (host/port/db as haraka-plugin-redis has it), a Cluster, or a Sentinel set. */
 export type Topology =
@@ -153,7 +159,15 @@ export function openRedis(opts: RedisOptions, log: Logger): Promise<RedisClient>
     cluster.on('error', (err) => log.logwarn(`${target}: ${(err as Error).message}`))
     cluster.on('node-error', (err, where) => log.logwarn(`${target} node ${nodeName(where)}: ${(err as Error).message}`))
     const withMasters = Object.assign(cluster, {
-      sgMasters: () => Promise.all(cluster.masters.map((m) => cluster.nodeClient(m))),
+      // Connected lazily, per command: a master that is still connecting holds up only its own probe.
+      sgMasters: () =>
+        Promise.resolve(
+          cluster.masters.map((m): RedisNodeClient => ({
+            address: (m as { address: string }).address,
+            sendCommand: async (args) => (await cluster.nodeClient(m)).sendCommand(args),
+          })),
+        ),
+      sgMasterOf: (key: string) => (cluster.slots[keySlot(key)] as { master?: { address?: string } } | undefined)?.master?.address,
     })
     return connected(withMasters, cluster.connect(), () => cluster.destroy(), log, target)
   }

@@ -312,7 +312,7 @@ export class DecisionStore implements FlagStore {
 
   /** True when `field` of a mailbox's correspondents is there and not expired. */
   async isCorrespondent(key: string, field: string, now: number): Promise<boolean> {
-    const value = await this.bounded((db) => db.hGet!(key, field))
+    const value = await this.bounded(key, (db) => db.hGet!(key, field))
     return typeof value === 'string' && Number(value.split('|')[0]) > now
   }
 
@@ -330,20 +330,23 @@ export class DecisionStore implements FlagStore {
 
   /** A small shared verdict (the SPF guard's), or null when none is stored. */
   async getFlag(key: string): Promise<string | null> {
-    return (await this.bounded((db) => db.get(key))) ?? null
+    return (await this.bounded(key, (db) => db.get(key))) ?? null
   }
 
   async setFlag(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.bounded((db) => db.set(key, value, { PX: ttlMs }))
+    await this.bounded(key, (db) => db.set(key, value, { PX: ttlMs }))
   }
 
   private deadline(): number | string {
     return this.opts.health?.deadline(this.timeoutMs()) ?? ''
   }
 
-  /** Every command of this store: refused at once when Redis is silent or too much is waiting. */
-  private async bounded<T>(command: (db: RedisClient) => Promise<T>): Promise<T> {
-    if (this.opts.health && !this.opts.health.responsive) throw new StoreError('unavailable', 'Redis is not answering')
+  /**
+   * Every command of this store, on `key` (which decides the cluster node): refused at once when
+   * that node is silent or too much is waiting.
+   */
+  private async bounded<T>(key: string, command: (db: RedisClient) => Promise<T>): Promise<T> {
+    if (this.opts.health && !this.opts.health.responsiveFor(key)) throw new StoreError('unavailable', 'Redis is not answering')
     const max = this.opts.maxInFlight?.() ?? Infinity
     if (this.inFlight >= max) throw new StoreError('busy', `${this.inFlight} Redis commands already waiting`)
     this.inFlight++
@@ -376,7 +379,7 @@ export class DecisionStore implements FlagStore {
   }
 
   private run(s: Script, call: { keys: string[]; arguments: string[] }): Promise<unknown> {
-    return this.bounded(async (db) => {
+    return this.bounded(call.keys[0], async (db) => {
       try {
         return await db.evalSha(s.sha, call)
       } catch (err) {

@@ -4,11 +4,11 @@
 // after dead_after_ms the client is dropped and made anew. The probe also measures the offset
 // of Redis's clock, so a decision's script can refuse to run after its deadline.
 //
-// With a Cluster or Sentinel set every master is probed. Only a master that does not answer in
-// time marks Redis silent (commands would queue behind it); one that refuses at once (killed,
-// failing over) leaves the others in use, and after dead_after_ms the client is made anew,
-// which is how it learns the new topology: node-redis follows MOVED replies, not a master
-// that has gone away.
+// With a Cluster or Sentinel set every master is probed. A master that does not answer in time is
+// silent: commands for the slots it holds fail at once (they would queue behind it), the other
+// masters go on. One that refuses at once (killed, failing over) needs no gate, its commands fail
+// by themselves; after dead_after_ms of failures the client is made anew, which is how it learns
+// the new topology: node-redis follows MOVED replies, not a master that has gone away.
 import type { RedisClient } from './haraka-types'
 import { masterNodes } from './redis-client'
 import { TimeoutError, withTimeout } from './timeout'
@@ -25,8 +25,8 @@ export class RedisHealth {
   private failingSince: number | null = null
   /** Redis's clock minus ours, in ms; null until the first probe answers. */
   private offsetMs: number | null = null
-  /** False while the last probe got no answer in time. */
-  responsive = true
+  /** Masters (host:port; '*' for a single Redis or the whole set) that the last probe found silent. */
+  private silent = new Set<string>()
 
   constructor(
     private readonly client: () => RedisClient | undefined,
@@ -50,9 +50,22 @@ export class RedisHealth {
     this.timer = undefined
   }
 
+  /** False while any master is silent. */
+  get responsive(): boolean {
+    return this.silent.size === 0
+  }
+
+  /** Whether a command on `key` may be sent: its master answered the last probe. */
+  responsiveFor(key: string | undefined): boolean {
+    if (this.silent.size === 0) return true
+    if (this.silent.has('*') || key === undefined) return false
+    const master = this.client()?.sgMasterOf?.(key)
+    return master !== undefined && !this.silent.has(master)
+  }
+
   /** A new client starts with a clean slate. */
   reset(): void {
-    this.responsive = true
+    this.silent.clear()
     this.failingSince = null
     this.offsetMs = null
   }
@@ -73,17 +86,17 @@ export class RedisHealth {
       const nodes = await withTimeout(masterNodes(db), timeoutMs, 'Redis masters')
       const replies = await Promise.allSettled(nodes.map((n) => withTimeout(n.sendCommand(['TIME']), timeoutMs, 'Redis TIME')))
       const received = this.now()
-      const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-      this.responsive = !replies.some((r) => r.status === 'rejected' && r.reason instanceof TimeoutError)
+      this.silent = new Set(nodes.filter((_, i) => isTimeout(replies[i])).map((n) => n.address ?? '*'))
       const first = replies.find((r): r is PromiseFulfilledResult<unknown> => r.status === 'fulfilled')
       if (first) {
         const t = first.value as string[]
         this.offsetMs = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000) - (sent + received) / 2
       }
+      const failed = replies.find((r): r is PromiseRejectedResult => r.status === 'rejected')
       if (failed) throw failed.reason
       this.failingSince = null
     } catch (err) {
-      if (err instanceof TimeoutError) this.responsive = false
+      if (err instanceof TimeoutError && !this.silent.size) this.silent.add('*')
       this.failingSince ??= sent
       if (this.now() - this.failingSince >= deadAfterMs) {
         this.failingSince = null
@@ -93,4 +106,8 @@ export class RedisHealth {
       this.probing = false
     }
   }
+}
+
+function isTimeout(r: PromiseSettledResult<unknown> | undefined): boolean {
+  return r?.status === 'rejected' && r.reason instanceof TimeoutError
 }

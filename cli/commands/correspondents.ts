@@ -1,6 +1,6 @@
 // `smart-greylist correspondents list|forget`: the outside domains local mailboxes wrote to (so
 // their authenticated replies skip greylisting), and forgetting them.
-import { normaliseAddress, normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
+import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
 import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
 import { Context } from '../context'
@@ -16,7 +16,7 @@ export const correspondentsList: Command = {
     const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const now = deps.now()
-      const only = values.mailbox === undefined ? null : normaliseRecipient(normaliseAddress(String(values.mailbox)), deps.config.envelope.recipient_strip_ext)
+      const only = values.mailbox === undefined ? null : normaliseRecipient(String(values.mailbox), deps.config.envelope.recipient_strip_ext)
       const rows = (await admin.correspondents(deps.config.redis.prefix))
         .filter((c) => c.expiresAt > now && (only === null || c.mailbox === only))
         .sort((a, b) => a.mailbox.localeCompare(b.mailbox) || a.domain.localeCompare(b.domain))
@@ -41,12 +41,16 @@ export const correspondentsForget: Command = {
     if (values.mailbox === undefined) throw new UsageError('--mailbox is required')
     const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
-      const mailbox = normaliseRecipient(normaliseAddress(String(values.mailbox)), deps.config.envelope.recipient_strip_ext)
+      const mailbox = normaliseRecipient(String(values.mailbox), deps.config.envelope.recipient_strip_ext)
       const key = correspondentKey(deps.config.redis.prefix, mailbox)
-      const removed =
-        values.domain === undefined
-          ? Math.max(0, Object.keys(await admin.hash(key)).length - 1) * (await admin.del([key]))
-          : await admin.hdel(key, [correspondentField(String(values.domain).toLowerCase().replace(/\.$/, ''))])
+      let removed: number
+      if (values.domain === undefined) {
+        // Every field but `m` (the mailbox itself) is one correspondent.
+        removed = Object.keys(await admin.hash(key)).filter((f) => f !== 'm').length
+        await admin.del([key])
+      } else {
+        removed = await admin.hdel(key, [correspondentField(String(values.domain).toLowerCase().replace(/\.$/, ''))])
+      }
       if (values.json) io.out(JSON.stringify({ removed }))
       else io.out(`forgot ${removed} correspondent(s) of <${mailbox}>`)
       return EXIT.ok

@@ -9,6 +9,7 @@ import { evidenceText } from './core/select'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
 import { correspondentsOf, decideRecipient, transactionNote, type RecipientDecision } from './adapters/haraka-recipient'
 import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } from './adapters/redis-client'
+import type { CorrespondentWrite } from './adapters/redis-decision'
 import { RedisHealth } from './adapters/redis-health'
 import { withTimeout } from './adapters/timeout'
 import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps } from './setup'
@@ -214,22 +215,25 @@ function countedAs(d: RecipientDecision): string | null {
  * mailbox's correspondents. Best effort, after the fact: never holds or fails the message.
  */
 export function sg_queue_ok(this: Plugin, next: Next, connection: Connection): void {
-  let write: ReturnType<typeof correspondentsOf> = null
-  try {
-    // Read before next(): answering the client resets the transaction.
-    write = correspondentsOf(this.sg.deps, connection, localDomains(this))
-  } catch (err) {
-    connection.logerror(this, `correspondents: ${(err as Error).message}`)
-  }
+  // Read before next(): answering the client resets the transaction.
+  const w = readCorrespondents(this, connection)
   next()
-  if (!write) return
-  const w = write
+  if (!w) return
   const deps = this.sg.deps
   const { ttl, per_mailbox } = deps.config.correspondents
   deps.decisions
     .recordCorrespondents(w, deps.now(), ttl * 1000, per_mailbox)
     .then(() => connection.loginfo(this, `correspondents recorded: <${w.mailbox}> wrote to ${w.domains.map((d) => d.domain).join(', ')}`))
     .catch((err: Error) => connection.logwarn(this, `correspondents not recorded (${err.message})`))
+}
+
+function readCorrespondents(plugin: Plugin, connection: Connection): CorrespondentWrite | null {
+  try {
+    return correspondentsOf(plugin.sg.deps, connection, localDomains(plugin))
+  } catch (err) {
+    connection.logerror(plugin, `correspondents: ${(err as Error).message}`)
+    return null
+  }
 }
 
 /** The domains Haraka takes mail for: host_list and host_list_regex, as rcpt_to.in_host_list reads them. */

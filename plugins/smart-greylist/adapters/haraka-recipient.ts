@@ -12,6 +12,7 @@ import { isTrusted, zoneList, type DnsblFacts, type Evidence } from '../core/sel
 import type { Deps } from '../setup'
 import { dnsblFromDnsListResults, lookupDnsbl, lookupRdns, rdnsFromFcrdnsResults } from './dns'
 import { addressOf, type Address, type Connection, type Transaction } from './haraka-types'
+import type { CorrespondentWrite } from './redis-decision'
 import { spfFacts } from './spf-guard'
 
 const NOTE = 'smart-greylist'
@@ -130,7 +131,7 @@ function dnsblOf(deps: Deps, connection: Connection, facts: ConnectionNote, dnsL
 }
 
 /** After a relayed message is queued: the outside domains its (local) sender wrote to. */
-export function correspondentsOf(deps: Deps, connection: Connection, isLocalDomain: (d: string) => boolean): { key: string; mailbox: string; domains: { field: string; domain: string }[] } | null {
+export function correspondentsOf(deps: Deps, connection: Connection, isLocalDomain: (d: string) => boolean): CorrespondentWrite | null {
   const txn = connection.transaction
   if (!txn || !connection.relaying || !deps.config.correspondents.enabled) return null
   const mailbox = normaliseAddress(addressOf(txn.mail_from))

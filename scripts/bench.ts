@@ -26,12 +26,14 @@ const { values: args } = parseArgs({
     tuples: { type: 'string', default: '100000' },
     'capacity-decisions': { type: 'string', default: '100000' },
     'smtp-seconds': { type: 'string', default: '15' },
+    'smtp-rounds': { type: 'string', default: '5' },
+    'smtp-only': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
 if (args.help) {
-  console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--capacity-decisions N] [--smtp-seconds N (0 = skip)] [--json]')
+  console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--capacity-decisions N] [--smtp-seconds N per cell (0 = skip)] [--smtp-rounds N] [--smtp-only] [--json]')
   process.exit(0)
 }
 
@@ -161,44 +163,57 @@ function whitelistScaling(): Record<string, number>[] {
   return rows
 }
 
+async function inProcessBenchmarks(port: number, dns: DnsServer) {
+  return {
+    latency: await decisionLatency(port, dns, Number(args.decisions), 'plugins'),
+    latencyOwnDns: await decisionLatency(port, dns, Number(args.decisions), 'own'),
+    memory: await memoryPerTuple(port, Number(args.tuples)),
+    capacity: await shardCapacity(port, Number(args['capacity-decisions'])),
+    whitelist: whitelistScaling(),
+    pools: poolScaling(),
+  }
+}
+
+function printInProcess({ latency, latencyOwnDns, memory, capacity, whitelist, pools }: Awaited<ReturnType<typeof inProcessBenchmarks>>): void {
+  const f = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(3))
+  console.log(`rcpt_ok decision latency, Redis on loopback (${latency.decisions} decisions, half new, half early retries)`)
+  console.log('  rDNS and SPF from the fcrdns and spf plugins      own lookups against a loopback DNS server')
+  for (const [k, v] of Object.entries(latency)) if (k !== 'decisions') console.log(`  ${k.padEnd(24)} ${f(v).padEnd(24)} ${f(latencyOwnDns[k])}`)
+  console.log(`Redis memory for ${memory.tuples} pending tuples`)
+  for (const [k, v] of Object.entries(memory)) if (k !== 'tuples') console.log(`  ${k.padEnd(24)} ${f(v)}`)
+  console.log(`one Redis shard with the tuple script (${capacity[0]?.decisions} decisions per phase, 256 in flight, statistics on)`)
+  console.log('  phase                            decisions/s (this client)  Redis usec/call  decisions per Redis CPU second')
+  for (const r of capacity) console.log(`  ${r.phase.padEnd(32)} ${String(r.perSecond).padStart(26)}  ${String(r.usecPerCall).padStart(15)}  ${String(r.perRedisCpuSecond).padStart(30)}`)
+  console.log('whitelist lookup cost by list size (host: suffixes + ip: ranges; hits, misses, addresses)')
+  for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
+  console.log('provider pool lookup cost by number of ranges')
+  for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
+}
+
 async function main(): Promise<void> {
   const redis = await startPrivateRedis()
   // Every lookup of this process goes to a DNS server on loopback, never the machine's resolver.
   const dns = await DnsServer.start({ txt: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`sender${i}.example`, ['v=spf1 ip4:52.100.0.0/14 -all']])) })
   useDnsServer(`127.0.0.1:${dns.port}`)
   try {
-    const latency = await decisionLatency(redis.port, dns, Number(args.decisions), 'plugins')
-    const latencyOwnDns = await decisionLatency(redis.port, dns, Number(args.decisions), 'own')
-    const memory = await memoryPerTuple(redis.port, Number(args.tuples))
-    const capacity = await shardCapacity(redis.port, Number(args['capacity-decisions']))
-    const whitelist = whitelistScaling()
-    const pools = poolScaling()
+    const inProcess = args['smtp-only'] ? null : await inProcessBenchmarks(redis.port, dns)
     const smtpSeconds = Number(args['smtp-seconds'])
-    const smtp = smtpSeconds > 0 ? await smtpBenchmark(redis, smtpSeconds) : []
-    const result = { node: process.version, latency, latencyOwnDns, memory, capacity, whitelist, pools, smtp }
+    const smtp = smtpSeconds > 0 ? await smtpBenchmark(redis, smtpSeconds, { rounds: Number(args['smtp-rounds']) }) : null
     if (args.json) {
-      console.log(JSON.stringify(result, null, 2))
+      console.log(JSON.stringify({ node: process.version, ...inProcess, smtp }, null, 2))
       return
     }
-    const f = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(3))
-    console.log(`rcpt_ok decision latency, Redis on loopback (${latency.decisions} decisions, half new, half early retries)`)
-    console.log('  rDNS and SPF from the fcrdns and spf plugins      own lookups against a loopback DNS server')
-    for (const [k, v] of Object.entries(latency)) if (k !== 'decisions') console.log(`  ${k.padEnd(24)} ${f(v).padEnd(24)} ${f(latencyOwnDns[k])}`)
-    console.log(`Redis memory for ${memory.tuples} pending tuples`)
-    for (const [k, v] of Object.entries(memory)) if (k !== 'tuples') console.log(`  ${k.padEnd(24)} ${f(v)}`)
-    console.log(`one Redis shard with the tuple script (${capacity[0]?.decisions} decisions per phase, 256 in flight, statistics on)`)
-    console.log('  phase                            decisions/s (this client)  Redis usec/call  decisions per Redis CPU second')
-    for (const r of capacity) console.log(`  ${r.phase.padEnd(32)} ${String(r.perSecond).padStart(26)}  ${String(r.usecPerCall).padStart(15)}  ${String(r.perRedisCpuSecond).padStart(30)}`)
-    console.log('whitelist lookup cost by list size (host: suffixes + ip: ranges; hits, misses, addresses)')
-    for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
-    console.log('provider pool lookup cost by number of ranges')
-    for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
-    if (smtp.length) {
-      console.log(`SMTP sessions through a real Haraka (fcrdns, spf loaded in both), ${smtpSeconds} s each: without -> with smart-greylist`)
-      console.log('  workload     c   rate  sessions/s        RCPT p50 ms     RCPT p99 ms      ratio  p50 +ms  p99 +ms  Redis per decision: round trips, commands, bytes')
-      for (const r of smtp) {
+    if (inProcess) printInProcess(inProcess)
+    if (smtp) {
+      const { setup, rows } = smtp
+      const where = setup.pinned ? `Harakas on CPU ${setup.pinned.harakas}, load generator, Redis and DNS on CPU ${setup.pinned.rest}` : 'not pinned to CPUs'
+      console.log(`SMTP sessions through real Harakas (fcrdns, spf in each): without -> defer-only plugin -> smart-greylist`)
+      console.log(`  ${smtpSeconds} s per cell in ${setup.rounds} rounds taking turns, after ${setup.warmupSeconds} s of warm-up each; ${where}`)
+      console.log('  workload     c   rate  sessions/s           ratio (range)      defer-only  Haraka CPU ms/session  RCPT p50 ms     RCPT p99 ms      Redis per decision')
+      for (const r of rows) {
+        const cpu = `${r.without.cpuMsPerSession} -> ${r.with.cpuMsPerSession} (+${r.cpuOverheadMs})`
         console.log(
-          `  ${r.workload.padEnd(12)} ${String(r.concurrency).padStart(2)}  ${String(r.rate ?? 'max').padStart(4)}  ${`${r.without.perSecond} -> ${r.with.perSecond}`.padEnd(16)}  ${`${r.without.p50} -> ${r.with.p50}`.padEnd(14)}  ${`${r.without.p99} -> ${r.with.p99}`.padEnd(15)}  ${String(r.throughputRatio).padEnd(5)}  ${String(r.p50OverheadMs).padStart(7)}  ${String(r.p99OverheadMs).padStart(7)}  ${r.redisRoundTripsPerDecision}, ${r.redisCommandsPerDecision}, ${r.redisBytesPerDecision}`,
+          `  ${r.workload.padEnd(12)} ${String(r.concurrency).padStart(2)}  ${String(r.rate ?? 'max').padStart(4)}  ${`${r.without.perSecond} -> ${r.deferOnly.perSecond} -> ${r.with.perSecond}`.padEnd(19)}  ${`${r.throughputRatio} (${r.ratioRange[0]}-${r.ratioRange[1]})`.padEnd(17)}  ${String(r.deferOnlyRatio).padEnd(10)}  ${cpu.padEnd(21)}  ${`${r.without.p50} -> ${r.with.p50}`.padEnd(14)}  ${`${r.without.p99} -> ${r.with.p99}`.padEnd(15)}  ${r.redisRoundTripsPerDecision} round trip, ${r.redisCommandsPerDecision} commands, ${r.redisBytesPerDecision} bytes`,
         )
       }
     }

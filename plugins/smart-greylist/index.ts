@@ -288,35 +288,39 @@ function record(plugin: Plugin, connection: Connection, rcpt: Address, o: Recipi
   const txn = connection.transaction
   if (!txn) return
   const envelope = `from=<${addressOf(txn.mail_from)}> to=<${addressOf(rcpt)}>`
+  // The log line is the result's `human` text, emitted by haraka-results: one line, and
+  // haraka-results does not format a summary of its own on every add (nobody read it).
+  const emit = plugin.sg.deps.config.main.log_decisions
+  const add = (result: Record<string, unknown>, line: string): void => {
+    txn.results.add(plugin, { ...result, human: line, emit })
+  }
   switch (o.kind) {
     case 'skip':
-      txn.results.add(plugin, { skip: o.reason })
-      connection.loginfo(plugin, `skip reason=${o.reason} ${envelope}`)
-      return
+      return add({ skip: o.reason }, `skip reason=${o.reason} ${envelope}`)
     case 'whitelist':
-      txn.results.add(plugin, { pass: `whitelist:${o.what}`, whitelist: o.entry })
-      connection.loginfo(plugin, `accept reason=whitelist:${o.what} entry="${o.entry}" (${o.origin}) ${envelope}`)
-      return
+      return add({ pass: `whitelist:${o.what}`, whitelist: o.entry }, `accept reason=whitelist:${o.what} entry="${o.entry}" (${o.origin}) ${envelope}`)
     case 'correspondent':
-      txn.results.add(plugin, { skip: 'correspondent', correspondent: o.domain })
-      connection.loginfo(plugin, `skip reason=correspondent domain=${o.domain} ${envelope}`)
-      return
+      return add({ skip: 'correspondent', correspondent: o.domain }, `skip reason=correspondent domain=${o.domain} ${envelope}`)
     case 'trusted': {
       const evidence = evidenceText(o.evidence)
-      txn.results.add(plugin, { skip: 'trusted', evidence, identity: identityText(o.identity), tuple: o.verdict.status })
-      connection.loginfo(plugin, `skip reason=trusted evidence=${evidence} identity=${identityText(o.identity)} tuple=${o.verdict.status} ${envelope}`)
-      return
+      const id = identityText(o.identity)
+      return add(
+        { skip: 'trusted', evidence, identity: id, tuple: o.verdict.status },
+        `skip reason=trusted evidence=${evidence} identity=${id} tuple=${o.verdict.status} ${envelope}`,
+      )
     }
     case 'tuple': {
       const { verdict: v } = o
       const id = identityText(o.identity)
       const result = v.action === 'defer' ? { fail: `greylisted:${v.status}` } : { pass: `greylist:${v.status}` }
-      txn.results.add(plugin, { ...result, identity: id, identity_reason: o.identity.reason, ...(shadow ? { shadow: true } : {}) })
       const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
       const action = v.action === 'defer' && shadow ? 'shadow-defer' : v.action
       // Under [select] policy = all: what suspicious would have done with this deferral.
       const other = o.wouldTrust && v.action === 'defer' ? ` suspicious_would=accept evidence=${evidenceText(o.evidence)}` : ''
-      connection.loginfo(plugin, `${action} reason=${v.status} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}${other}`)
+      add(
+        { ...result, identity: id, identity_reason: o.identity.reason, ...(shadow ? { shadow: true } : {}) },
+        `${action} reason=${v.status} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}${other}`,
+      )
       // A DNS server that failed or did not answer is not "no such name": said as an error.
       const dns = o.identity.reason.split(',').filter((r) => r === 'rdns_error' || r === 'spf_temperror')
       if (dns.length) connection.logerror(plugin, `dns error (${dns.join(', ')}): identity fell back to ${id}`)

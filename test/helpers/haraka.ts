@@ -50,6 +50,10 @@ export interface HarakaOptions {
   nodes?: number
   /** Leave smart-greylist out of config/plugins (the benchmark's baseline). */
   withoutPlugin?: boolean
+  /** Plugins of the instance's own (name -> source), listed where smart-greylist would be. */
+  localPlugins?: Record<string, string>
+  /** Offer STARTTLS (the tls plugin, with a self-signed certificate made here by openssl). */
+  tls?: boolean
   /** Options for node itself, e.g. ['--cpu-prof'] to profile Haraka under load. */
   nodeArgs?: string[]
 }
@@ -94,7 +98,21 @@ export class HarakaInstance {
     const cfg = (name: string, text: string): void => fs.writeFileSync(path.join(dir, 'config', name), text)
     cfg('smtp.ini', `listen=127.0.0.1:${port}\nnodes=${opts.nodes ?? 0}\n`)
     cfg('log.ini', '[main]\nlevel=info\ntimestamps=true\n')
-    const plugins = [...(opts.pluginsBefore ?? []), 'rcpt_to.in_host_list', ...(opts.withoutPlugin ? [] : ['smart-greylist']), opts.queue ?? 'queue/discard']
+    const local = Object.entries(opts.localPlugins ?? {})
+    fs.mkdirSync(path.join(dir, 'plugins'), { recursive: true })
+    for (const [name, source] of local) fs.writeFileSync(path.join(dir, 'plugins', `${name}.js`), source)
+    if (opts.tls) {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=mx.example.com',
+        '-keyout', path.join(dir, 'config', 'tls_key.pem'), '-out', path.join(dir, 'config', 'tls_cert.pem')], { stdio: 'ignore' })
+    }
+    const plugins = [
+      ...(opts.tls ? ['tls'] : []),
+      ...(opts.pluginsBefore ?? []),
+      'rcpt_to.in_host_list',
+      ...local.map(([name]) => name),
+      ...(opts.withoutPlugin ? [] : ['smart-greylist']),
+      opts.queue ?? 'queue/discard',
+    ]
     cfg('plugins', [...plugins, ''].join('\n'))
     cfg('host_list', 'example.com\n')
     cfg('redis.ini', `[server]\nhost=127.0.0.1\nport=${opts.redisPort}\n`)

@@ -22,6 +22,8 @@ export interface LoadOptions {
   readonly data?: boolean
   /** Start at most this many sessions per second (unset: as fast as the sessions finish). */
   readonly rate?: number
+  /** STARTTLS after EHLO (then EHLO again), as most mail arrives today. */
+  readonly tls?: boolean
 }
 
 export interface RcptSample {
@@ -59,6 +61,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     try {
       s = await SmtpSession.open(opts.port, p.clientIp)
       count((await s.command('EHLO client.example.net')).code)
+      if (opts.tls) {
+        await s.startTls()
+        count((await s.command('EHLO client.example.net')).code)
+      }
       count((await s.command(`MAIL FROM:<${p.from}>`)).code)
       const at = Date.now() - started
       const sent = performance.now()

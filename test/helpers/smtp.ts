@@ -1,6 +1,7 @@
 // A minimal SMTP client for the end-to-end tests: real TCP to Haraka on loopback, optionally
 // preceded by a PROXY v1 header that presents a public client address (nothing is sent there).
 import net from 'node:net'
+import tls from 'node:tls'
 
 export interface Reply {
   code: number
@@ -13,7 +14,11 @@ export class SmtpSession {
   private replies: Reply[] = []
   private closed = false
 
-  private constructor(private readonly sock: net.Socket) {
+  private constructor(private sock: net.Socket) {
+    this.listen(sock)
+  }
+
+  private listen(sock: net.Socket): void {
     sock.setEncoding('utf8')
     sock.on('data', (chunk: string) => {
       this.buffer += chunk
@@ -24,6 +29,22 @@ export class SmtpSession {
       for (const w of this.waiters.splice(0)) w({ code: 0, text: 'connection closed' })
     })
     sock.on('error', () => undefined)
+  }
+
+  /** STARTTLS, then the TLS handshake (any certificate: the server is the test's own). */
+  async startTls(): Promise<void> {
+    const r = await this.command('STARTTLS')
+    if (r.code !== 220) throw new Error(`STARTTLS refused: ${r.text}`)
+    const plain = this.sock
+    plain.removeAllListeners('data')
+    plain.removeAllListeners('close')
+    const secure = tls.connect({ socket: plain, rejectUnauthorized: false })
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve)
+      secure.once('error', reject)
+    })
+    this.sock = secure
+    this.listen(secure)
   }
 
   static async open(port: number, clientIp?: string): Promise<SmtpSession> {

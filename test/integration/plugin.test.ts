@@ -50,6 +50,21 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     assert.equal((await db.keys(KEY_PATTERNS.tuples('sgl:'))).length, 1)
   })
 
+  it('logs each decision in one line, the result\'s own text, unless [main] log_decisions = false', async () => {
+    for (const [extra, expected] of [['', 1], ['log_decisions = false\n', 0]] as const) {
+      const plugin = makePlugin(plain(extra), db)
+      const conn = withFcrdns(connection({ ip: '85.214.132.10' }))
+      const logged: string[] = []
+      ;(conn as unknown as { loginfo(p: unknown, m: string): void }).loginfo = (_p, m) => logged.push(m)
+      const { rc } = await callRcptOk(plugin, conn, 'bob@example.com')
+      assert.equal(rc, constants.denysoft)
+      const r = conn.transaction!.results.get(plugin)!
+      assert.deepEqual(r.fail, [expected ? 'greylisted:new' : 'greylisted:early'])
+      assert.match(String(r.human), /^defer reason=(new|early) identity=net:85\.214\.132\.0\/24 identity_reason=spf_none,no_rdns,no_pool from=<alice@sender\.example\.org> to=<bob@example\.com> waited=0s retry_in=60s$/)
+      assert.deepEqual(logged, expected ? [r.human] : [])
+    }
+  })
+
   it('skips relaying and private clients without touching Redis', async () => {
     const plugin = makePlugin(plain(), db)
     for (const conn of [connection({ ip: '85.214.132.10', relaying: true }), connection({ ip: '10.1.2.3', isPrivate: true })]) {

@@ -46,6 +46,18 @@ describe('CidrSet', () => {
     s.add(parseIp('40.107.0.0')!, 16, 'narrow')
     assert.equal(s.lookup(parseIp('40.107.1.1')!), 'narrow')
   })
+  it('handles the ends of IPv4: /0, /32 and addresses with the top bit set', () => {
+    const s = new CidrSet<string>()
+    s.add(parseIp('240.0.0.0')!, 4, 'class E')
+    s.add(parseIp('255.255.255.255')!, 32, 'broadcast')
+    assert.equal(s.lookup(parseIp('255.255.255.255')!), 'broadcast')
+    assert.equal(s.lookup(parseIp('255.255.255.254')!), 'class E')
+    assert.equal(s.lookup(parseIp('239.255.255.255')!), undefined)
+    s.add(parseIp('0.0.0.0')!, 0, 'all')
+    assert.equal(s.lookup(parseIp('1.2.3.4')!), 'all')
+    assert.equal(CidrSet.isNetworkAddress(parseIp('128.0.0.0')!, 1), true)
+    assert.equal(CidrSet.isNetworkAddress(parseIp('192.0.0.1')!, 1), false)
+  })
   it('refuses malformed ranges', () => {
     for (const bad of ['40.107.0.0/33', '40.107.0.0/a', '1.2.3.4/8/9', 'example.com/24', '2a01::/129']) assert.equal(parseCidr(bad), null, bad)
   })

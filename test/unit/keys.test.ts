@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { identityKeys, KEY_PATTERNS, SHARDS, shardOf, spfGuardKey } from '../../plugins/smart-greylist/core/keys'
 import { addHashes, allStatsKeys, identitiesPerShard, statsKeys } from '../../plugins/smart-greylist/core/stats'
 import { parseNode, parseNodeList, parseSettings } from '../../plugins/smart-greylist/core/settings'
@@ -14,6 +15,18 @@ describe('cluster-safe keys', () => {
     const s = statsKeys('sgl:', Date.UTC(2026, 10, 28), k.shard)
     const tags = [k.tuple('a@b.example', 'c@d.example'), k.awl('b.example', 'pool:microsoft'), k.started, s.counters, s.identities].map(hashTag)
     assert.deepEqual(new Set(tags), new Set([String(k.shard)]))
+  })
+
+  it('names records as 0.5.0 did: the shard is the first 16 bits of the SHA-256, the digests its first 22 base64url characters', () => {
+    const sha = (s: string): Buffer => createHash('sha256').update(s).digest()
+    for (const id of ['rdns:mail.protection.outlook.com', 'net:85.214.132.0/24', 'spf:example.com', `host:${'h'.repeat(200)}`]) {
+      const shard = sha(id).readUInt16BE(0) % 256
+      assert.equal(shardOf(id), shard)
+      const k = identityKeys('sgl:', id)
+      assert.equal(k.shard, shard)
+      assert.equal(k.started, `sgl:{${shard}}n:${sha(id).toString('base64url').slice(0, 22)}`)
+      assert.equal(k.tuple('a@b.example', 'c@d.example'), `sgl:{${shard}}t:${sha(`${id}\0a@b.example\0c@d.example`).toString('base64url').slice(0, 22)}`)
+    }
   })
 
   it('spreads identities evenly over all shards', () => {

@@ -5,6 +5,10 @@ import { canonicalEntry } from '../../plugins/smart-greylist/core/whitelist'
 describe('stats', () => {
   it('names one hash and one sorted set per UTC day', () => {
     assert.equal(dayOf(Date.UTC(2026, 10, 28, 23, 59)), '2026-11-28')
+    // The day's text is kept between calls: crossing midnight either way still changes it.
+    for (const [t, day] of [[Date.UTC(2026, 10, 28, 23, 59, 59, 999), '2026-11-28'], [Date.UTC(2026, 10, 29), '2026-11-29'], [Date.UTC(2026, 10, 28), '2026-11-28'], [-1, '1969-12-31'], [0, '1970-01-01']] as const) {
+      assert.equal(dayOf(t), day)
+    }
     assert.deepEqual(statsKeys('sgl:', Date.UTC(2026, 10, 28), 17), { counters: 'sgl:{17}st:2026-11-28', identities: 'sgl:{17}si:2026-11-28' })
   })
 

@@ -194,15 +194,30 @@ export interface CorrespondentWrite {
 type ScriptKeys = Partial<Record<KeyName, string>>
 type ScriptArgs = Partial<Record<ArgName, string | number>>
 
-/** KEYS and ARGV in declaration order; an argument the call does not name is '', a key is absent. */
+const ARG_INDEX = new Map<string, number>(ARG_NAMES.map((n, i) => [n, i]))
+
+/**
+ * KEYS and ARGV in declaration order; an argument the call does not name is '', a key is absent.
+ * Plain loops: this runs for every recipient.
+ */
 export function scriptCall(keys: ScriptKeys, args: Omit<ScriptArgs, 'absent'>): { keys: string[]; arguments: string[] } {
-  const stand = KEY_NAMES.map((k) => keys[k]).find(Boolean)
+  let stand: string | undefined
+  for (const k of KEY_NAMES) if (!stand && keys[k]) stand = keys[k]
   if (!stand) throw new Error('a script call needs at least one key')
-  const absent = KEY_NAMES.map((k) => (keys[k] ? '0' : '1')).join('')
-  return {
-    keys: KEY_NAMES.map((k) => keys[k] || stand),
-    arguments: ARG_NAMES.map((a) => (a === 'absent' ? absent : String(args[a as Exclude<ArgName, 'absent'>] ?? ''))),
+  const out: string[] = new Array<string>(KEY_NAMES.length)
+  let absent = ''
+  for (let i = 0; i < KEY_NAMES.length; i++) {
+    const key = keys[KEY_NAMES[i]]
+    out[i] = key || stand
+    absent += key ? '0' : '1'
   }
+  const argv: string[] = new Array<string>(ARG_NAMES.length).fill('')
+  for (const name in args) {
+    const value = args[name as keyof typeof args]
+    if (value !== undefined && value !== null) argv[ARG_INDEX.get(name)!] = String(value)
+  }
+  argv[ARG_INDEX.get('absent')!] = absent
+  return { keys: out, arguments: argv }
 }
 
 const STATUSES: readonly TupleStatus[] = ['new', 'expired', 'early', 'retry', 'known', 'awl', 'capped']
@@ -271,31 +286,33 @@ export class DecisionStore implements FlagStore {
 
   /** One decision in one round trip, counted in the day's statistics. */
   async check(t: TupleRef, now: number, timing: Timing, stats: StatsOptions): Promise<Verdict> {
-    const reply = await this.withFailOpen((failOpen) =>
-      this.eval(TUPLE_SCRIPT, {
-        ...this.statKeys(stats, now, t.shard),
-        tuple_key: t.key,
-        awl_key: t.awlKey,
-        started_key: t.startedKey,
-      }, {
-        now,
-        delay: timing.delayMs,
-        window: timing.windowMs,
-        pass_ttl: timing.passTtlMs,
-        awl_passes: timing.awlPasses,
-        awl_ttl: timing.awlTtlMs,
-        identity: `${t.identity.kind}:${t.identity.value}`.slice(0, this.storedChars()),
-        sender: t.sender.slice(0, this.storedChars()),
-        recipient: t.recipient.slice(0, this.storedChars()),
-        label: stats.label ?? (stats.shadow ? 'shadow' : 'defer'),
-        also: stats.also ?? '',
-        stats_ttl: stats.ttlDays * 86_400_000,
-        fail_open: failOpen,
-        pending_cap: timing.pendingCap,
-        identities_max: identitiesPerShard(stats.identitiesMax ?? 1000),
-        deadline: this.deadline(),
-      }),
-    )
+    const cut = this.storedChars()
+    const keys = this.statKeys(stats, now, t.shard)
+    keys.tuple_key = t.key
+    keys.awl_key = t.awlKey
+    keys.started_key = t.startedKey
+    const args = {
+      now,
+      delay: timing.delayMs,
+      window: timing.windowMs,
+      pass_ttl: timing.passTtlMs,
+      awl_passes: timing.awlPasses,
+      awl_ttl: timing.awlTtlMs,
+      identity: `${t.identity.kind}:${t.identity.value}`.slice(0, cut),
+      sender: t.sender.slice(0, cut),
+      recipient: t.recipient.slice(0, cut),
+      label: stats.label ?? (stats.shadow ? 'shadow' : 'defer'),
+      also: stats.also ?? '',
+      stats_ttl: stats.ttlDays * 86_400_000,
+      fail_open: 0,
+      pending_cap: timing.pendingCap,
+      identities_max: identitiesPerShard(stats.identitiesMax ?? 1000),
+      deadline: this.deadline(),
+    }
+    const reply = await this.withFailOpen((failOpen) => {
+      args.fail_open = failOpen
+      return this.eval(TUPLE_SCRIPT, keys, args)
+    })
     return parseVerdict(reply)
   }
 

@@ -40,7 +40,15 @@ function maskBytes(bytes: number[], prefix: number): number[] {
   })
 }
 
-function netKey(bytes: number[], prefix: number): string {
+/**
+ * The masked network as a map key: a number for IPv4 (lookups try every prefix length in use,
+ * so this runs a dozen times per client), the masked bytes in hex for IPv6.
+ */
+function netKey(bytes: number[], prefix: number): string | number {
+  if (bytes.length === 4) {
+    const n = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0
+    return prefix === 0 ? 0 : (n & (0xffffffff << (32 - prefix))) >>> 0
+  }
   return Buffer.from(maskBytes(bytes, prefix)).toString('hex')
 }
 
@@ -67,8 +75,8 @@ export function parseCidr(text: string): { ip: ParsedIp; prefix: number } | null
 }
 
 export class CidrSet<T> {
-  // family -> prefix length -> masked network (hex) -> value
-  private readonly tables = { ipv4: new Map<number, Map<string, T>>(), ipv6: new Map<number, Map<string, T>>() }
+  // family -> prefix length -> masked network (see netKey) -> value
+  private readonly tables = { ipv4: new Map<number, Map<string | number, T>>(), ipv6: new Map<number, Map<string | number, T>>() }
   private sortedLengths = { ipv4: [] as number[], ipv6: [] as number[] }
   size = 0
 

@@ -113,6 +113,7 @@ export const SCHEMA = {
       } satisfies TextSpec,
       mode: oneOf(['enforce', 'shadow'], 'enforce', 'shadow: log and count would-be deferrals, accept the mail (RFC 6647 §6)'),
       header: bool(false, 'add X-Greylist to accepted mail: why it passed, how long it waited'),
+      log_decisions: bool(true, 'one info line per recipient decision; false keeps them in the results and counters only (errors are always logged)'),
       budget_ms: int(5000, 200, 25_000, 'bound for all DNS and Redis work of a recipient (ms)'),
     },
   },

@@ -14,8 +14,15 @@ export const DELAY_BUCKETS: readonly number[] = [
   60, 120, 180, 240, 300, 360, 420, 480, 600, 900, 1200, 1800, 2700, 3600, 7200, 14_400, 28_800, 86_400, 172_800,
 ]
 
+// Every decision names its day's keys; the text changes once a day.
+let cachedDay = { from: 0, to: -1, text: '' }
+
 export function dayOf(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10)
+  if (ms >= cachedDay.from && ms < cachedDay.to) return cachedDay.text
+  const from = ms - (((ms % 86_400_000) + 86_400_000) % 86_400_000)
+  const text = new Date(ms).toISOString().slice(0, 10)
+  cachedDay = { from, to: from + 86_400_000, text }
+  return text
 }
 
 export function statsKeys(prefix: string, ms: number, shard: number): { counters: string; identities: string } {

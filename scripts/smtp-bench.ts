@@ -210,8 +210,10 @@ export async function smtpBenchmark(
           }
         }
         const [a, d, b] = taken.map(cell)
-        const ratios = taken[2].map((s, r) => s.sessions / s.elapsedMs / (taken[0][r].sessions / taken[0][r].elapsedMs))
-        const deferRatios = taken[1].map((s, r) => s.sessions / s.elapsedMs / (taken[0][r].sessions / taken[0][r].elapsedMs))
+        // Each round's throughput against the baseline's in the same round.
+        const toBaseline = (slices: readonly Slice[]): number[] => slices.map((s, r) => s.sessions / s.elapsedMs / (taken[0][r].sessions / taken[0][r].elapsedMs))
+        const ratios = toBaseline(taken[2])
+        const deferRatios = toBaseline(taken[1])
         rows.push({
           workload,
           concurrency,

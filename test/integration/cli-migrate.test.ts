@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import { digest, identityKeys } from '../../plugins/smart-greylist/core/keys'
+import { dayOf } from '../../plugins/smart-greylist/core/stats'
 import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { runCli } from '../helpers/cli'
 import { configDir } from '../helpers/fixtures'
@@ -35,7 +36,8 @@ describe('smart-greylist migrate (0.4 layout to 0.5)', function () {
     await db.sendCommand(['PEXPIRE', oldTuple, '3000000000'])
     await db.sendCommand(['HSET', oldAwl, 'n', '3', 'i', id, 'd', 'contoso.com'])
     await db.sendCommand(['HSET', oldCut, 'f', '1800000000000', 'i', cutId, 's', sender, 'r', rcpt])
-    await db.sendCommand(['HSET', 'sgl:st:2026-11-27', 'defer:new', '7'])
+    // Yesterday, from the clock the command reads too: `stats --days 2` covers it on any date.
+    await db.sendCommand(['HSET', `sgl:st:${dayOf(Date.now() - 86_400_000)}`, 'defer:new', '7'])
 
     const dry = await runCli(['migrate', '--dry-run', '--json', '--config', dir])
     assert.equal(dry.code, 0, dry.stderr)

@@ -117,7 +117,7 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
         const e = make(j)
         const id = `host:${e.identity}`
         const k = identityKeys('sgl:', id)
-        const ref = { shard: k.shard, key: k.tuple(e.sender, e.recipient), startedKey: k.started, identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
+        const ref = { shard: k.shard, key: k.tuple(e.sender, e.recipient), startedKey: k.started, identity: { kind: 'host' as const, value: e.identity, reason: 'fcrdns' }, sender: e.sender, recipient: e.recipient }
         work.push(store.check(ref, now, { ...timing, pendingCap: n }, { prefix: 'sgl:', shadow: false, ttlDays: 35 }))
       }
       await Promise.all(work)
@@ -127,7 +127,7 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
   const e = SHAPES.short(0)
   const sk = identityKeys('sgl:', `host:${e.identity}`)
   const sample = sk.tuple(e.sender, e.recipient)
-  const sampleRef = { shard: sk.shard, key: sample, startedKey: sk.started, identity: { kind: 'host', value: e.identity }, sender: e.sender, recipient: e.recipient }
+  const sampleRef = { shard: sk.shard, key: sample, startedKey: sk.started, identity: { kind: 'host' as const, value: e.identity, reason: 'fcrdns' }, sender: e.sender, recipient: e.recipient }
   await store.check(sampleRef, now, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
   out.memory_usage_pending_key = (await db.memoryUsage(sample)) ?? 0
   await store.check(sampleRef, now + timing.delayMs, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })

@@ -4,6 +4,7 @@
 // the server, apart from this client sharing the machine.
 import { DecisionStore, type TupleRef } from '../plugins/smart-greylist/adapters/redis-decision'
 import { timingFrom } from '../plugins/smart-greylist/core/decision'
+import type { Identity } from '../plugins/smart-greylist/core/identity'
 import { identityKeys } from '../plugins/smart-greylist/core/keys'
 import { DEFAULTS } from '../plugins/smart-greylist/core/settings'
 import { connectRedis } from '../test/helpers/redis'
@@ -23,7 +24,7 @@ const STATS = { prefix: 'sgl:', shadow: false, ttlDays: 35 }
 
 function refOf(i: number): TupleRef {
   // 1,000 identities (the spread a real MX sees), each with many sender/recipient pairs.
-  const identity = { kind: 'rdns', value: `outbound${i % 1000}.mail.example.net` }
+  const identity: Identity = { kind: 'host', value: `outbound${i % 1000}.mail.example.net`, reason: 'fcrdns' }
   const k = identityKeys('sgl:', `${identity.kind}:${identity.value}`)
   const sender = `newsletter-${i}@mail.shop-example.com`
   const recipient = `firstname.lastname${i % 5000}@example.com`

@@ -5,9 +5,11 @@ import DSN from 'haraka-dsn'
 import tlds from 'haraka-tld'
 import type { Config } from './core/settings'
 import { identityText } from './core/identity'
+import { answer, counterOf, decisionRecord, secs, type RecipientDecision } from './core/recipient'
 import { evidenceText } from './core/select'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
-import { correspondentsOf, decideRecipient, transactionNote, type RecipientDecision } from './adapters/haraka-recipient'
+import { correspondentsOf, recipientInput, transactionNote } from './adapters/haraka-recipient'
+import { decideRecipient } from './adapters/recipient'
 import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } from './adapters/redis-client'
 import type { CorrespondentWrite } from './adapters/redis-decision'
 import { RedisHealth } from './adapters/redis-health'
@@ -148,18 +150,22 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
     .catch((err: unknown) => {
       const kind = err instanceof StoreError ? `redis_${err.kind}` : 'internal'
       const message = err instanceof Error ? err.message : String(err)
-      const { on_error } = plugin.sg.deps.config.main
-      if (on_error === 'accept') plugin.sg.deps.decisions.noteFailOpen()
+      const text = `error (${kind}): ${message}; on_error=${plugin.sg.deps.config.main.on_error}`
       // One line: haraka-results logs an err as it records it.
-      const text = `error (${kind}): ${message}; on_error=${on_error}`
       if (connection.transaction) connection.transaction.results.add(plugin, { err: text })
       else connection.logerror(plugin, text)
-      // Shadow mode never defers, not even on failure: it is there to measure.
-      if (on_error === 'defer' && plugin.sg.deps.config.main.mode !== 'shadow') {
-        return once(constants.denysoft, deferReply(plugin.sg.deps.config))
-      }
-      once()
+      const [code, reply] = onErrorAnswer(plugin)
+      once(code, reply)
     })
+}
+
+/** What a failed decision answers: `[main] on_error`, counted when it fails open. */
+function onErrorAnswer(plugin: Plugin): [number?, unknown?] {
+  const { config, decisions } = plugin.sg.deps
+  if (config.main.on_error === 'accept') decisions.noteFailOpen()
+  // Shadow mode never defers, not even on failure: it is there to measure.
+  if (config.main.on_error === 'defer' && config.main.mode !== 'shadow') return [constants.denysoft, deferReply(config)]
+  return []
 }
 
 function deferReply(config: Config): unknown {
@@ -174,16 +180,21 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
     const { config } = deps
     const shadow = config.main.mode === 'shadow'
     // The backstop: whatever happens inside, the recipient is answered within its budget.
-    const decision = await withTimeout(decideRecipient(deps, connection, rcpt, shadow), config.main.budget_ms + 500, 'the recipient\'s decision')
+    const decision = await withTimeout(
+      decideRecipient(deps, recipientInput(connection, rcpt), deps.decisions, shadow),
+      config.main.budget_ms + 500,
+      "the recipient's decision",
+    )
     record(this, connection, rcpt, decision, shadow)
-    const note = transactionNote(txn)
-    const field = countedAs(decision)
+    if (decision.kind === 'failed') return onErrorAnswer(this)
+    const field = counterOf(decision)
     if (field) {
       const stats = { prefix: config.redis.prefix, shadow, ttlDays: config.stats.days }
       // Counting is best effort and must not hold the recipient.
-      deps.decisions.count(field, deps.now(), stats, connection.remote?.ip ?? '').catch(() => undefined)
+      deps.decisions.count(field, deps.now(), stats, connection.remote.ip ?? '').catch(() => undefined)
     }
-    if (decision.kind !== 'tuple' || decision.verdict.action !== 'defer' || shadow) {
+    const note = transactionNote(txn)
+    if (answer(decision, config) === 'accept') {
       if (decision.kind !== 'skip') note.accepted.push(decision)
       return []
     }
@@ -193,21 +204,6 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
     }
     return [constants.denysoft, deferReply(config)]
   })
-}
-
-/** The day's counter of a decision the tuple script did not count itself. */
-function countedAs(d: RecipientDecision): string | null {
-  switch (d.kind) {
-    case 'skip':
-      return `skip:${d.reason}`
-    case 'whitelist':
-      return `wl:${d.what}`
-    case 'trusted':
-    case 'correspondent':
-      return `skip:${d.kind}`
-    case 'tuple':
-      return null
-  }
 }
 
 /**
@@ -229,24 +225,11 @@ export function sg_queue_ok(this: Plugin, next: Next, connection: Connection): v
 
 function readCorrespondents(plugin: Plugin, connection: Connection): CorrespondentWrite | null {
   try {
-    return correspondentsOf(plugin.sg.deps, connection, localDomains(plugin))
+    return correspondentsOf(plugin.sg.deps, connection)
   } catch (err) {
     connection.logerror(plugin, `correspondents: ${(err as Error).message}`)
     return null
   }
-}
-
-/** The domains Haraka takes mail for: host_list and host_list_regex, as rcpt_to.in_host_list reads them. */
-function localDomains(plugin: Plugin): (domain: string) => boolean {
-  const hosts = new Set(((plugin.config.get('host_list', 'list') as string[] | null) ?? []).map((h) => h.toLowerCase()))
-  const regexes = ((plugin.config.get('host_list_regex', 'list') as string[] | null) ?? []).flatMap((r) => {
-    try {
-      return [new RegExp(`^(?:${r})$`, 'i')]
-    } catch {
-      return []
-    }
-  })
-  return (d) => hosts.has(d) || regexes.some((re) => re.test(d))
 }
 
 export function sg_data(this: Plugin, next: Next, connection: Connection): void {
@@ -284,50 +267,15 @@ export function headerValue(passed: readonly RecipientDecision[], shadow: boolea
   return `passed by smart-greylist; ${why}; identity=${identityText(first.identity)}`
 }
 
-function record(plugin: Plugin, connection: Connection, rcpt: Address, o: RecipientDecision, shadow: boolean): void {
+function record(plugin: Plugin, connection: Connection, rcpt: Address, d: RecipientDecision, shadow: boolean): void {
   const txn = connection.transaction
   if (!txn) return
-  const envelope = `from=<${addressOf(txn.mail_from)}> to=<${addressOf(rcpt)}>`
+  const { config } = plugin.sg.deps
+  const r = decisionRecord(d, { from: addressOf(txn.mail_from), to: addressOf(rcpt) }, shadow, config.main.on_error)
   // The log line is the result's `human` text, emitted by haraka-results: one line, and
-  // haraka-results does not format a summary of its own on every add (nobody read it).
-  const emit = plugin.sg.deps.config.main.log_decisions
-  const add = (result: Record<string, unknown>, line: string): void => {
-    txn.results.add(plugin, { ...result, human: line, emit })
-  }
-  switch (o.kind) {
-    case 'skip':
-      return add({ skip: o.reason }, `skip reason=${o.reason} ${envelope}`)
-    case 'whitelist':
-      return add({ pass: `whitelist:${o.what}`, whitelist: o.entry }, `accept reason=whitelist:${o.what} entry="${o.entry}" (${o.origin}) ${envelope}`)
-    case 'correspondent':
-      return add({ skip: 'correspondent', correspondent: o.domain }, `skip reason=correspondent domain=${o.domain} ${envelope}`)
-    case 'trusted': {
-      const evidence = evidenceText(o.evidence)
-      const id = identityText(o.identity)
-      return add(
-        { skip: 'trusted', evidence, identity: id, tuple: o.verdict.status },
-        `skip reason=trusted evidence=${evidence} identity=${id} tuple=${o.verdict.status} ${envelope}`,
-      )
-    }
-    case 'tuple': {
-      const { verdict: v } = o
-      const id = identityText(o.identity)
-      const result = v.action === 'defer' ? { fail: `greylisted:${v.status}` } : { pass: `greylist:${v.status}` }
-      const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
-      const action = v.action === 'defer' && shadow ? 'shadow-defer' : v.action
-      // Under [select] policy = all: what suspicious would have done with this deferral.
-      const other = o.wouldTrust && v.action === 'defer' ? ` suspicious_would=accept evidence=${evidenceText(o.evidence)}` : ''
-      add(
-        { ...result, identity: id, identity_reason: o.identity.reason, ...(shadow ? { shadow: true } : {}) },
-        `${action} reason=${v.status} identity=${id} identity_reason=${o.identity.reason} ${envelope} ${timing}${other}`,
-      )
-      // A DNS server that failed or did not answer is not "no such name": said as an error.
-      const dns = o.identity.reason.split(',').filter((r) => r === 'rdns_error' || r === 'spf_temperror')
-      if (dns.length) connection.logerror(plugin, `dns error (${dns.join(', ')}): identity fell back to ${id}`)
-    }
-  }
-}
-
-function secs(ms: number): number {
-  return Math.round(ms / 1000)
+  // haraka-results does not format a summary of its own on every add (nobody read it). An
+  // error is logged by haraka-results as it records it.
+  if (d.kind === 'failed') txn.results.add(plugin, { err: r.line })
+  else txn.results.add(plugin, { ...r.result, human: r.line, emit: config.main.log_decisions })
+  if (r.dnsError) connection.logerror(plugin, r.dnsError)
 }

@@ -66,6 +66,8 @@ export function sourcesForDir(dir: string): ConfigSources {
 
 /** Settings and lists, compiled, with every problem found on the way (file, line or key). */
 export interface Loaded extends Policy {
+  /** The domains this Haraka takes mail for (host_list, host_list_regex), as rcpt_to.in_host_list reads them. */
+  readonly isLocalDomain: (domain: string) => boolean
   readonly admin: ParsedList
   readonly providerList: readonly Provider[]
   readonly redis: RedisOptions
@@ -99,6 +101,8 @@ export function load(src: ConfigSources, previous?: Config, onChange?: () => voi
     config,
     whitelist: compileWhitelist([admin]),
     providers: new ProviderIndex(merged.providers, (p) => config.providers[p.id] ?? p.action),
+    orgDomain,
+    isLocalDomain: localDomains(src.instance, watch),
     admin,
     providerList: merged.providers,
     redis,
@@ -111,8 +115,26 @@ export function isPublicSuffix(name: string): boolean {
   return tlds.is_public_suffix(name)
 }
 
+function orgDomain(name: string): string | null {
+  return tlds.get_organizational_domain(name)
+}
+
+function localDomains(reader: ConfigReader, watch: (() => void)[]): (domain: string) => boolean {
+  const list = (name: string): string[] => (reader.get(name, 'list', ...watch) as string[] | null) ?? []
+  const hosts = new Set(list('host_list').map((h) => h.toLowerCase()))
+  const regexes = list('host_list_regex').flatMap((r) => {
+    try {
+      return [new RegExp(`^(?:${r})$`, 'i')]
+    } catch {
+      return []
+    }
+  })
+  return (d) => hosts.has(d) || regexes.some((re) => re.test(d))
+}
+
 /** Everything a decision needs. */
 export interface Deps extends Policy {
+  readonly isLocalDomain: (domain: string) => boolean
   readonly decisions: DecisionStore
   readonly resolver: Resolver
   readonly guard: SpfGuardCache
@@ -145,6 +167,8 @@ export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
     config,
     whitelist: loaded.whitelist,
     providers: loaded.providers,
+    orgDomain: loaded.orgDomain,
+    isLocalDomain: loaded.isLocalDomain,
     decisions,
     resolver: makeResolver(config.dns.timeout_ms, rt.dnsServers),
     guard: new SpfGuardCache(decisions, config, now, { readOnly: rt.readOnly }),

@@ -42,3 +42,7 @@ declare module 'haraka-config' {
   const config: HarakaConfig
   export = config
 }
+
+declare module 'haraka-net-utils' {
+  export function is_private_ip(ip: string): boolean
+}

@@ -2,6 +2,7 @@
 // it: whitelist edits that the running Haraka picks up, check, stats after real SMTP traffic,
 // list and flush; shadow mode and the X-Greylist header end to end.
 import assert from 'node:assert/strict'
+import type { CheckReport } from '../../cli/commands/check'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
 import { runCli } from '../helpers/cli'
 import { connectRedis, type TestRedis } from '../helpers/redis'
@@ -68,11 +69,12 @@ describe('smart-greylist command with a running Haraka', function () {
     const first = await deliver(stack.haraka.port, { clientIp: EXCHANGE_IPS[0], helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['carol@example.com'] })
     assert.equal(first.rcpt[0].code, 451)
     const pending = await runCli([...args.slice(0, 2), EXCHANGE_IPS[3], ...args.slice(3), '--json', '--config', stack.haraka.configDir])
-    const report = JSON.parse(pending.stdout) as { identity: { id: string }; tuple: { passedAt: null }; decision: { why: string; retryInSeconds: number } }
-    assert.equal(report.identity.id, 'host:outbound.protection.outlook.com')
-    assert.equal(report.tuple.passedAt, null)
-    assert.equal(report.decision.why, 'early')
-    assert.ok(report.decision.retryInSeconds >= 0 && report.decision.retryInSeconds <= 2)
+    const report = JSON.parse(pending.stdout) as CheckReport
+    assert.ok(report.kind === 'tuple', pending.stdout)
+    assert.deepEqual(report.identity, { kind: 'host', value: 'outbound.protection.outlook.com', reason: 'fcrdns' })
+    assert.equal(report.stored?.tuple?.passedAt, null)
+    assert.equal(report.verdict.status, 'early')
+    assert.ok(report.verdict.retryInMs >= 0 && report.verdict.retryInMs <= 2000)
 
     const listed = await runCli(['list', '--pending', '--config', stack.haraka.configDir])
     assert.match(listed.stdout, /host:outbound\.protection\.outlook\.com  <alice@contoso\.example> -> <carol@example\.com>/)

@@ -1,6 +1,7 @@
 // The plugin and the command read one Redis database: with [redis] db = 12 in smart-greylist.ini,
 // a real 451 -> 250 cycle is counted by `stats` and its pending tuple shown by `check`.
 import assert from 'node:assert/strict'
+import type { CheckReport } from '../../cli/commands/check'
 import { runCli } from '../helpers/cli'
 import { connectRedis, type TestRedis } from '../helpers/redis'
 import { deliver } from '../helpers/smtp'
@@ -27,10 +28,10 @@ describe('smart-greylist with [redis] db = 12', function () {
 
     const check = await cli('check', '--ip', env.clientIp, '--from', env.from, '--to', env.to[0], '--dns', `127.0.0.1:${stack.dns.port}`)
     assert.equal(check.code, 1, check.stdout + check.stderr)
-    const report = JSON.parse(check.stdout) as { tuple: { passedAt: string | null } | null; decision: { action: string; why: string } }
-    assert.ok(report.tuple, 'the pending tuple is found')
-    assert.equal(report.tuple.passedAt, null)
-    assert.deepEqual([report.decision.action, report.decision.why], ['defer', 'early'])
+    const report = JSON.parse(check.stdout) as CheckReport
+    assert.ok(report.stored?.tuple, 'the pending tuple is found')
+    assert.equal(report.stored.tuple.passedAt, null)
+    assert.deepEqual([report.kind, report.answer, report.kind === 'tuple' && report.verdict.status], ['tuple', 'defer', 'early'])
 
     await sleep(2100)
     const retry = await deliver(stack.haraka.port, env)

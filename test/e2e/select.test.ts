@@ -78,7 +78,7 @@ describe('selective greylisting and correspondents in a running Haraka', functio
 
     const reply = await deliver(stack.haraka.port, { clientIp: PARTNER_IP, helo: 'mx.partner.example', from: 'dan@partner.example', to: ['alice@example.com', 'dave@example.com'] })
     assert.deepEqual(reply.rcpt.map((x) => x.code), [250, 451], 'alice wrote to partner.example; dave did not')
-    assert.match(line('dan@partner.example'), /skip reason=correspondent domain=partner\.example from=<dan@partner\.example> to=<alice@example\.com>/)
+    assert.match(line('dan@partner.example'), /skip reason=correspondent domain=partner\.example identity=net:88\.99\.1\.0\/24 from=<dan@partner\.example> to=<alice@example\.com>/)
 
     const forged = await deliver(stack.haraka.port, { clientIp: ELSEWHERE_IP, from: 'ceo@partner.example', to: ['alice@example.com'] })
     assert.equal(forged.rcpt[0].code, 451, 'a partner.example sender from elsewhere is not authenticated')

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { decide, type StoredState } from '../../plugins/smart-greylist/core/decision'
 import type { DecisionStore, TupleRef } from '../../plugins/smart-greylist/adapters/redis-decision'
+import type { Identity } from '../../plugins/smart-greylist/core/identity'
 import { identityKeys } from '../../plugins/smart-greylist/core/keys'
 import { DECISION_CASES, TIMING } from './decision-cases'
 
@@ -18,7 +19,7 @@ export interface KeyedRedis {
   pTTL(key: string): Promise<number>
 }
 
-export const CASE_IDENTITY = { kind: 'host', value: 'outbound.protection.outlook.com' }
+export const CASE_IDENTITY: Identity = { kind: 'host', value: 'outbound.protection.outlook.com', reason: 'fcrdns' }
 const ids = identityKeys('sgl:', `${CASE_IDENTITY.kind}:${CASE_IDENTITY.value}`)
 export const CASE_KEYS = { tuple: ids.tuple('alice@contoso.com', 'bob@example.com'), awl: ids.awl('contoso.com', 'net:85.214.0.0/16'), started: ids.started }
 

@@ -48,7 +48,7 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
     for (let i = 0; i < 120; i++) {
       const id = `net:85.214.${i}.0/24`
       const k = identityKeys('sgl:', id)
-      const ref = { shard: k.shard, key: k.tuple('a@corp.example', 'b@example.com'), startedKey: k.started, awlKey: k.awl('corp.example', 'net:85.214.0.0/16'), identity: { kind: 'net', value: `85.214.${i}.0/24` }, sender: 'a@corp.example', recipient: 'b@example.com' }
+      const ref = { shard: k.shard, key: k.tuple('a@corp.example', 'b@example.com'), startedKey: k.started, awlKey: k.awl('corp.example', 'net:85.214.0.0/16'), identity: { kind: 'net' as const, value: `85.214.${i}.0/24`, reason: 'no_pool' }, sender: 'a@corp.example', recipient: 'b@example.com' }
       assert.equal((await store.check(ref, t0, TIMING, stats)).status, 'new')
       if (i < 10) {
         // As Redis itself hashes them (a script whose keys are not in one slot would have failed, too).
@@ -91,7 +91,7 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
     // One identity whose keys live on the victim, one elsewhere.
     const refs = Array.from({ length: 40 }, (_, i) => {
       const k = identityKeys('sgl:', `net:85.215.${i}.0/24`)
-      return { shard: k.shard, key: k.tuple('a@corp.example', 'b@example.com'), startedKey: k.started, identity: { kind: 'net', value: `85.215.${i}.0/24` }, sender: 'a@corp.example', recipient: 'b@example.com' }
+      return { shard: k.shard, key: k.tuple('a@corp.example', 'b@example.com'), startedKey: k.started, identity: { kind: 'net' as const, value: `85.215.${i}.0/24`, reason: 'no_pool' }, sender: 'a@corp.example', recipient: 'b@example.com' }
     })
     const onVictim = refs.find((r) => cluster.masterOf(r.key) === victim)!
     const elsewhere = refs.find((r) => cluster.masterOf(r.key) !== victim)!

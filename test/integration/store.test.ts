@@ -111,7 +111,7 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     // Sixty identities counted in one shard (the set is per shard): 16 kept for a total of 10, trimmed past twice that.
     for (let i = 0; i < 60; i++) {
       const k = identityKeys('sgl:', `net:85.214.${i}.0/24`)
-      await store.check({ ...ref(), key: k.tuple('a', 'b'), startedKey: k.started, identity: { kind: 'net', value: `85.214.${i}.0/24` } }, t0, TIMING, stats)
+      await store.check({ ...ref(), key: k.tuple('a', 'b'), startedKey: k.started, identity: { kind: 'net', value: `85.214.${i}.0/24`, reason: 'no_pool' } }, t0, TIMING, stats)
     }
     const size = await db.sendCommand(['ZCARD', statsKeys('sgl:', t0, ref().shard).identities])
     assert.ok(Number(size) >= 16 && Number(size) <= 32, `${String(size)} identities kept`)

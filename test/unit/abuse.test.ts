@@ -17,6 +17,7 @@ const policy = (whitelist: string[], ini: Record<string, Record<string, unknown>
   config: parseSettings(ini).config,
   whitelist: compileWhitelist([parseWhitelist(whitelist, 'w', (n) => tlds.is_public_suffix(n))]),
   providers: new ProviderIndex([]),
+  orgDomain: (n: string) => tlds.get_organizational_domain(n),
 })
 const facts = (rdns: RdnsFacts, spf: SpfFacts): FactSources => ({ rdns: async () => rdns, spf: async () => spf })
 const subject = (over: Partial<{ ip: string; helo: string; sender: string; recipient: string }> = {}) => ({

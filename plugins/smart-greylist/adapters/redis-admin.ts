@@ -1,10 +1,12 @@
 // What the operator's command reads from Redis and removes: tuple state, scans of the key space,
 // statistics. Never on the decision path; bounded like every command (see redis-client.ts).
-import type { StoredState } from '../core/decision'
+import { decide, type StoredState, type Timing, type Verdict } from '../core/decision'
 import { KEY_PATTERNS } from '../core/keys'
 import { addHashes, allStatsKeys } from '../core/stats'
 import { BoundedRedis, masterNodes, scanNode } from './redis-client'
 import type { RedisClient } from './haraka-types'
+import type { TupleStore } from './recipient'
+import type { TupleRef } from './redis-decision'
 
 /** A tuple record as `list` shows it. */
 export interface TupleRecord {
@@ -137,5 +139,27 @@ export class AdminStore {
 
   async topIdentities(key: string, n: number): Promise<{ value: string; score: number }[]> {
     return this.redis.run((db) => db.zRangeWithScores!(key, 0, n - 1, { REV: true }))
+  }
+}
+
+/**
+ * The command's tuple store: reads the tuple's state and decides as the script would, writing
+ * nothing; keeps what it read for the report.
+ */
+export class TuplePeek implements TupleStore {
+  read: (StoredState & { ttlMs: number }) | null = null
+
+  constructor(
+    private readonly admin: AdminStore,
+    private readonly reads: Pick<TupleStore, 'isCorrespondent'>,
+  ) {}
+
+  isCorrespondent(key: string, field: string, now: number): Promise<boolean> {
+    return this.reads.isCorrespondent(key, field, now)
+  }
+
+  async check(t: TupleRef, now: number, timing: Timing): Promise<Verdict> {
+    this.read = await this.admin.peek(t)
+    return decide(this.read, now, timing).verdict
   }
 }

@@ -2,9 +2,11 @@
 // decide()'s transition and counts the day's statistics), plus the SPF guard's shared verdicts.
 // The script's keys and arguments are declared once, by name, below.
 import { createHash } from 'node:crypto'
-import type { Timing, TupleStatus, Verdict } from '../core/decision'
+import { isTupleStatus, TUPLE_STATUSES, type Timing, type TupleStatus, type Verdict } from '../core/decision'
+import { identityText, type Identity } from '../core/identity'
 import { shardOf } from '../core/keys'
-import { DELAY_BUCKETS, identitiesPerShard, statsKeys } from '../core/stats'
+import { DEFAULTS } from '../core/settings'
+import { COUNTER, DELAY_BUCKETS, identitiesPerShard, statsKeys, type AlsoLabel, type DeferLabel } from '../core/stats'
 import type { FlagStore } from './spf-guard'
 import { BoundedRedis, StoreError } from './redis-client'
 import type { RedisClient } from './haraka-types'
@@ -48,6 +50,18 @@ const PREAMBLE = [
   ...KEY_NAMES.map((n, i) => `local ${n} = KEYS[${i + 1}]\nif string.sub(absent, ${i + 1}, ${i + 1}) == '1' then ${n} = '' end`),
 ].join('\n')
 
+/**
+ * A Lua string literal of a name declared in core/ (statuses, counters, labels): the script
+ * spells every one of them through here, so renaming one there renames it here.
+ */
+function lua(name: string): string {
+  if (!/^[a-z_:]+$/.test(name)) throw new Error(`not a plain name for the script: ${name}`)
+  return `'${name}'`
+}
+const S = Object.fromEntries(TUPLE_STATUSES.map((t) => [t, lua(t)])) as Record<TupleStatus, string>
+const C = Object.fromEntries(Object.entries(COUNTER).map(([k, v]) => [k, lua(v)])) as Record<keyof typeof COUNTER, string>
+const TRUSTED: DeferLabel = 'trusted'
+
 // A call that reaches Redis after its caller gave up (Redis paused, then resumed) acts on
 // nothing: the recipient was already answered.
 const DEADLINE = `
@@ -65,7 +79,7 @@ local function stat(f, n)
     if redis.call('HINCRBY', counters_key, f, n or 1) == (n or 1) then redis.call('PEXPIRE', counters_key, statsttl) end
   end
 end
-if tonumber(fail_open) > 0 then stat('fail_open', tonumber(fail_open)) end
+if tonumber(fail_open) > 0 then stat(${C.failOpen}, tonumber(fail_open)) end
 `
 
 // The transitions are exactly those of decide() (core/decision.ts); test/integration runs one
@@ -79,7 +93,7 @@ local buckets = {${DELAY_BUCKETS.join(', ')}}
 local function deferred(status)
   stat(label .. ':' .. status)
   if also ~= '' then stat(also .. ':' .. status) end
-  if (status == 'new' or status == 'expired') and label ~= 'trusted' and identities_key ~= '' then
+  if (status == ${S.new} or status == ${S.expired}) and label ~= ${lua(TRUSTED)} and identities_key ~= '' then
     -- A new member sets the TTL and, now and then, trims the set to the identities deferred most.
     if tonumber(redis.call('ZINCRBY', identities_key, 1, identity)) == 1 then
       redis.call('PEXPIRE', identities_key, statsttl)
@@ -94,8 +108,8 @@ if awl_key ~= '' and awlpasses > 0 then
   local n = tonumber(redis.call('HGET', awl_key, 'n'))
   if n and n >= awlpasses then
     redis.call('PEXPIRE', awl_key, awl_ttl)
-    stat('awl')
-    return {'pass', 'awl', 0, 0}
+    stat(${C.awl})
+    return {'pass', ${S.awl}, 0, 0}
   end
 end
 local rec = redis.call('HMGET', tuple_key, 'f', 'p')
@@ -103,16 +117,16 @@ local first = tonumber(rec[1])
 local passed = tonumber(rec[2])
 if first and passed then
   redis.call('PEXPIRE', tuple_key, pass_ttl)
-  stat('known')
-  return {'pass', 'known', passed - first, 0}
+  stat(${C.known})
+  return {'pass', ${S.known}, passed - first, 0}
 end
 if (not first) or (nowms - first > windowms) then
-  local status = 'new'
-  if first then status = 'expired' end
+  local status = ${S.new}
+  if first then status = ${S.expired} end
   local started = tonumber(redis.call('GET', started_key) or '0')
   if started >= tonumber(pending_cap) then
-    deferred('capped')
-    return {'defer', 'capped', 0, delayms}
+    deferred(${S.capped})
+    return {'defer', ${S.capped}, 0, delayms}
   end
   if redis.call('INCR', started_key) == 1 then redis.call('PEXPIRE', started_key, window) end
   redis.call('DEL', tuple_key)
@@ -122,8 +136,8 @@ if (not first) or (nowms - first > windowms) then
   return {'defer', status, 0, delayms}
 end
 if nowms - first < delayms then
-  deferred('early')
-  return {'defer', 'early', nowms - first, delayms - (nowms - first)}
+  deferred(${S.early})
+  return {'defer', ${S.early}, nowms - first, delayms - (nowms - first)}
 end
 redis.call('HSET', tuple_key, 'p', now)
 redis.call('PEXPIRE', tuple_key, pass_ttl)
@@ -137,13 +151,13 @@ local bucket = 'inf'
 for _, b in ipairs(buckets) do
   if waited <= b then bucket = tostring(b) break end
 end
-stat('retry')
-stat('d:' .. bucket)
-stat('dsum', waited)
-if counters_key ~= '' and waited > (tonumber(redis.call('HGET', counters_key, 'dmax')) or -1) then
-  redis.call('HSET', counters_key, 'dmax', waited)
+stat(${C.retry})
+stat(${C.delayBucket} .. bucket)
+stat(${C.delaySum}, waited)
+if counters_key ~= '' and waited > (tonumber(redis.call('HGET', counters_key, ${C.delayMax})) or -1) then
+  redis.call('HSET', counters_key, ${C.delayMax}, waited)
 end
-return {'pass', 'retry', nowms - first, 0}
+return {'pass', ${S.retry}, nowms - first, 0}
 `
 
 const COUNT_BODY = `
@@ -194,7 +208,7 @@ export interface CorrespondentWrite {
 type ScriptKeys = Partial<Record<KeyName, string>>
 type ScriptArgs = Partial<Record<ArgName, string | number>>
 
-const ARG_INDEX = new Map<string, number>(ARG_NAMES.map((n, i) => [n, i]))
+const ARG_INDEX = Object.fromEntries(ARG_NAMES.map((n, i) => [n, i])) as Record<ArgName, number>
 
 /**
  * KEYS and ARGV in declaration order; an argument the call does not name is '', a key is absent.
@@ -206,21 +220,19 @@ export function scriptCall(keys: ScriptKeys, args: Omit<ScriptArgs, 'absent'>): 
   if (!stand) throw new Error('a script call needs at least one key')
   const out: string[] = new Array<string>(KEY_NAMES.length)
   let absent = ''
-  for (let i = 0; i < KEY_NAMES.length; i++) {
-    const key = keys[KEY_NAMES[i]]
+  for (const [i, name] of KEY_NAMES.entries()) {
+    const key = keys[name]
     out[i] = key || stand
     absent += key ? '0' : '1'
   }
   const argv: string[] = new Array<string>(ARG_NAMES.length).fill('')
   for (const name in args) {
     const value = args[name as keyof typeof args]
-    if (value !== undefined && value !== null) argv[ARG_INDEX.get(name)!] = String(value)
+    if (value !== undefined && value !== null) argv[ARG_INDEX[name as ArgName]] = String(value)
   }
-  argv[ARG_INDEX.get('absent')!] = absent
+  argv[ARG_INDEX.absent] = absent
   return { keys: out, arguments: argv }
 }
-
-const STATUSES: readonly TupleStatus[] = ['new', 'expired', 'early', 'retry', 'known', 'awl', 'capped']
 
 /** What the tuple script needs to know about a decision besides the timing. */
 export interface TupleRef {
@@ -229,13 +241,10 @@ export interface TupleRef {
   readonly key: string
   readonly startedKey: string
   readonly awlKey?: string
-  readonly identity: { kind: string; value: string }
+  readonly identity: Identity
   readonly sender: string
   readonly recipient: string
 }
-
-/** What a deferral of this call counts as (see the script's `label`). */
-export type DeferLabel = 'defer' | 'shadow' | 'trusted'
 
 export interface StatsOptions {
   readonly prefix: string
@@ -243,15 +252,12 @@ export interface StatsOptions {
   /** Overrides `shadow`: the counter family a deferral bumps. */
   readonly label?: DeferLabel
   /** A second counter family a deferral bumps. */
-  readonly also?: 'would_trust'
+  readonly also?: AlsoLabel
   /** Days the counters are kept; 0 = no statistics. */
   readonly ttlDays: number
   /** Identities kept per day in the "delayed most" set. */
   readonly identitiesMax?: number
 }
-
-/** Stored strings (for list and flush) are cut to this length: a hostile envelope cannot grow a record. */
-export const STORED_CHARS_DEFAULT = 64
 
 export interface DecisionStoreOptions {
   /** Stored strings are cut to this length. */
@@ -281,7 +287,7 @@ export class DecisionStore implements FlagStore {
   }
 
   private storedChars(): number {
-    return this.opts.storedChars?.() ?? STORED_CHARS_DEFAULT
+    return this.opts.storedChars?.() ?? DEFAULTS.limits.stored_chars
   }
 
   /** One decision in one round trip, counted in the day's statistics. */
@@ -298,7 +304,7 @@ export class DecisionStore implements FlagStore {
       pass_ttl: timing.passTtlMs,
       awl_passes: timing.awlPasses,
       awl_ttl: timing.awlTtlMs,
-      identity: `${t.identity.kind}:${t.identity.value}`.slice(0, cut),
+      identity: identityText(t.identity).slice(0, cut),
       sender: t.sender.slice(0, cut),
       recipient: t.recipient.slice(0, cut),
       label: stats.label ?? (stats.shadow ? 'shadow' : 'defer'),
@@ -306,7 +312,7 @@ export class DecisionStore implements FlagStore {
       stats_ttl: stats.ttlDays * 86_400_000,
       fail_open: 0,
       pending_cap: timing.pendingCap,
-      identities_max: identitiesPerShard(stats.identitiesMax ?? 1000),
+      identities_max: identitiesPerShard(stats.identitiesMax ?? DEFAULTS.stats.identities),
       deadline: this.deadline(),
     }
     const reply = await this.withFailOpen((failOpen) => {
@@ -414,8 +420,8 @@ function parseVerdict(reply: unknown): Verdict {
     throw new StoreError('failed', `unexpected reply from the tuple script: ${JSON.stringify(reply)}`)
   }
   const [action, status, waited, retryIn] = reply as unknown[]
-  if ((action !== 'defer' && action !== 'pass') || !STATUSES.includes(status as TupleStatus)) {
+  if ((action !== 'defer' && action !== 'pass') || !isTupleStatus(status)) {
     throw new StoreError('failed', `unexpected reply from the tuple script: ${JSON.stringify(reply)}`)
   }
-  return { action, status: status as TupleStatus, waitedMs: Number(waited), retryInMs: Number(retryIn) }
+  return { action, status, waitedMs: Number(waited), retryInMs: Number(retryIn) }
 }

@@ -1,11 +1,16 @@
 // What a recipient gets, short of touching the tuple's state: skip, whitelist, or the tuple to
 // check (identity and keys). Shared by the plugin (which then applies the tuple transition) and by
 // `smart-greylist check` (which only reads the state), so both compute everything the same way.
-// Pure: the DNS-derived facts come from the sources the caller passes in.
-import tlds from 'haraka-tld'
+// Pure: the DNS-derived facts come from the sources the caller passes in, the public-suffix
+// list from setup.
+//
+// Two spellings of the sender: authentication (SPF, from: entries, evidence, correspondents)
+// uses the envelope as sent, because that is what the client's SPF record speaks for (an SRS
+// forwarder's own domain); keys use the normalised one, so that retries rewritten per message
+// (SRS, BATV, VERP) match.
 import type { Config } from './settings'
-import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from './envelope'
-import { awlEligible, awlScope, identityText, resolveIdentity, type Identity, type RdnsFacts, type SpfFacts } from './identity'
+import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER, sentDomain } from './envelope'
+import { awlEligible, awlScope, identityText, resolveIdentity, type Identity, type OrgDomainFn, type RdnsFacts, type SpfFacts } from './identity'
 import type { ParsedIp } from './ip'
 import { identityKeys } from './keys'
 import { evidenceOf, senderAuthenticated, type DnsblFacts, type Evidence } from './select'
@@ -17,6 +22,8 @@ export interface Policy {
   readonly config: Config
   readonly whitelist: Whitelist
   readonly providers: ProviderIndex
+  /** The organisational domain of a name (public-suffix list), null when its suffix is unknown. */
+  readonly orgDomain: OrgDomainFn
 }
 
 /** The recipient being decided, independent of Haraka. */
@@ -41,7 +48,9 @@ export interface FactSources {
 export type Assessment =
   | { readonly kind: 'skip'; readonly reason: string }
   | { readonly kind: 'whitelist'; readonly what: string; readonly entry: string; readonly origin: string }
-  | {
+  | TupleAssessment
+
+export interface TupleAssessment {
       readonly kind: 'tuple'
       readonly identity: Identity
       readonly sender: string
@@ -55,9 +64,9 @@ export type Assessment =
       readonly awlKey?: string
       /** What the client brings for [select] policy = suspicious. */
       readonly evidence: Evidence
-      /** The sender's domain when it is authenticated (for [correspondents]); else null. */
+      /** The sender's domain as sent, when it is authenticated (for [correspondents]); else null. */
       readonly authenticatedDomain: string | null
-    }
+}
 
 export async function assess(policy: Policy, s: Subject, sources: FactSources): Promise<Assessment> {
   const { config, whitelist } = policy
@@ -73,7 +82,7 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
 
   const rdns = await sources.rdns()
   const confirmed = rdns.status === 'ok' ? rdns.names.filter((n) => n.confirmed).map((n) => n.name) : []
-  const byName = whitelist.matchSender({ fcrdnsNames: confirmed, helo: heloIfBacked(config, s.helo, confirmed) })
+  const byName = whitelist.matchSender({ fcrdnsNames: confirmed, helo: heloIfBacked(policy, s.helo, confirmed) })
   if (byName) return listed(byName)
 
   const pool = policy.providers.lookup(s.ip, confirmed)
@@ -83,20 +92,24 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
 
   const sender = normaliseAddress(s.sender)
   const isNull = sender === NULL_SENDER
-  const spfDomain = isNull ? (s.helo ? s.helo.toLowerCase() : null) : domainOf(sender)
+  // What SPF speaks for: the domain as sent (an SRS forwarder's own), HELO's for the null sender.
+  const asSent = isNull ? null : sentDomain(s.sender)
+  const spfDomain = isNull ? (s.helo ? s.helo.toLowerCase() : null) : asSent
   const needSpf = (config.identity.spf || config.whitelist.verify_from || config.select.policy === 'suspicious' || config.correspondents.enabled) && spfDomain
   const spf: SpfFacts = needSpf ? await sources.spf(spfDomain, isNull) : { domain: null, result: 'skipped' }
-  const senderBacked = !config.whitelist.verify_from || (spf.result === 'pass' && !spf.permissive && !isNull && spf.domain === domainOf(sender))
+  // A from: entry names the sender's own address, so it counts only when SPF vouches for that
+  // very domain: never for mail an SRS forwarder rewrote.
+  const senderBacked = !config.whitelist.verify_from || (spf.result === 'pass' && !spf.permissive && !isNull && spf.domain === asSent && asSent === domainOf(sender))
   const byFrom = senderBacked ? whitelist.matchSender({ from: sender }) : undefined
   if (byFrom) return listed(byFrom)
 
-  const identity = resolveIdentity({ ip: s.ip, spf, rdns, pool }, config.identity, orgDomain)
+  const identity = resolveIdentity({ ip: s.ip, spf, rdns, pool }, config.identity, policy.orgDomain)
   const id = identityText(identity)
   const senderDomain = isNull ? null : domainOf(sender)
   const dnsbl: DnsblFacts = sources.dnsbl ? await sources.dnsbl() : { source: 'none', listed: [] }
-  const evidence = evidenceOf(rdns, spf, senderDomain, dnsbl)
+  const evidence = evidenceOf(rdns, spf, asSent, dnsbl)
   // A client a DNSBL lists earns no auto-whitelist pass: each of its tuples waits the delay.
-  const awl = config.awl.passes > 0 && !dnsbl.listed.length && awlEligible(identity, senderDomain, rdns, s.ip, pool)
+  const awl = config.awl.passes > 0 && !dnsbl.listed.length && senderDomain !== null && awlEligible(identity, senderDomain, rdns, s.ip, pool)
   const scope = awlScope(s.ip, pool, { ipv4: config.awl.scope_ipv4_prefix, ipv6: config.awl.scope_ipv6_prefix })
   const keys = identityKeys(config.redis.prefix, id)
   return {
@@ -107,9 +120,9 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
     shard: keys.shard,
     key: keys.tuple(sender, recipient),
     startedKey: keys.started,
-    ...(awl ? { awlKey: keys.awl(senderDomain!, scope) } : {}),
+    ...(awl ? { awlKey: keys.awl(senderDomain, scope) } : {}),
     evidence,
-    authenticatedDomain: senderAuthenticated(evidence, rdns, senderDomain) ? senderDomain : null,
+    authenticatedDomain: senderAuthenticated(evidence, rdns, asSent) ? asSent : null,
   }
 }
 
@@ -117,21 +130,16 @@ function listed(e: { kind: string; pattern: string; origin: string }): Assessmen
   return { kind: 'whitelist', what: e.kind, entry: `${e.kind}:${e.pattern}`, origin: e.origin }
 }
 
-export function orgDomain(name: string): string | null {
-  return tlds.get_organizational_domain(name)
-}
-
 /**
  * A HELO name counts for the whitelist only when it is a confirmed rDNS name or shares that
  * name's parent (first label off), and the parent is not a public suffix: an organisation's
  * other hosts (`dyn-7.dorm.bigcorp.example`) do not vouch for `mx1.bigcorp.example`.
  */
-function heloIfBacked(config: Config, helo: string | null, confirmed: string[]): string | null {
+function heloIfBacked(policy: Policy, helo: string | null, confirmed: string[]): string | null {
   if (!helo) return null
-  if (!config.whitelist.verify_helo) return helo
+  if (!policy.config.whitelist.verify_helo) return helo
   const h = helo.toLowerCase().replace(/\.$/, '')
   const parent = (n: string): string => n.slice(n.indexOf('.') + 1)
-  const backed = confirmed.some((n) => n === h || (parent(n) === parent(h) && n.includes('.') && orgDomain(parent(h)) !== null))
+  const backed = confirmed.some((n) => n === h || (parent(n) === parent(h) && n.includes('.') && policy.orgDomain(parent(h)) !== null))
   return backed ? helo : null
 }
-

@@ -28,14 +28,25 @@ export interface StoredState {
   readonly started: number
 }
 
-export type TupleStatus =
-  | 'new' // never seen: defer and start the clock
-  | 'expired' // seen, but the retry came after the window: defer and start over
-  | 'early' // retry before the delay: defer, clock unchanged
-  | 'retry' // first retry inside the window: accept, remember, count for the auto-whitelist
-  | 'known' // passed before: accept, refresh
-  | 'awl' // the (identity, sender domain) pair is auto-whitelisted: accept, refresh
-  | 'capped' // new, but the identity started too many tuples this window: defer, store nothing
+/**
+ * The states a tuple decision ends in, declared once: the type, the Lua script's strings and the
+ * statistics' counter names all come from this list.
+ */
+export const TUPLE_STATUSES = [
+  'new', // never seen: defer and start the clock
+  'expired', // seen, but the retry came after the window: defer and start over
+  'early', // retry before the delay: defer, clock unchanged
+  'retry', // first retry inside the window: accept, remember, count for the auto-whitelist
+  'known', // passed before: accept, refresh
+  'awl', // the (identity, sender domain) pair is auto-whitelisted: accept, refresh
+  'capped', // new, but the identity started too many tuples this window: defer, store nothing
+] as const
+
+export type TupleStatus = (typeof TUPLE_STATUSES)[number]
+
+export function isTupleStatus(s: unknown): s is TupleStatus {
+  return (TUPLE_STATUSES as readonly unknown[]).includes(s)
+}
 
 export interface Verdict {
   readonly action: 'defer' | 'pass'
@@ -55,7 +66,7 @@ export type Write =
 
 export function decide(stored: StoredState, now: number, t: Timing): { verdict: Verdict; write: Write } {
   const awlOn = t.awlPasses > 0 && stored.awlCount !== null
-  if (awlOn && stored.awlCount! >= t.awlPasses) {
+  if (awlOn && stored.awlCount !== null && stored.awlCount >= t.awlPasses) {
     return {
       verdict: { action: 'pass', status: 'awl', waitedMs: 0, retryInMs: 0 },
       write: { op: 'awl_touch', ttlMs: t.awlTtlMs },

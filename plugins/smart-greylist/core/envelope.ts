@@ -77,3 +77,14 @@ export function domainOf(address: string): string | null {
   const at = address.lastIndexOf('@')
   return at < 0 ? null : address.slice(at + 1)
 }
+
+/**
+ * The domain of an envelope address as the client sent it (case and trailing dot folded, nothing
+ * undone): what SPF and any other authentication speak for. Null for the null sender.
+ */
+export function sentDomain(address: string | null | undefined): string | null {
+  const a = (address ?? '').trim().replace(/^<|>$/g, '')
+  const at = a.lastIndexOf('@')
+  if (at < 0) return null
+  return a.slice(at + 1).toLowerCase().replace(/\.$/, '') || null
+}

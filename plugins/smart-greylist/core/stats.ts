@@ -9,6 +9,32 @@
 // the same script and slot as its tuple; `smart-greylist stats` adds the shards up.
 import { SHARDS, shardPrefix } from './keys'
 
+/**
+ * What a deferral counts as (the counter family `<label>:<status>`): enforced, shadow mode, or
+ * accepted on its evidence ([select] policy = suspicious).
+ */
+export const DEFER_LABELS = ['defer', 'shadow', 'trusted'] as const
+export type DeferLabel = (typeof DEFER_LABELS)[number]
+/** A second family a deferral may count in: [select] policy = suspicious would have accepted it. */
+export const ALSO_LABELS = ['would_trust'] as const
+export type AlsoLabel = (typeof ALSO_LABELS)[number]
+
+/**
+ * The day's other counters, declared once for the tuple script, the plugin and `stats`. The
+ * `…:` ones are families: a kind, reason or bucket follows.
+ */
+export const COUNTER = {
+  retry: 'retry',
+  known: 'known',
+  awl: 'awl',
+  failOpen: 'fail_open',
+  delaySum: 'dsum',
+  delayMax: 'dmax',
+  delayBucket: 'd:',
+  whitelisted: 'wl:',
+  skipped: 'skip:',
+} as const
+
 /** Upper bounds (seconds) of the histogram of delays that greylisting added; the last is open. */
 export const DELAY_BUCKETS: readonly number[] = [
   60, 120, 180, 240, 300, 360, 420, 480, 600, 900, 1200, 1800, 2700, 3600, 7200, 14_400, 28_800, 86_400, 172_800,
@@ -51,7 +77,7 @@ export function addHashes(hashes: readonly Record<string, string>[]): Record<str
   for (const h of hashes) {
     for (const [k, v] of Object.entries(h)) {
       // dmax is a maximum, every other field a count.
-      out[k] = k === 'dmax' ? Math.max(out[k] ?? 0, Number(v)) : (out[k] ?? 0) + Number(v)
+      out[k] = k === COUNTER.delayMax ? Math.max(out[k] ?? 0, Number(v)) : (out[k] ?? 0) + Number(v)
     }
   }
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, String(v)]))
@@ -80,22 +106,23 @@ export function parseDay(day: string, h: Record<string, string>): DayStats {
   const n = (f: string): number => Number(h[f] ?? 0)
   const pick = (pre: string): Record<string, number> =>
     Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith(pre)).map(([k, v]) => [k.slice(pre.length), Number(v)]))
-  const deferredBy = pick('defer:')
-  const buckets = pick('d:')
+  const family = (label: DeferLabel | AlsoLabel): Record<string, number> => pick(`${label}:`)
+  const deferredBy = family('defer')
+  const buckets = pick(COUNTER.delayBucket)
   return {
     day,
     deferred: sum(deferredBy),
     deferredBy,
-    shadow: sum(pick('shadow:')),
-    acceptedAfterDelay: n('retry'),
-    known: n('known'),
-    autoWhitelisted: n('awl'),
-    whitelisted: pick('wl:'),
-    skipped: pick('skip:'),
-    failOpen: n('fail_open'),
-    trusted: pick('trusted:'),
-    wouldTrust: pick('would_trust:'),
-    delay: { count: sum(buckets), sumSeconds: n('dsum'), maxSeconds: n('dmax'), buckets },
+    shadow: sum(family('shadow')),
+    acceptedAfterDelay: n(COUNTER.retry),
+    known: n(COUNTER.known),
+    autoWhitelisted: n(COUNTER.awl),
+    whitelisted: pick(COUNTER.whitelisted),
+    skipped: pick(COUNTER.skipped),
+    failOpen: n(COUNTER.failOpen),
+    trusted: family('trusted'),
+    wouldTrust: family('would_trust'),
+    delay: { count: sum(buckets), sumSeconds: n(COUNTER.delaySum), maxSeconds: n(COUNTER.delayMax), buckets },
   }
 }
 

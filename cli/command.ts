@@ -6,6 +6,11 @@ export const EXIT = { ok: 0, finding: 1, failure: 2, unknown: 3 } as const
 
 export class UsageError extends Error {}
 
+/** A string option's value as parseArgs gives it (undefined when not given). */
+export function optionText(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined
+}
+
 export interface Io {
   out(line: string): void
   err(line: string): void

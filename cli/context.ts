@@ -130,7 +130,15 @@ export class Context {
       if (opts.requireRedis) throw new Error(`Redis at ${target} is unreachable: ${redisError}`)
     }
     try {
-      return await work({ deps, admin: new AdminStore(() => db, () => COMMAND_REDIS_TIMEOUT_MS), redisError, redisTarget: target })
+      return await work({
+        deps,
+        admin: new AdminStore(
+          () => db,
+          () => COMMAND_REDIS_TIMEOUT_MS,
+        ),
+        redisError,
+        redisTarget: target,
+      })
     } finally {
       await closeRedis(db)
     }

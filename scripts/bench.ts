@@ -8,17 +8,14 @@ import { DecisionStore } from '../plugins/smart-greylist/adapters/redis-decision
 import { compileWhitelist, parseWhitelist } from '../plugins/smart-greylist/core/whitelist'
 import { timingFrom } from '../plugins/smart-greylist/core/decision'
 import { DEFAULTS } from '../plugins/smart-greylist/core/settings'
-import { callRcptOk, configDir, connection, makePlugin } from '../test/helpers/fixtures'
-import { connectRedis } from '../test/helpers/redis'
-import { startPrivateRedis } from './redis-server'
-import { DnsServer } from '../test/helpers/dns-server'
+import { callRcptOk, configDir, connection, makePlugin } from './harness/fixtures'
+import { connectRedis } from './harness/redis'
+import { startPrivateRedis } from './harness/redis-server'
+import { DnsServer, useDnsServer } from './harness/dns-server'
 import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/core/providers'
 import { smtpBenchmark } from './smtp-bench'
 import { shardCapacity } from './capacity'
-import { percentile } from '../test/helpers/load'
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { useDnsServer } = require('../../test/e2e/dns-preload.js') as { useDnsServer(server: string): void }
+import { percentile } from './harness/load'
 
 const { values: args } = parseArgs({
   options: {
@@ -33,7 +30,9 @@ const { values: args } = parseArgs({
   },
 })
 if (args.help) {
-  console.log('usage: npm run bench -- [--decisions N] [--tuples N] [--capacity-decisions N] [--smtp-seconds N per cell (0 = skip)] [--smtp-rounds N] [--smtp-only] [--json]')
+  console.log(
+    'usage: npm run bench -- [--decisions N] [--tuples N] [--capacity-decisions N] [--smtp-seconds N per cell (0 = skip)] [--smtp-rounds N] [--smtp-only] [--json]',
+  )
   process.exit(0)
 }
 
@@ -96,15 +95,27 @@ function poolScaling(): Record<string, number>[] {
 /** Envelopes of three shapes: the short synthetic ones, typical lengths, and the longest stored. */
 const SHAPES = {
   short: (j: number) => ({ identity: `pool${j % 97}.example.net`, sender: `s${j}@example.org`, recipient: `r${j}@example.com` }),
-  typical: (j: number) => ({ identity: `outbound${j % 97}.protection.example.net`, sender: `newsletter-${j}@mail.shop-example.com`, recipient: `firstname.lastname${j}@example.com` }),
-  longest: (j: number) => ({ identity: `${'h'.repeat(50)}${j % 97}.example.net`, sender: `${'s'.repeat(60)}${j}@example.org`, recipient: `${'r'.repeat(60)}${j}@example.com` }),
+  typical: (j: number) => ({
+    identity: `outbound${j % 97}.protection.example.net`,
+    sender: `newsletter-${j}@mail.shop-example.com`,
+    recipient: `firstname.lastname${j}@example.com`,
+  }),
+  longest: (j: number) => ({
+    identity: `${'h'.repeat(50)}${j % 97}.example.net`,
+    sender: `${'s'.repeat(60)}${j}@example.org`,
+    recipient: `${'r'.repeat(60)}${j}@example.com`,
+  }),
 }
 
 async function memoryPerTuple(port: number, n: number): Promise<Record<string, number>> {
   const db = await connectRedis(port)
   const timing = timingFrom(DEFAULTS)
   const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await db.info('memory'))![1])
-  const store = new DecisionStore(() => db, () => 5000, { storedChars: () => DEFAULTS.limits.stored_chars })
+  const store = new DecisionStore(
+    () => db,
+    () => 5000,
+    { storedChars: () => DEFAULTS.limits.stored_chars },
+  )
   const now = Date.now()
   const out: Record<string, number> = { tuples: n }
   for (const [shape, make] of Object.entries(SHAPES)) {
@@ -117,7 +128,14 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
         const e = make(j)
         const id = `host:${e.identity}`
         const k = identityKeys('sgl:', id)
-        const ref = { shard: k.shard, key: k.tuple(e.sender, e.recipient), startedKey: k.started, identity: { kind: 'host' as const, value: e.identity, reason: 'fcrdns' }, sender: e.sender, recipient: e.recipient }
+        const ref = {
+          shard: k.shard,
+          key: k.tuple(e.sender, e.recipient),
+          startedKey: k.started,
+          identity: { kind: 'host' as const, value: e.identity, reason: 'fcrdns' },
+          sender: e.sender,
+          recipient: e.recipient,
+        }
         work.push(store.check(ref, now, { ...timing, pendingCap: n }, { prefix: 'sgl:', shadow: false, ttlDays: 35 }))
       }
       await Promise.all(work)
@@ -127,7 +145,14 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
   const e = SHAPES.short(0)
   const sk = identityKeys('sgl:', `host:${e.identity}`)
   const sample = sk.tuple(e.sender, e.recipient)
-  const sampleRef = { shard: sk.shard, key: sample, startedKey: sk.started, identity: { kind: 'host' as const, value: e.identity, reason: 'fcrdns' }, sender: e.sender, recipient: e.recipient }
+  const sampleRef = {
+    shard: sk.shard,
+    key: sample,
+    startedKey: sk.started,
+    identity: { kind: 'host' as const, value: e.identity, reason: 'fcrdns' },
+    sender: e.sender,
+    recipient: e.recipient,
+  }
   await store.check(sampleRef, now, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
   out.memory_usage_pending_key = (await db.memoryUsage(sample)) ?? 0
   await store.check(sampleRef, now + timing.delayMs, timing, { prefix: 'sgl:', shadow: false, ttlDays: 35 })
@@ -183,7 +208,10 @@ function printInProcess({ latency, latencyOwnDns, memory, capacity, whitelist, p
   for (const [k, v] of Object.entries(memory)) if (k !== 'tuples') console.log(`  ${k.padEnd(24)} ${f(v)}`)
   console.log(`one Redis shard with the tuple script (${capacity[0]?.decisions} decisions per phase, 256 in flight, statistics on)`)
   console.log('  phase                            decisions/s (this client)  Redis usec/call  decisions per Redis CPU second')
-  for (const r of capacity) console.log(`  ${r.phase.padEnd(32)} ${String(r.perSecond).padStart(26)}  ${String(r.usecPerCall).padStart(15)}  ${String(r.perRedisCpuSecond).padStart(30)}`)
+  for (const r of capacity)
+    console.log(
+      `  ${r.phase.padEnd(32)} ${String(r.perSecond).padStart(26)}  ${String(r.usecPerCall).padStart(15)}  ${String(r.perRedisCpuSecond).padStart(30)}`,
+    )
   console.log('whitelist lookup cost by list size (host: suffixes + ip: ranges; hits, misses, addresses)')
   for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
   console.log('provider pool lookup cost by number of ranges')
@@ -193,7 +221,9 @@ function printInProcess({ latency, latencyOwnDns, memory, capacity, whitelist, p
 async function main(): Promise<void> {
   const redis = await startPrivateRedis()
   // Every lookup of this process goes to a DNS server on loopback, never the machine's resolver.
-  const dns = await DnsServer.start({ txt: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`sender${i}.example`, ['v=spf1 ip4:52.100.0.0/14 -all']])) })
+  const dns = await DnsServer.start({
+    txt: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`sender${i}.example`, ['v=spf1 ip4:52.100.0.0/14 -all']])),
+  })
   useDnsServer(`127.0.0.1:${dns.port}`)
   try {
     const inProcess = args['smtp-only'] ? null : await inProcessBenchmarks(redis.port, dns)
@@ -209,7 +239,9 @@ async function main(): Promise<void> {
       const where = setup.pinned ? `Harakas on CPU ${setup.pinned.harakas}, load generator, Redis and DNS on CPU ${setup.pinned.rest}` : 'not pinned to CPUs'
       console.log(`SMTP sessions through real Harakas (fcrdns, spf in each): without -> defer-only plugin -> smart-greylist`)
       console.log(`  ${smtpSeconds} s per cell in ${setup.rounds} rounds taking turns, after ${setup.warmupSeconds} s of warm-up each; ${where}`)
-      console.log('  workload     c   rate  sessions/s           ratio (range)      defer-only  Haraka CPU ms/session  RCPT p50 ms     RCPT p99 ms      Redis per decision')
+      console.log(
+        '  workload     c   rate  sessions/s           ratio (range)      defer-only  Haraka CPU ms/session  RCPT p50 ms     RCPT p99 ms      Redis per decision',
+      )
       for (const r of rows) {
         const cpu = `${r.without.cpuMsPerSession} -> ${r.with.cpuMsPerSession} (+${r.cpuOverheadMs})`
         console.log(

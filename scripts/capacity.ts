@@ -7,7 +7,7 @@ import { timingFrom } from '../plugins/smart-greylist/core/decision'
 import type { Identity } from '../plugins/smart-greylist/core/identity'
 import { identityKeys } from '../plugins/smart-greylist/core/keys'
 import { DEFAULTS } from '../plugins/smart-greylist/core/settings'
-import { connectRedis } from '../test/helpers/redis'
+import { connectRedis } from './harness/redis'
 
 export interface CapacityRow {
   readonly phase: string
@@ -28,13 +28,24 @@ function refOf(i: number): TupleRef {
   const k = identityKeys('sgl:', `${identity.kind}:${identity.value}`)
   const sender = `newsletter-${i}@mail.shop-example.com`
   const recipient = `firstname.lastname${i % 5000}@example.com`
-  return { shard: k.shard, key: k.tuple(sender, recipient), startedKey: k.started, awlKey: k.awl('mail.shop-example.com', 'pool:bench'), identity, sender, recipient }
+  return {
+    shard: k.shard,
+    key: k.tuple(sender, recipient),
+    startedKey: k.started,
+    awlKey: k.awl('mail.shop-example.com', 'pool:bench'),
+    identity,
+    sender,
+    recipient,
+  }
 }
 
 export async function shardCapacity(port: number, n: number): Promise<CapacityRow[]> {
   const db = await connectRedis(port)
   await db.flushDb()
-  const store = new DecisionStore(() => db, () => 30_000)
+  const store = new DecisionStore(
+    () => db,
+    () => 30_000,
+  )
   const timing = { ...timingFrom(DEFAULTS), pendingCap: n }
   const info = async (): Promise<{ calls: number; usec: number; cpu: number }> => {
     const stats = String(await db.info('commandstats'))

@@ -16,11 +16,11 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
-import { DnsServer } from '../test/helpers/dns-server'
-import { HarakaInstance } from '../test/helpers/haraka'
-import { percentile, runLoad, type SessionPlan } from '../test/helpers/load'
-import { connectRedis } from '../test/helpers/redis'
-import type { PrivateRedis } from './redis-server'
+import { DnsServer } from './harness/dns-server'
+import { HarakaInstance } from './harness/haraka'
+import { percentile, runLoad, type SessionPlan } from './harness/load'
+import { connectRedis } from './harness/redis'
+import type { PrivateRedis } from './harness/redis-server'
 
 export interface SmtpCell {
   readonly perSecond: number
@@ -74,8 +74,26 @@ const pool = (n: number): SessionPlan => ({ clientIp: POOL[n % 200], from: `s${n
  * the STARTTLS row is the shape most mail arrives in today.
  */
 const WORKLOADS: { name: string; plan: (n: number) => SessionPlan; fresh: boolean; tls?: boolean; cells: [number, number | null][] }[] = [
-  { name: 'fresh IPs', plan: fresh, fresh: true, cells: [[10, null], [50, null], [50, 100]] },
-  { name: 'pool of 200', plan: pool, fresh: false, cells: [[10, null], [50, null], [50, 100]] },
+  {
+    name: 'fresh IPs',
+    plan: fresh,
+    fresh: true,
+    cells: [
+      [10, null],
+      [50, null],
+      [50, 100],
+    ],
+  },
+  {
+    name: 'pool of 200',
+    plan: pool,
+    fresh: false,
+    cells: [
+      [10, null],
+      [50, null],
+      [50, 100],
+    ],
+  },
   { name: 'fresh, TLS', plan: fresh, fresh: true, tls: true, cells: [[50, null]] },
 ]
 
@@ -216,7 +234,8 @@ export async function smtpBenchmark(
         }
         const [a, d, b] = taken.map(cell)
         // Each round's throughput against the baseline's in the same round.
-        const toBaseline = (slices: readonly Slice[]): number[] => slices.map((s, r) => s.sessions / s.elapsedMs / (taken[0][r].sessions / taken[0][r].elapsedMs))
+        const toBaseline = (slices: readonly Slice[]): number[] =>
+          slices.map((s, r) => s.sessions / s.elapsedMs / (taken[0][r].sessions / taken[0][r].elapsedMs))
         const ratios = toBaseline(taken[2])
         const deferRatios = toBaseline(taken[1])
         rows.push({

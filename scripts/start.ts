@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { hasRedisServer, pingRedis, startPrivateRedis, type PrivateRedis } from './redis-server'
+import { hasRedisServer, pingRedis, startPrivateRedis, type PrivateRedis } from './harness/redis-server'
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const REDIS_INI = path.join(ROOT, 'config', 'redis.ini')
@@ -61,9 +61,9 @@ async function main(): Promise<void> {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
-  child.on('exit', async (code) => {
-    await redis.owned?.stop()
-    process.exit(code ?? 0)
+  child.on('exit', (code) => {
+    const stopped = redis.owned?.stop() ?? Promise.resolve()
+    void stopped.finally(() => process.exit(code ?? 0))
   })
 }
 

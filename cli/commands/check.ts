@@ -10,7 +10,7 @@ import { answer, decisionRecord, secs, type RecipientDecision } from '../../plug
 import { evidenceText, isTrusted } from '../../plugins/smart-greylist/core/select'
 import netUtils from 'haraka-net-utils'
 import type { Config } from '../../plugins/smart-greylist/core/settings'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, type Command } from '../command'
 import { Context } from '../context'
 
 /** What `check --json` prints: the decision the plugin would take (the union itself), and why. */
@@ -39,10 +39,10 @@ export const check: Command = {
   summary: 'explain the decision the plugin would take now (changes nothing)',
   usage: '--ip IP [--helo NAME] [--rdns NAME] [--spf RESULT] --from ADDR --to ADDR [--config DIR] [--dns SERVER] [--json]',
   description: [
-    'Runs the plugin\'s own decision: the identity and why, the whitelist entry or provider that matches,',
+    "Runs the plugin's own decision: the identity and why, the whitelist entry or provider that matches,",
     'the tuple in Redis and the seconds left, and the line the plugin would log. Without --rdns it looks up',
     'the PTR and forward records as the plugin does; with --rdns the name is taken as forward-confirmed',
-    '(as the fcrdns plugin\'s result is). Without --spf SPF is evaluated as the plugin does when the spf',
+    "(as the fcrdns plugin's result is). Without --spf SPF is evaluated as the plugin does when the spf",
     'plugin is not loaded; with it, the result is taken as the spf plugin\'s. Use --from "" for the null sender.',
     'Without Redis the whitelist, provider and identity answers still come, with the tuple state unknown.',
     'Exit 0: the mail would be accepted; 1: it would be deferred; 2: usage error or failure;',
@@ -74,7 +74,8 @@ export const check: Command = {
     if (values.from === undefined || !values.to) throw new UsageError('--from and --to are required')
     const spfGiven = values.spf === undefined ? null : spfResultFrom(values.spf)
     if (values.spf !== undefined && !spfGiven) throw new UsageError('--spf takes pass, fail, softfail, neutral, none, temperror or permerror')
-    const rdnsGiven: RdnsFacts | null = values.rdns ? { status: 'ok', names: [{ name: String(values.rdns).toLowerCase(), confirmed: true }] } : null
+    const rdnsName = optionText(values.rdns)
+    const rdnsGiven: RdnsFacts | null = rdnsName ? { status: 'ok', names: [{ name: rdnsName.toLowerCase(), confirmed: true }] } : null
     const ctx = new Context(String(values.config))
     return ctx.withSession({ dns: values.dns as string[] | undefined, requireRedis: false }, async ({ deps, admin, redisError, redisTarget }) => {
       const { config } = deps
@@ -113,7 +114,9 @@ export const check: Command = {
             expiresInSeconds: secs(peek.read.ttlMs),
           },
           autoWhitelist:
-            peek.read.awlCount === null ? null : { passes: peek.read.awlCount, needed: config.awl.passes, senderDomain: domainOrNull(normaliseAddress(subject.sender)) },
+            peek.read.awlCount === null
+              ? null
+              : { passes: peek.read.awlCount, needed: config.awl.passes, senderDomain: domainOrNull(normaliseAddress(subject.sender)) },
         },
         redis: { target: redisTarget, error: redisError },
       }
@@ -135,14 +138,24 @@ function describe(r: CheckReport, config: Config): string[] {
   }
   const { rdns, spf } = r.facts
   row('client', r.facts.client)
-  if (rdns) row('rDNS', rdns.status === 'ok' ? rdns.names.map((n) => `${n.name} (${n.confirmed ? 'forward-confirmed' : 'not confirmed'})`).join(', ') : rdns.status === 'none' ? 'no PTR' : `lookup failed: ${rdns.error}`)
+  if (rdns)
+    row(
+      'rDNS',
+      rdns.status === 'ok'
+        ? rdns.names.map((n) => `${n.name} (${n.confirmed ? 'forward-confirmed' : 'not confirmed'})`).join(', ')
+        : rdns.status === 'none'
+          ? 'no PTR'
+          : `lookup failed: ${rdns.error}`,
+    )
   if (spf) row('SPF', `${spf.domain ?? 'none'}: ${spf.result}${spf.permissive ? ` (permissive record, not trusted: ${spf.guard ?? ''})` : ''}`)
   row('envelope', `<${r.facts.sender}> -> <${r.facts.recipient}>`)
   if ('identity' in r) row('identity', `${identityText(r.identity)} (${r.identity.reason})`)
-  if ('evidence' in r) row('evidence', `${evidenceText(r.evidence)} (${isTrusted(r.evidence) ? 'trusted' : 'not trusted'}; [select] policy = ${config.select.policy})`)
+  if ('evidence' in r)
+    row('evidence', `${evidenceText(r.evidence)} (${isTrusted(r.evidence) ? 'trusted' : 'not trusted'}; [select] policy = ${config.select.policy})`)
   const t = r.stored?.tuple
   if (r.kind === 'failed') row('tuple', `state unknown: Redis unreachable at ${r.redis.target}: ${r.redis.error ?? r.message}`)
-  else if (r.stored) row('tuple', t ? `first seen ${t.firstSeen}${t.passedAt ? `, passed ${t.passedAt}` : ', pending'}; expires in ${t.expiresInSeconds} s` : 'not seen before')
+  else if (r.stored)
+    row('tuple', t ? `first seen ${t.firstSeen}${t.passedAt ? `, passed ${t.passedAt}` : ', pending'}; expires in ${t.expiresInSeconds} s` : 'not seen before')
   const awl = r.stored?.autoWhitelist
   if (awl) row('auto-wl', `${awl.passes} of ${awl.needed} passes for ${awl.senderDomain ?? 'the null sender'}`)
   row('decision', decisionText(r, config))

@@ -24,7 +24,7 @@ export const configCheck: Command = {
       redis: { target: redisTarget(loaded.redis), topology: loaded.redis.topology, ...loaded.redis.client },
       problems: loaded.problems,
     }
-    if (values.json) io.out(JSON.stringify(summary, (k, v) => (k === 'password' ? '***' : v), 2))
+    if (values.json) io.out(JSON.stringify(summary, (k, v: unknown) => (k === 'password' ? '***' : v), 2))
     else {
       for (const p of loaded.problems) io.out(p)
       io.out(

@@ -2,7 +2,7 @@
 // their authenticated replies skip greylisting), and forgetting them.
 import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
 import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
 import { Context } from '../context'
 
 export const correspondentsList: Command = {
@@ -16,7 +16,7 @@ export const correspondentsList: Command = {
     const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const now = deps.now()
-      const only = values.mailbox === undefined ? null : normaliseRecipient(String(values.mailbox), deps.config.envelope.recipient_strip_ext)
+      const only = values.mailbox === undefined ? null : normaliseRecipient(optionText(values.mailbox) ?? '', deps.config.envelope.recipient_strip_ext)
       const rows = (await admin.correspondents(deps.config.redis.prefix))
         .filter((c) => c.expiresAt > now && (only === null || c.mailbox === only))
         .sort((a, b) => a.mailbox.localeCompare(b.mailbox) || a.domain.localeCompare(b.domain))
@@ -41,7 +41,7 @@ export const correspondentsForget: Command = {
     if (values.mailbox === undefined) throw new UsageError('--mailbox is required')
     const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
-      const mailbox = normaliseRecipient(String(values.mailbox), deps.config.envelope.recipient_strip_ext)
+      const mailbox = normaliseRecipient(optionText(values.mailbox) ?? '', deps.config.envelope.recipient_strip_ext)
       const key = correspondentKey(deps.config.redis.prefix, mailbox)
       let removed: number
       if (values.domain === undefined) {
@@ -49,7 +49,7 @@ export const correspondentsForget: Command = {
         removed = Object.keys(await admin.hash(key)).filter((f) => f !== 'm').length
         await admin.del([key])
       } else {
-        removed = await admin.hdel(key, [correspondentField(String(values.domain).toLowerCase().replace(/\.$/, ''))])
+        removed = await admin.hdel(key, [correspondentField((optionText(values.domain) ?? '').toLowerCase().replace(/\.$/, ''))])
       }
       if (values.json) io.out(JSON.stringify({ removed }))
       else io.out(`forgot ${removed} correspondent(s) of <${mailbox}>`)

@@ -10,9 +10,10 @@ export const migrate: Command = {
   summary: 'move tuples, auto-whitelist entries and statistics of 0.4 into the sharded layout of 0.5',
   usage: '[--dry-run] [--config DIR] [--json]',
   description: [
-    'Run once, after every MX runs 0.5. Each record keeps its name inside its identity\'s shard; a',
+    "Run once, after every MX runs 0.5. Each record keeps its name inside its identity's shard; a",
     'record whose identity was cut to [limits] stored_chars cannot be placed and is left (it expires).',
-    'Where 0.5 already wrote the same record, the newer one is kept (a day\'s old counters are then left','to expire). Safe to run again.',
+    "Where 0.5 already wrote the same record, the newer one is kept (a day's old counters are then left",
+    'to expire). Safe to run again.',
   ],
   options: { ...COMMON_OPTIONS, 'dry-run': { type: 'boolean', default: false } },
   optionHelp: { ...COMMON_HELP, 'dry-run': 'count what would move, move nothing' },

@@ -21,11 +21,22 @@ export const poolsList: Command = {
     const rows = providerList.map((p) => {
       const chosen = providers.actionOf(p.id) ?? 'off'
       const action = chosen === 'skip' && !config.whitelist.providers ? 'group' : chosen
-      return { id: p.id, name: p.name, action, ranges: p.ips.length, updated: p.updated, from: p.origin.replace(/:\d+$/, ''), hosts: p.hosts, spf: p.spf, source: p.source }
+      return {
+        id: p.id,
+        name: p.name,
+        action,
+        ranges: p.ips.length,
+        updated: p.updated,
+        from: p.origin.replace(/:\d+$/, ''),
+        hosts: p.hosts,
+        spf: p.spf,
+        source: p.source,
+      }
     })
     if (values.json) io.out(JSON.stringify({ providers: rows }, null, 2))
     else {
-      for (const r of rows) io.out(`${r.id.padEnd(12)} ${r.action.padEnd(6)} ${String(r.ranges).padStart(4)} ranges (${r.from}, ${r.updated ?? 'by hand'})  ${r.hosts.join(' ')}`)
+      for (const r of rows)
+        io.out(`${r.id.padEnd(12)} ${r.action.padEnd(6)} ${String(r.ranges).padStart(4)} ranges (${r.from}, ${r.updated ?? 'by hand'})  ${r.hosts.join(' ')}`)
     }
     return listProblems.length ? EXIT.finding : EXIT.ok
   },
@@ -42,7 +53,7 @@ export const poolsRefresh: Command = {
     'line of that file is kept), which a running Haraka picks up without a restart; the shipped',
     'smart-greylist.providers is never written, and an upgrade whose data is newer wins over a refresh.',
     'A provider whose record now holds a range wider than /12 (IPv4) or /24 (IPv6), or whose ranges',
-    'more than quadruple, keeps its ranges too unless --force: an include chain is the provider\'s to change.',
+    "more than quadruple, keeps its ranges too unless --force: an include chain is the provider's to change.",
     'Exit 0: all refreshed; 1: some kept their old ranges.',
   ],
   options: {
@@ -71,7 +82,7 @@ export const poolsRefresh: Command = {
       return EXIT.failure
     }
     const fresh = new Map<string, string[]>()
-    const report: Record<string, unknown>[] = []
+    const report: RefreshRow[] = []
     let failed = 0
     for (const p of providers.filter((x) => x.spf.length)) {
       const found = await refreshOne(p, resolver, timeoutMs)
@@ -94,17 +105,17 @@ export const poolsRefresh: Command = {
       const text = writeRanges(lines, fresh, new Date().toISOString().slice(0, 10)).join('\n')
       // What is about to be written must read back cleanly with the plugin's own parser.
       const check = parseProviders(text.split('\n'), FILES.providersLocal)
-      if (check.errors.length) throw new Error(`refusing to write: ${check.errors[0].origin}: ${check.errors[0].message}`)
+      const [bad] = check.errors
+      if (bad) throw new Error(`refusing to write: ${bad.origin}: ${bad.message}`)
       return { text: changed && !values['dry-run'] ? (text.endsWith('\n') ? text : `${text}\n`) : null, result: null }
     })
     if (values.json) io.out(JSON.stringify({ written, providers: report }, null, 2))
     else {
       for (const r of report) {
-        if (r.status === 'kept') io.out(`${String(r.id).padEnd(12)} kept ${r.ranges} ranges: ${r.error}`)
+        if (r.status === 'kept') io.out(`${r.id.padEnd(12)} kept ${r.ranges} ranges: ${r.error}`)
         else {
-          const a = r.added as string[]
-          const d = r.removed as string[]
-          io.out(`${String(r.id).padEnd(12)} ${r.status}: ${r.ranges} ranges${a.length ? ` +${a.join(' +')}` : ''}${d.length ? ` -${d.join(' -')}` : ''}`)
+          const { added: a, removed: d } = r
+          io.out(`${r.id.padEnd(12)} ${r.status}: ${r.ranges} ranges${a.length ? ` +${a.join(' +')}` : ''}${d.length ? ` -${d.join(' -')}` : ''}`)
         }
       }
       io.out(written ? `wrote ${written}` : changed ? 'dry run: nothing written' : 'no changes')
@@ -121,18 +132,34 @@ export function implausible(before: readonly string[], after: readonly string[])
   }
   const size = (ranges: readonly string[], family: 'ipv4' | 'ipv6'): number =>
     ranges.map((x) => parseCidr(x)).reduce((n, c) => (c && c.ip.kind() === family ? n + 2 ** ((family === 'ipv4' ? 32 : 128) - c.prefix) : n), 0)
-  for (const [family, slack] of [['ipv4', 2 ** 16], ['ipv6', 2 ** 96]] as const) {
+  for (const [family, slack] of [
+    ['ipv4', 2 ** 16],
+    ['ipv6', 2 ** 96],
+  ] as const) {
     const was = size(before, family)
     const now = size(after, family)
-    if (now > 4 * was + slack) return `its ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space grows from 2^${Math.round(Math.log2(was || 1))} to 2^${Math.round(Math.log2(now))} addresses`
+    if (now > 4 * was + slack)
+      return `its ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space grows from 2^${Math.round(Math.log2(was || 1))} to 2^${Math.round(Math.log2(now))} addresses`
   }
   return null
 }
 
+/** One provider's line of the refresh report (and of its JSON). */
+type RefreshRow =
+  | { readonly id: string; readonly status: 'kept'; readonly error: string; readonly ranges: number }
+  | {
+      readonly id: string
+      readonly status: 'changed' | 'unchanged'
+      readonly ranges: number
+      readonly added: string[]
+      readonly removed: string[]
+      readonly ignored: string[]
+    }
+
 const MIN_REFRESH_PREFIX = { ipv4: 12, ipv6: 24 } as const
 
 function canonical(range: string): string {
-  const [addr, len] = range.split('/')
+  const [addr = '', len] = range.split('/')
   return `${addr.toLowerCase()}/${len ?? (addr.includes(':') ? '128' : '32')}`
 }
 

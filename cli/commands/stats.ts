@@ -38,7 +38,10 @@ export const stats: Command = {
         max: total.delay.count ? total.delay.maxSeconds : null,
         mean: total.delay.count ? Math.round(total.delay.sumSeconds / total.delay.count) : null,
       }
-      const top = [...identities].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([identity, deferred]) => ({ identity, deferred }))
+      const top = [...identities]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 10)
+        .map(([identity, deferred]) => ({ identity, deferred }))
       if (values.json) {
         io.out(JSON.stringify({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top }, null, 2))
         return EXIT.ok
@@ -50,7 +53,10 @@ export const stats: Command = {
           `${r.day.padEnd(12)} ${String(r.deferred).padStart(8)}  ${String(r.acceptedAfterDelay).padStart(20)}  ${String(r.known).padStart(5)}  ${String(wl).padStart(11)}  ${String(r.autoWhitelisted).padStart(7)}  ${String(r.shadow).padStart(6)}  ${String(r.failOpen).padStart(9)}`,
         )
       }
-      const by = (o: Record<string, number>): string => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
+      const by = (o: Record<string, number>): string =>
+        Object.entries(o)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || 'none'
       io.out(`deferred by state: ${by(total.deferredBy)}`)
       io.out(`whitelisted by kind: ${by(total.whitelisted)}`)
       io.out(`skipped: ${by(total.skipped)}`)

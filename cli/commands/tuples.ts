@@ -1,7 +1,7 @@
 // `smart-greylist list` and `smart-greylist flush`: the tuples in Redis, and removing them.
 import { normaliseAddress } from '../../plugins/smart-greylist/core/envelope'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
 import { Context } from '../context'
 
 export const list: Command = {
@@ -9,7 +9,12 @@ export const list: Command = {
   summary: 'list pending or passed tuples, newest first',
   usage: '--pending|--passed [--limit N] [--config DIR] [--json]',
   description: ['Scans the keys under the configured prefix (SCAN: Redis is never blocked, but a large database takes a while).'],
-  options: { ...COMMON_OPTIONS, pending: { type: 'boolean', default: false }, passed: { type: 'boolean', default: false }, limit: { type: 'string', default: '20' } },
+  options: {
+    ...COMMON_OPTIONS,
+    pending: { type: 'boolean', default: false },
+    passed: { type: 'boolean', default: false },
+    limit: { type: 'string', default: '20' },
+  },
   optionHelp: { ...COMMON_HELP, pending: 'tuples waiting for their retry', passed: 'tuples whose retry was accepted', limit: 'at most this many (default 20)' },
   async run(values, _pos, io) {
     if (values.pending === values.passed) throw new UsageError('give one of --pending or --passed')
@@ -35,7 +40,8 @@ export const list: Command = {
       if (values.json) io.out(JSON.stringify({ total: all.length, tuples: rows }, null, 2))
       else {
         for (const r of rows) {
-          const state = 'passedAt' in r ? `passed after ${r.delayedSeconds} s` : r.retryAcceptedInSeconds ? `retry in ${r.retryAcceptedInSeconds} s` : 'retry accepted now'
+          const state =
+            'passedAt' in r ? `passed after ${r.delayedSeconds} s` : r.retryAcceptedInSeconds ? `retry in ${r.retryAcceptedInSeconds} s` : 'retry accepted now'
           io.out(`${r.firstSeen}  ${state.padEnd(20)} ${r.identity}  <${r.sender}> -> <${r.recipient}>`)
         }
         io.out(`${rows.length} of ${all.length} ${values.pending ? 'pending' : 'passed'} tuples`)
@@ -55,8 +61,20 @@ export const flush: Command = {
     'the plugin does); --all --yes forgets all tuples, auto-whitelist entries, pending counts, correspondents and SPF verdicts under the',
     'prefix. Statistics are kept.',
   ],
-  options: { ...COMMON_OPTIONS, identity: { type: 'string' }, sender: { type: 'string' }, all: { type: 'boolean', default: false }, yes: { type: 'boolean', default: false } },
-  optionHelp: { ...COMMON_HELP, identity: 'an identity, e.g. spf:contoso.com', sender: 'an envelope sender', all: 'everything (needs --yes)', yes: 'confirm --all' },
+  options: {
+    ...COMMON_OPTIONS,
+    identity: { type: 'string' },
+    sender: { type: 'string' },
+    all: { type: 'boolean', default: false },
+    yes: { type: 'boolean', default: false },
+  },
+  optionHelp: {
+    ...COMMON_HELP,
+    identity: 'an identity, e.g. spf:contoso.com',
+    sender: 'an envelope sender',
+    all: 'everything (needs --yes)',
+    yes: 'confirm --all',
+  },
   async run(values, _pos, io) {
     const chosen = [values.identity !== undefined, values.sender !== undefined, values.all === true].filter(Boolean).length
     if (chosen !== 1) throw new UsageError('give exactly one of --identity, --sender, --all')
@@ -69,7 +87,7 @@ export const flush: Command = {
       if (values.all) {
         for (const pattern of Object.values(KEY_PATTERNS)) for await (const batch of store.scan(pattern(prefix))) keys.push(...batch)
       } else if (values.identity !== undefined) {
-        const id = String(values.identity).toLowerCase()
+        const id = (optionText(values.identity) ?? '').toLowerCase()
         keys = (await store.tuples(prefix)).filter((t) => t.identity === id).map((t) => t.key)
         keys.push(...(await store.awlEntries(prefix)).filter((a) => a.identity === id).map((a) => a.key))
       } else {

@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { canonicalEntry, coveringRange, hostBitsSet, parseEntry, parseWhitelist, type Entry } from '../../plugins/smart-greylist/core/whitelist'
 import { isPublicSuffix } from '../../plugins/smart-greylist/setup'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, type Io } from '../command'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, type Io, optionText, UsageError } from '../command'
 import { Context, FILES } from '../context'
 
 /** The entries as the plugin would read them, or null (each refusal said) when one is bad. */
@@ -48,7 +48,7 @@ export const whitelistAdd: Command = {
     await ctx.load() // the public-suffix list, as the plugin has it
     const entries = validate(positionals, io)
     if (!entries) return EXIT.failure
-    const comment = values.comment ? `  # ${String(values.comment).replace(/[\r\n]+/g, ' ')}` : ''
+    const comment = values.comment ? `  # ${(optionText(values.comment) ?? '').replace(/[\r\n]+/g, ' ')}` : ''
     const added = entries.map((e) => `${e.kind}:${e.pattern}${comment}`)
     const { file, result: dup } = await ctx.edit(FILES.whitelist, (current) => {
       const listed = entriesOf(current)
@@ -78,7 +78,9 @@ export const whitelistRemove: Command = {
   name: 'whitelist remove',
   summary: 'remove entries from smart-greylist.whitelist',
   usage: 'ENTRY... [--config DIR] [--json]',
-  description: ['Removes the lines that hold these entries (in any spelling the parser takes as the same); every other line stays. An entry not listed: exit 1, nothing written.'],
+  description: [
+    'Removes the lines that hold these entries (in any spelling the parser takes as the same); every other line stays. An entry not listed: exit 1, nothing written.',
+  ],
   options: { ...COMMON_OPTIONS },
   optionHelp: COMMON_HELP,
   allowPositionals: true,
@@ -130,6 +132,6 @@ export const whitelistList: Command = {
 
 function trimEnd(lines: string[]): string[] {
   const out = [...lines]
-  while (out.length && out[out.length - 1].trim() === '') out.pop()
+  while (out.length && out.at(-1)?.trim() === '') out.pop()
   return out
 }

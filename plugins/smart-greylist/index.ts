@@ -14,7 +14,7 @@ import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } fro
 import type { CorrespondentWrite } from './adapters/redis-decision'
 import { RedisHealth } from './adapters/redis-health'
 import { withTimeout } from './adapters/timeout'
-import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps } from './setup'
+import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps, type Loaded } from './setup'
 
 /** Connecting (TCP, then INFO) may take this long before it is given up and retried. */
 const CONNECT_BOUND_MS = 5000
@@ -47,8 +47,8 @@ interface PluginState {
 }
 
 export function register(this: Plugin): void {
-  this.sg = { deps: undefined as unknown as Deps, connecting: false } as PluginState
-  this.sg.health = new RedisHealth(
+  // The watch reads the settings when it runs (after init), so it can be made before they are loaded.
+  const health = new RedisHealth(
     () => this.db,
     () => {
       const r = this.sg.deps.config.redis
@@ -57,7 +57,9 @@ export function register(this: Plugin): void {
     Date.now,
     (why) => this.sg_drop_redis(why),
   )
-  this.sg_load()
+  const loaded = loadFor(this, undefined)
+  this.sg = { deps: buildDeps(loaded, { client: () => this.db, health }), health, redisOptions: loaded.redis, connecting: false }
+  loadedLine(this, loaded)
   // The public-suffix list loads asynchronously; until then no entry can be judged against it.
   tlds.ready.then(() => this.sg_load()).catch(() => undefined)
   this.register_hook('init_master', 'sg_init_redis')
@@ -68,10 +70,22 @@ export function register(this: Plugin): void {
   this.register_hook('queue_ok', 'sg_queue_ok')
 }
 
-/** (Re)loads settings and lists; haraka-config calls it again whenever one of the files changes. */
+/** Reads every file, with this plugin's reload as haraka-config's change callback; logs what is wrong. */
+function loadFor(plugin: Plugin, previous: Config | undefined): Loaded {
+  const loaded = load(sourcesForPlugin(plugin.config), previous, () => plugin.sg_load())
+  for (const p of loaded.problems) plugin.logerror(p)
+  return loaded
+}
+
+function loadedLine(plugin: Plugin, loaded: Loaded): void {
+  plugin.loginfo(
+    `loaded: whitelist ${loaded.admin.entries.length} entries; providers ${loaded.providerList.length} (${loaded.providers.ranges} ranges); redis ${redisTarget(loaded.redis)}`,
+  )
+}
+
+/** Reloads settings and lists; haraka-config calls it whenever one of the files changes. */
 export function sg_load(this: Plugin): void {
-  const loaded = load(sourcesForPlugin(this.config), this.sg.deps?.config, () => this.sg_load())
-  for (const p of loaded.problems) this.logerror(p)
+  const loaded = loadFor(this, this.sg.deps.config)
   // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
   this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health })
   const target = redisTarget(loaded.redis)
@@ -83,9 +97,7 @@ export function sg_load(this: Plugin): void {
   }
   this.sg.redisOptions = loaded.redis
   if (!this.db && this.sg.started) this.sg_connect_redis()
-  this.loginfo(
-    `loaded: whitelist ${loaded.admin.entries.length} entries; providers ${loaded.providerList.length} (${loaded.providers.ranges} ranges); redis ${target}`,
-  )
+  loadedLine(this, loaded)
 }
 
 // Start-up never waits for Redis: with Redis down, Haraka still starts and fails open.
@@ -263,7 +275,8 @@ export function headerValue(passed: readonly RecipientDecision[], shadow: boolea
   if (trusted) return `passed by smart-greylist; trusted: ${evidenceText(trusted.evidence)}`
   const first = tuples[0]
   if (!first) return null
-  const why = shadow && first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.status === 'awl' ? 'auto-whitelisted' : 'known sender'
+  const why =
+    shadow && first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.status === 'awl' ? 'auto-whitelisted' : 'known sender'
   return `passed by smart-greylist; ${why}; identity=${identityText(first.identity)}`
 }
 

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import type { CheckReport } from '../../cli/commands/check'
 import { correspondentField, correspondentKey, identityKeys } from '../../plugins/smart-greylist/core/keys'
 import { runCli } from '../helpers/cli'
-import { connectRedis, type TestRedis } from '../helpers/redis'
-import { deliver } from '../helpers/smtp'
+import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
+import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 
 const INI = (policy: 'all' | 'suspicious'): string =>
@@ -59,7 +59,10 @@ const TABLE: Case[] = [
     from: PARTNER.from,
     to: 'alice@example.com',
     seed: (db) =>
-      hset(db, correspondentKey('sgl:', 'alice@example.com'), { m: 'alice@example.com', [correspondentField('partner.example')]: `${Date.now() + 86_400_000}|partner.example` }),
+      hset(db, correspondentKey('sgl:', 'alice@example.com'), {
+        m: 'alice@example.com',
+        [correspondentField('partner.example')]: `${Date.now() + 86_400_000}|partner.example`,
+      }),
     expect: 'correspondent',
   },
   { name: 'would_trust (trusted evidence under policy all)', ip: TRUSTED.ip, from: TRUSTED.from, to: 'r3@example.com', expect: 'tuple:new' },
@@ -99,10 +102,27 @@ describe('smart-greylist check agrees with the running plugin', function () {
 
   async function agree(c: Case): Promise<void> {
     await c.seed?.(db)
-    const r = await runCli(['check', '--ip', c.ip, '--from', c.from, '--to', c.to, '--json', '--config', stack.haraka.configDir, '--dns', `127.0.0.1:${stack.dns.port}`])
+    const r = await runCli([
+      'check',
+      '--ip',
+      c.ip,
+      '--from',
+      c.from,
+      '--to',
+      c.to,
+      '--json',
+      '--config',
+      stack.haraka.configDir,
+      '--dns',
+      `127.0.0.1:${stack.dns.port}`,
+    ])
     assert.ok(r.code === 0 || r.code === 1, `check exit ${r.code}: ${r.stdout}${r.stderr}`)
     const predicted = JSON.parse(r.stdout) as CheckReport
-    assert.equal(predicted.kind === 'tuple' || predicted.kind === 'trusted' ? `${predicted.kind}:${predicted.verdict.status}` : predicted.kind, c.expect, predicted.line)
+    assert.equal(
+      predicted.kind === 'tuple' || predicted.kind === 'trusted' ? `${predicted.kind}:${predicted.verdict.status}` : predicted.kind,
+      c.expect,
+      predicted.line,
+    )
     assert.equal(r.code, predicted.answer === 'defer' ? 1 : 0)
 
     const mark = stack.haraka.log.length

@@ -7,19 +7,29 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { startPrivateRedis } from '../../scripts/redis-server'
-import { percentile, runLoad, type LoadResult } from '../helpers/load'
-import { connectRedis } from '../helpers/redis'
-import { deliver } from '../helpers/smtp'
+import { startPrivateRedis } from '../../scripts/harness/redis-server'
+import { percentile, runLoad, type LoadResult } from '../../scripts/harness/load'
+import { connectRedis } from '../../scripts/harness/redis'
+import { deliver } from '../../scripts/harness/smtp'
 import { useStack, type Stack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
 
 const REDIS_TIMEOUT_MS = 300
 const INI = [
-  '[main]', 'delay=1', 'retry_window=60', 'budget_ms=1100',
-  '[dns]', 'timeout_ms=400', 'spf_timeout_ms=300',
-  '[redis]', `timeout_ms=${REDIS_TIMEOUT_MS}`, 'ping_interval_ms=200', 'dead_after_ms=1500',
-  '[whitelist]', 'providers=false', '',
+  '[main]',
+  'delay=1',
+  'retry_window=60',
+  'budget_ms=1100',
+  '[dns]',
+  'timeout_ms=400',
+  'spf_timeout_ms=300',
+  '[redis]',
+  `timeout_ms=${REDIS_TIMEOUT_MS}`,
+  'ping_interval_ms=200',
+  'dead_after_ms=1500',
+  '[whitelist]',
+  'providers=false',
+  '',
 ].join('\n')
 // 40 clients in 40 /24s, each always the same sender: after the first second their tuples pass.
 const POOL = Array.from({ length: 40 }, (_, i) => `85.214.${10 + i}.${7 + i}`)
@@ -28,7 +38,9 @@ const plan = (n: number) => ({ clientIp: POOL[n % POOL.length], from: `news${n %
 /** Resident memory of a process and its children (the workers), in MB. */
 function rssMb(pid: number): number {
   const own = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
-  const children = fs.readdirSync(`/proc/${pid}/task`).flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean))
+  const children = fs
+    .readdirSync(`/proc/${pid}/task`)
+    .flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean))
   return own + children.map(Number).reduce((sum, c) => sum + (fs.existsSync(`/proc/${c}/status`) ? rssMb(c) : 0), 0)
 }
 

@@ -3,7 +3,7 @@
 // plugin's result for that domain is reused; the tuple key still uses the original sender, so
 // a retry whose SRS hash and timestamp changed matches.
 import assert from 'node:assert/strict'
-import { deliver } from '../helpers/smtp'
+import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
 
@@ -26,17 +26,27 @@ describe('SRS-forwarded mail in a running Haraka with the spf plugin', function 
     ini: '[main]\ndelay=1\nretry_window=20\n[whitelist]\nproviders=false\n[awl]\npasses=0\n',
   })
 
-  it('is grouped by spf:<forwarder domain>, reuses the spf plugin\'s result, and passes at the first retry from another /24', async () => {
+  it("is grouped by spf:<forwarder domain>, reuses the spf plugin's result, and passes at the first retry from another /24", async () => {
     const txtQueries = (): number => stack.dns.queries.filter((q) => q.name.toLowerCase() === 'fwd.example' && q.type === 'TXT').length
-    const first = await deliver(stack.haraka.port, { clientIp: FORWARDER_IPS[0], helo: 'mout.fwd.example', from: 'SRS0=HhH1=TT=orig.example=bob@fwd.example', to: ['carol@example.com'] })
+    const first = await deliver(stack.haraka.port, {
+      clientIp: FORWARDER_IPS[0],
+      helo: 'mout.fwd.example',
+      from: 'SRS0=HhH1=TT=orig.example=bob@fwd.example',
+      to: ['carol@example.com'],
+    })
     assert.equal(first.rcpt[0].code, 451)
     const deferred = await stack.haraka.waitFor(/\[smart-greylist\] defer reason=new .*to=<carol@example\.com>/)
     assert.match(deferred, /identity=spf:fwd\.example identity_reason=spf_pass/)
 
     await sleep(1300)
     const before = txtQueries()
-    const retry = await deliver(stack.haraka.port, { clientIp: FORWARDER_IPS[1], helo: 'mout.fwd.example', from: 'SRS0=XyZ9=UU=orig.example=bob@fwd.example', to: ['carol@example.com'] })
-    assert.equal(retry.rcpt[0].code, 250, 'the retry from the forwarder\'s other network matches the tuple')
+    const retry = await deliver(stack.haraka.port, {
+      clientIp: FORWARDER_IPS[1],
+      helo: 'mout.fwd.example',
+      from: 'SRS0=XyZ9=UU=orig.example=bob@fwd.example',
+      to: ['carol@example.com'],
+    })
+    assert.equal(retry.rcpt[0].code, 250, "the retry from the forwarder's other network matches the tuple")
     assert.match(await stack.haraka.waitFor(/\[smart-greylist\] pass reason=retry .*to=<carol@example\.com>/), /identity=spf:fwd\.example/)
     // The spf plugin asked once for this transaction; our own evaluation would be a second query
     // (the guard's verdict on the record is cached since the first message).

@@ -1,16 +1,9 @@
 // End to end: real Haraka with the packed plugin, real redis-server, loopback DNS, SMTP over TCP.
 import assert from 'node:assert/strict'
-import { deliver } from '../helpers/smtp'
+import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
-import {
-  EXCHANGE_HELO,
-  EXCHANGE_IPS,
-  FORGED_PTR_IP,
-  exchangeName,
-  exchangeZone,
-  forgedZone,
-} from '../helpers/world'
+import { EXCHANGE_HELO, EXCHANGE_IPS, FORGED_PTR_IP, exchangeName, exchangeZone, forgedZone } from '../helpers/world'
 
 const DELAY_S = 1
 const WINDOW_S = 3
@@ -53,9 +46,15 @@ describe('smart-greylist in a running Haraka', function () {
       const known = await deliver(stack.haraka.port, { clientIp: ip, from, to: ['bob@example.com'] })
       assert.equal(known.rcpt[0].code, 250)
       const lines = stack.haraka.linesMatching(new RegExp(`from=<${from.replace(/\./g, '\\.')}>`))
-      assert.ok(lines.some((l) => /defer reason=new identity=net:85\.214\.132\.0\/24 identity_reason=spf_none,no_rdns,no_pool/.test(l)), lines.join('\n'))
+      assert.ok(
+        lines.some((l) => /defer reason=new identity=net:85\.214\.132\.0\/24 identity_reason=spf_none,no_rdns,no_pool/.test(l)),
+        lines.join('\n'),
+      )
       assert.ok(lines.some((l) => /defer reason=early/.test(l)))
-      assert.ok(lines.some((l) => /accept|pass reason=retry .* waited=[12]s/.test(l)), lines.join('\n'))
+      assert.ok(
+        lines.some((l) => /accept|pass reason=retry .* waited=[12]s/.test(l)),
+        lines.join('\n'),
+      )
       assert.ok(lines.some((l) => /pass reason=known/.test(l)))
     })
 
@@ -120,8 +119,14 @@ describe('smart-greylist in a running Haraka', function () {
 
     it('asked DNS only the loopback test server, with a PTR and a forward query per client', () => {
       for (const ip of EXCHANGE_IPS) {
-        assert.ok(stack.dns.queries.some((q) => q.type === 'PTR' && q.name.startsWith(ip.split('.').reverse().join('.'))), ip)
-        assert.ok(stack.dns.queries.some((q) => q.type === 'A' && q.name === exchangeName(ip).toLowerCase()), ip)
+        assert.ok(
+          stack.dns.queries.some((q) => q.type === 'PTR' && q.name.startsWith(ip.split('.').reverse().join('.'))),
+          ip,
+        )
+        assert.ok(
+          stack.dns.queries.some((q) => q.type === 'A' && q.name === exchangeName(ip).toLowerCase()),
+          ip,
+        )
       }
     })
   })
@@ -142,10 +147,7 @@ describe('smart-greylist in a running Haraka', function () {
 
   describe('whitelist', () => {
     it('does not trust a PTR name that is not forward-confirmed, nor a HELO the connection does not back', async () => {
-      stack.haraka.writeConfig(
-        'smart-greylist.whitelist',
-        'host:*.outbound.protection.outlook.com\nhelo:*.outbound.protection.outlook.com\n',
-      )
+      stack.haraka.writeConfig('smart-greylist.whitelist', 'host:*.outbound.protection.outlook.com\nhelo:*.outbound.protection.outlook.com\n')
       await stack.haraka.waitFor(/loaded: whitelist 2 entries/)
       const from = sender()
       const forgedPtr = await deliver(stack.haraka.port, { clientIp: FORGED_PTR_IP, helo: 'client.example.net', from, to: ['gina@example.com'] })
@@ -157,7 +159,9 @@ describe('smart-greylist in a running Haraka', function () {
 
       const real = await deliver(stack.haraka.port, { clientIp: EXCHANGE_IPS[4], helo: EXCHANGE_HELO, from: sender(), to: ['gina@example.com'] })
       assert.equal(real.rcpt[0].code, 250, 'a confirmed Exchange name is whitelisted')
-      assert.ok(stack.haraka.linesMatching(/accept reason=whitelist:host entry="host:\*\.outbound\.protection\.outlook\.com" \(smart-greylist\.whitelist:1\)/).length)
+      assert.ok(
+        stack.haraka.linesMatching(/accept reason=whitelist:host entry="host:\*\.outbound\.protection\.outlook\.com" \(smart-greylist\.whitelist:1\)/).length,
+      )
     })
 
     it('takes an edit of the whitelist file without a restart', async () => {

@@ -1,8 +1,8 @@
 // End to end: identities beyond the rDNS (SPF, with its permissive-record guard), envelopes
 // rewritten per attempt, and the auto-whitelist, through a real Haraka, Redis and loopback DNS.
 import assert from 'node:assert/strict'
-import { connectRedis } from '../helpers/redis'
-import { deliver, type Envelope } from '../helpers/smtp'
+import { connectRedis } from '../../scripts/harness/redis'
+import { deliver, type Envelope } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
 import { EXCHANGE_HELO, EXCHANGE_IPS, NOPTR_IPS, OPEN_IPS, SES_IPS, exchangeZone, identityZone } from '../helpers/world'
@@ -66,7 +66,10 @@ describe('smart-greylist identities in a running Haraka', function () {
     ['VERP', 'bounce-12345678-carol@lists.example', 'bounce-87654321-carol@lists.example'],
   ] as const) {
     it(`${kind}: a retry whose sender carries a new tag passes`, async () => {
-      const r = await retryFromElsewhere({ clientIp: '85.214.180.5', from: first, to: ['a5@example.com'] }, { clientIp: '85.214.180.5', from: retry, to: ['a5@example.com'] })
+      const r = await retryFromElsewhere(
+        { clientIp: '85.214.180.5', from: first, to: ['a5@example.com'] },
+        { clientIp: '85.214.180.5', from: retry, to: ['a5@example.com'] },
+      )
       assert.deepEqual(r, { first: 451, retry: 250 })
     })
   }
@@ -75,10 +78,16 @@ describe('smart-greylist identities in a running Haraka', function () {
     const ip = '85.214.190.7'
     const to = ['w1@example.com', 'w2@example.com', 'w3@example.com']
     const first = await deliver(stack.haraka.port, { clientIp: ip, from: 'x@awl.example', to })
-    assert.deepEqual(first.rcpt.map((r) => r.code), [451, 451, 451])
+    assert.deepEqual(
+      first.rcpt.map((r) => r.code),
+      [451, 451, 451],
+    )
     await sleep(DELAY_MS + 200)
     const retry = await deliver(stack.haraka.port, { clientIp: ip, from: 'x@awl.example', to })
-    assert.deepEqual(retry.rcpt.map((r) => r.code), [250, 250, 250])
+    assert.deepEqual(
+      retry.rcpt.map((r) => r.code),
+      [250, 250, 250],
+    )
 
     const fresh = await deliver(stack.haraka.port, { clientIp: ip, from: 'someone-else@awl.example', to: ['new@example.com'] })
     assert.equal(fresh.rcpt[0].code, 250, 'a new message of the pair is accepted at once')

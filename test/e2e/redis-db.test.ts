@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict'
 import type { CheckReport } from '../../cli/commands/check'
 import { runCli } from '../helpers/cli'
-import { connectRedis, type TestRedis } from '../helpers/redis'
-import { deliver } from '../helpers/smtp'
+import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
+import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
 

@@ -6,21 +6,36 @@
 // (and replicated) before the failure is still honoured; then the smart-greylist command lists,
 // counts and flushes across the masters left. The figures are printed for the record.
 import assert from 'node:assert/strict'
-import { percentile, runLoad } from '../helpers/load'
-import { DnsServer } from '../helpers/dns-server'
-import { HarakaInstance } from '../helpers/haraka'
+import { percentile, runLoad } from '../../scripts/harness/load'
+import { DnsServer } from '../../scripts/harness/dns-server'
+import { HarakaInstance } from '../../scripts/harness/haraka'
 import { runCli } from '../helpers/cli'
-import { deliver } from '../helpers/smtp'
+import { deliver } from '../../scripts/harness/smtp'
 import { sleep } from '../helpers/wait'
 import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
-import { redisCli, replicated, startPrivateCluster, startPrivateSentinelSet, type PrivateCluster, type PrivateSentinelSet } from '../../scripts/redis-topologies'
+import {
+  redisCli,
+  replicated,
+  startPrivateCluster,
+  startPrivateSentinelSet,
+  type PrivateCluster,
+  type PrivateSentinelSet,
+} from '../../scripts/harness/redis-topologies'
 
 const TIMEOUT_MS = 300
 const iniFor = (redis: string): string =>
   [
-    '[main]', 'delay=1', 'retry_window=120',
-    '[whitelist]', 'providers=false',
-    '[redis]', `timeout_ms=${TIMEOUT_MS}`, 'ping_interval_ms=200', 'dead_after_ms=1500', redis, '',
+    '[main]',
+    'delay=1',
+    'retry_window=120',
+    '[whitelist]',
+    'providers=false',
+    '[redis]',
+    `timeout_ms=${TIMEOUT_MS}`,
+    'ping_interval_ms=200',
+    'dead_after_ms=1500',
+    redis,
+    '',
   ].join('\n')
 
 let n = 0
@@ -86,13 +101,20 @@ async function failoverUnderTrickle(name: string, f: Failover): Promise<void> {
       `greylisting back ${back.map((x) => `${x} ms`).join(', ')} after promotion; earlier tuple's retry ${retry.rcpt[0].code}`,
   )
   assert.ok(promotedAfter >= 0, 'a replica was promoted')
-  assert.equal(results.reduce((s, r) => s + r.broken, 0), 0, 'every session completed')
+  assert.equal(
+    results.reduce((s, r) => s + r.broken, 0),
+    0,
+    'every session completed',
+  )
   for (const code of Object.keys(codes)) assert.ok(Number(code) < 500, `a ${code} reply`)
   for (const code of Object.keys(rcptCodes)) assert.ok(code === '250' || code === '451', `RCPT answered ${code}`)
   assert.ok(Math.max(...ms) <= TIMEOUT_MS + 1000, `slowest RCPT ${Math.max(...ms)} ms`)
   for (const x of back) assert.ok(x >= 0, 'greylisting resumed by itself')
   assert.equal(retry.rcpt[0].code, 250)
-  assert.ok(b.linesMatching(new RegExp(`pass reason=retry .*from=<${from.replace(/\./g, '\\.')}>`), logFrom).length === 1, 'passed as a retry of the replicated tuple')
+  assert.ok(
+    b.linesMatching(new RegExp(`pass reason=retry .*from=<${from.replace(/\./g, '\\.')}>`), logFrom).length === 1,
+    'passed as a retry of the replicated tuple',
+  )
 }
 
 async function deferThenPass(first: HarakaInstance, second: HarakaInstance): Promise<void> {
@@ -152,7 +174,10 @@ describe('Redis Cluster: two Haraka instances, 3 masters and 3 replicas', functi
         const r = await deliver(harakas[0].port, { clientIp: '85.214.132.10', from, to: ['bob@example.com'] })
         assert.equal(r.rcpt[0].code, 451)
         const holds = (port: number): boolean =>
-          redisCli(port, '--scan', '--pattern', 'sgl:{*}t:*').split('\n').filter(Boolean).some((key) => redisCli(port, 'HGET', key, 's') === from)
+          redisCli(port, '--scan', '--pattern', 'sgl:{*}t:*')
+            .split('\n')
+            .filter(Boolean)
+            .some((key) => redisCli(port, 'HGET', key, 's') === from)
         const holder = cluster.masters().find(holds)
         assert.ok(holder, 'the pending tuple is on a master')
         await replicated(holder)

@@ -1,13 +1,13 @@
 // End to end: what happens around the happy path. Redis dying and coming back, deferral at DATA,
 // and identities taken from the fcrdns plugin's results.
 import assert from 'node:assert/strict'
-import { DnsServer } from '../helpers/dns-server'
-import { HarakaInstance } from '../helpers/haraka'
-import { deliver } from '../helpers/smtp'
+import { DnsServer } from '../../scripts/harness/dns-server'
+import { HarakaInstance } from '../../scripts/harness/haraka'
+import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 import { sleep } from '../helpers/wait'
-import { connectRedis } from '../helpers/redis'
-import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
+import { connectRedis } from '../../scripts/harness/redis'
+import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
 import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
 
 describe('smart-greylist when Redis fails', function () {
@@ -98,12 +98,18 @@ describe('smart-greylist with defer_at = data and the fcrdns plugin', function (
       data: true,
     }
     const first = await deliver(stack.haraka.port, { ...env, clientIp: EXCHANGE_IPS[0] })
-    assert.deepEqual(first.rcpt.map((r) => r.code), [250, 250, 250])
+    assert.deepEqual(
+      first.rcpt.map((r) => r.code),
+      [250, 250, 250],
+    )
     assert.equal(first.data?.code, 451)
     assert.match(first.data?.text ?? '', /4\.7\.1 Greylisted/)
     await sleep(1200)
     const retry = await deliver(stack.haraka.port, { ...env, clientIp: EXCHANGE_IPS[3] })
-    assert.deepEqual(retry.rcpt.map((r) => r.code), [250, 250, 250])
+    assert.deepEqual(
+      retry.rcpt.map((r) => r.code),
+      [250, 250, 250],
+    )
     assert.equal(retry.data?.code, 354)
     assert.equal(retry.message?.code, 250)
   })

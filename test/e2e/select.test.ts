@@ -4,7 +4,7 @@
 // SMTP reply and the plugin's log line; the share of first contacts accepted is printed.
 import assert from 'node:assert/strict'
 import { runCli } from '../helpers/cli'
-import { deliver } from '../helpers/smtp'
+import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 
 const ZONE = 'bl.test.example'
@@ -30,7 +30,12 @@ describe('selective greylisting and correspondents in a running Haraka', functio
     },
     zones: [
       {
-        ptr: { [TRUSTED_IP]: ['mx1.trusted-corp.example'], [LISTED_IP]: ['mx2.trusted-corp.example'], [NOSPF_IP]: ['mx.nospf-corp.example'], [PARTNER_IP]: ['mx.partner.example'] },
+        ptr: {
+          [TRUSTED_IP]: ['mx1.trusted-corp.example'],
+          [LISTED_IP]: ['mx2.trusted-corp.example'],
+          [NOSPF_IP]: ['mx.nospf-corp.example'],
+          [PARTNER_IP]: ['mx.partner.example'],
+        },
         a: {
           'mx1.trusted-corp.example': [TRUSTED_IP],
           'mx2.trusted-corp.example': [LISTED_IP],
@@ -49,14 +54,28 @@ describe('selective greylisting and correspondents in a running Haraka', functio
   })
 
   it('accepts a trusted sender at first contact, with its evidence logged', async () => {
-    const r = await deliver(stack.haraka.port, { clientIp: TRUSTED_IP, helo: 'mx1.trusted-corp.example', from: 'news@trusted-corp.example', to: ['bob@example.com'], data: true })
+    const r = await deliver(stack.haraka.port, {
+      clientIp: TRUSTED_IP,
+      helo: 'mx1.trusted-corp.example',
+      from: 'news@trusted-corp.example',
+      to: ['bob@example.com'],
+      data: true,
+    })
     assert.equal(r.rcpt[0].code, 250)
     assert.equal(r.message?.code, 250)
-    assert.match(line('news@trusted-corp.example'), /skip reason=trusted evidence=fcrdns:mx1\.trusted-corp\.example,spf:trusted-corp\.example,dnsbl:clean\(dns-list\) identity=spf:trusted-corp\.example tuple=new/)
+    assert.match(
+      line('news@trusted-corp.example'),
+      /skip reason=trusted evidence=fcrdns:mx1\.trusted-corp\.example,spf:trusted-corp\.example,dnsbl:clean\(dns-list\) identity=spf:trusted-corp\.example tuple=new/,
+    )
   })
 
   it('greylists the same sender from a client the DNSBL lists', async () => {
-    const r = await deliver(stack.haraka.port, { clientIp: LISTED_IP, helo: 'mx2.trusted-corp.example', from: 'offers@trusted-corp.example', to: ['bob@example.com'] })
+    const r = await deliver(stack.haraka.port, {
+      clientIp: LISTED_IP,
+      helo: 'mx2.trusted-corp.example',
+      from: 'offers@trusted-corp.example',
+      to: ['bob@example.com'],
+    })
     assert.equal(r.rcpt[0].code, 451)
     assert.match(line('offers@trusted-corp.example'), /defer reason=new/)
   })
@@ -64,40 +83,89 @@ describe('selective greylisting and correspondents in a running Haraka', functio
   it('greylists without rDNS, and without an SPF pass', async () => {
     const noPtr = await deliver(stack.haraka.port, { clientIp: NOPTR_IP, from: 'billing@trusted-corp.example', to: ['bob@example.com'] })
     assert.equal(noPtr.rcpt[0].code, 451)
-    const noSpf = await deliver(stack.haraka.port, { clientIp: NOSPF_IP, helo: 'mx.nospf-corp.example', from: 'info@nospf-corp.example', to: ['bob@example.com'] })
+    const noSpf = await deliver(stack.haraka.port, {
+      clientIp: NOSPF_IP,
+      helo: 'mx.nospf-corp.example',
+      from: 'info@nospf-corp.example',
+      to: ['bob@example.com'],
+    })
     assert.equal(noSpf.rcpt[0].code, 451)
   })
 
   it('lets the partner a local user wrote to reach that user at first contact, and no one else', async () => {
-    const before = await deliver(stack.haraka.port, { clientIp: PARTNER_IP, helo: 'mx.partner.example', from: 'carol@partner.example', to: ['alice@example.com'] })
+    const before = await deliver(stack.haraka.port, {
+      clientIp: PARTNER_IP,
+      helo: 'mx.partner.example',
+      from: 'carol@partner.example',
+      to: ['alice@example.com'],
+    })
     assert.equal(before.rcpt[0].code, 451, 'not yet a correspondent, and not trusted (no SPF)')
 
-    const out = await deliver(stack.haraka.port, { clientIp: MUA_IP, from: 'Alice+work@Example.com', to: ['bob@partner.example', 'ops@example.com'], data: true })
+    const out = await deliver(stack.haraka.port, {
+      clientIp: MUA_IP,
+      from: 'Alice+work@Example.com',
+      to: ['bob@partner.example', 'ops@example.com'],
+      data: true,
+    })
     assert.equal(out.message?.code, 250)
     await stack.haraka.waitFor(/correspondents recorded: <alice@example\.com> wrote to partner\.example$/)
 
-    const reply = await deliver(stack.haraka.port, { clientIp: PARTNER_IP, helo: 'mx.partner.example', from: 'dan@partner.example', to: ['alice@example.com', 'dave@example.com'] })
-    assert.deepEqual(reply.rcpt.map((x) => x.code), [250, 451], 'alice wrote to partner.example; dave did not')
-    assert.match(line('dan@partner.example'), /skip reason=correspondent domain=partner\.example identity=net:88\.99\.1\.0\/24 from=<dan@partner\.example> to=<alice@example\.com>/)
+    const reply = await deliver(stack.haraka.port, {
+      clientIp: PARTNER_IP,
+      helo: 'mx.partner.example',
+      from: 'dan@partner.example',
+      to: ['alice@example.com', 'dave@example.com'],
+    })
+    assert.deepEqual(
+      reply.rcpt.map((x) => x.code),
+      [250, 451],
+      'alice wrote to partner.example; dave did not',
+    )
+    assert.match(
+      line('dan@partner.example'),
+      /skip reason=correspondent domain=partner\.example identity=net:88\.99\.1\.0\/24 from=<dan@partner\.example> to=<alice@example\.com>/,
+    )
 
     const forged = await deliver(stack.haraka.port, { clientIp: ELSEWHERE_IP, from: 'ceo@partner.example', to: ['alice@example.com'] })
     assert.equal(forged.rcpt[0].code, 451, 'a partner.example sender from elsewhere is not authenticated')
 
     const listed = await cli('correspondents', 'list', '--json')
-    assert.deepEqual((JSON.parse(listed.stdout) as { correspondents: { mailbox: string; domain: string }[] }).correspondents.map((c) => [c.mailbox, c.domain]), [['alice@example.com', 'partner.example']])
-    const checked = await cli('check', '--ip', PARTNER_IP, '--from', 'frank@partner.example', '--to', 'Alice@example.com', '--dns', `127.0.0.1:${stack.dns.port}`)
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { correspondents: { mailbox: string; domain: string }[] }).correspondents.map((c) => [c.mailbox, c.domain]),
+      [['alice@example.com', 'partner.example']],
+    )
+    const checked = await cli(
+      'check',
+      '--ip',
+      PARTNER_IP,
+      '--from',
+      'frank@partner.example',
+      '--to',
+      'Alice@example.com',
+      '--dns',
+      `127.0.0.1:${stack.dns.port}`,
+    )
     assert.equal(checked.code, 0, checked.stdout + checked.stderr)
     assert.match(checked.stdout, /decision\s+accept: correspondent: <alice@example\.com> wrote to partner\.example/)
     assert.match((await cli('correspondents', 'forget', '--mailbox', 'alice@example.com', '--domain', 'partner.example')).stdout, /forgot 1 correspondent/)
-    const after = await deliver(stack.haraka.port, { clientIp: PARTNER_IP, helo: 'mx.partner.example', from: 'erin@partner.example', to: ['alice@example.com'] })
+    const after = await deliver(stack.haraka.port, {
+      clientIp: PARTNER_IP,
+      helo: 'mx.partner.example',
+      from: 'erin@partner.example',
+      to: ['alice@example.com'],
+    })
     assert.equal(after.rcpt[0].code, 451, 'forgotten')
   })
 
   it('counts what each policy did and what the other would have done', async () => {
-    const mix = JSON.parse((await cli('stats', '--days', '1', '--json')).stdout) as { total: { deferredBy: Record<string, number>; trusted: Record<string, number>; skipped: Record<string, number> } }
+    const mix = JSON.parse((await cli('stats', '--days', '1', '--json')).stdout) as {
+      total: { deferredBy: Record<string, number>; trusted: Record<string, number>; skipped: Record<string, number> }
+    }
     const accepted = mix.total.trusted.new ?? 0
     const deferred = mix.total.deferredBy.new ?? 0
-    console.log(`      suspicious, the mix so far: ${accepted} of ${accepted + deferred} first contacts accepted on evidence; skipped ${JSON.stringify(mix.total.skipped)}`)
+    console.log(
+      `      suspicious, the mix so far: ${accepted} of ${accepted + deferred} first contacts accepted on evidence; skipped ${JSON.stringify(mix.total.skipped)}`,
+    )
     assert.equal(accepted, 1)
     assert.ok(mix.total.skipped.trusted >= 1 && mix.total.skipped.correspondent >= 1)
 
@@ -106,10 +174,25 @@ describe('selective greylisting and correspondents in a running Haraka', functio
     const mark = stack.haraka.log.length
     stack.haraka.writeConfig('smart-greylist.ini', INI('all'))
     await stack.haraka.waitFor(/\[smart-greylist\] loaded: /, 10_000, mark)
-    const r = await deliver(stack.haraka.port, { clientIp: TRUSTED_IP, helo: 'mx1.trusted-corp.example', from: 'news2@trusted-corp.example', to: ['bob@example.com'] })
+    const r = await deliver(stack.haraka.port, {
+      clientIp: TRUSTED_IP,
+      helo: 'mx1.trusted-corp.example',
+      from: 'news2@trusted-corp.example',
+      to: ['bob@example.com'],
+    })
     assert.equal(r.rcpt[0].code, 451)
     assert.match(line('news2@trusted-corp.example'), /defer reason=new .* suspicious_would=accept evidence=fcrdns:mx1\.trusted-corp\.example/)
-    const checked = await cli('check', '--ip', TRUSTED_IP, '--from', 'news3@trusted-corp.example', '--to', 'bob@example.com', '--dns', `127.0.0.1:${stack.dns.port}`)
+    const checked = await cli(
+      'check',
+      '--ip',
+      TRUSTED_IP,
+      '--from',
+      'news3@trusted-corp.example',
+      '--to',
+      'bob@example.com',
+      '--dns',
+      `127.0.0.1:${stack.dns.port}`,
+    )
     assert.equal(checked.code, 1, 'deferred under all')
     assert.match(checked.stdout, /evidence\s+fcrdns:mx1\.trusted-corp\.example,spf:trusted-corp\.example,dnsbl:not_asked \(trusted; \[select\] policy = all\)/)
     const text = (await cli('stats', '--days', '1')).stdout

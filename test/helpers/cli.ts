@@ -1,7 +1,7 @@
 // Runs the smart-greylist command as a user does: the compiled bin, in a child process.
 import { spawn } from 'node:child_process'
 import path from 'node:path'
-import { ROOT } from './haraka'
+import { ROOT } from '../../scripts/harness/haraka'
 
 export const BIN = path.join(ROOT, 'dist', 'cli', 'main.js')
 

@@ -1,9 +1,6 @@
 // Mocha root hooks: before any test, this process's DNS goes to a server on loopback (NXDOMAIN
 // for anything a test has not declared), so no test ever asks the machine's resolver.
-import { DnsServer } from './dns-server'
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { useDnsServer } = require('../e2e/dns-preload.js') as { useDnsServer(server: string): void }
+import { DnsServer, useDnsServer } from '../../scripts/harness/dns-server'
 
 let server: DnsServer | undefined
 

@@ -1,8 +1,8 @@
 // The parts an end-to-end suite runs against: a private redis-server, a DNS server on loopback
 // holding the suite's zone, and a Haraka with the plugin; started before the suite, stopped after.
-import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
-import { DnsServer, type Zone } from './dns-server'
-import { HarakaInstance, type HarakaOptions } from './haraka'
+import { startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
+import { DnsServer, type Zone } from '../../scripts/harness/dns-server'
+import { HarakaInstance, type HarakaOptions } from '../../scripts/harness/haraka'
 
 export interface Stack {
   redis: PrivateRedis

@@ -1,6 +1,6 @@
 // The simulated senders of the end-to-end tests: realistic public addresses (presented through
 // PROXY headers, never contacted) and the DNS records that describe them.
-import type { Zone } from './dns-server'
+import type { Zone } from '../../scripts/harness/dns-server'
 
 /** An Exchange-Online-like pool: six addresses in six different /16s, production-style names. */
 export const EXCHANGE_IPS = ['40.107.22.92', '40.92.17.41', '52.100.133.7', '52.101.4.200', '104.47.58.11', '52.102.91.65']

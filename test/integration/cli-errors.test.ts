@@ -4,10 +4,10 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { freePort } from '../../scripts/redis-server'
+import { freePort } from '../../scripts/harness/redis-server'
 import { runCli, type CliResult } from '../helpers/cli'
-import { configDir } from '../helpers/fixtures'
-import { ROOT } from '../helpers/haraka'
+import { configDir } from '../../scripts/harness/fixtures'
+import { ROOT } from '../../scripts/harness/haraka'
 
 /** Each run must end well inside this; a hang fails the test instead of the suite. */
 const BOUND_MS = 12_000
@@ -94,7 +94,10 @@ describe('smart-greylist error paths (each run bounded in time)', function () {
   it('a list that cannot be read: the edits fail with exit 2; check says so and answers as the plugin would', async () => {
     const dir = dirFor(closedPort)
     fs.mkdirSync(path.join(dir, 'smart-greylist.whitelist'))
-    for (const args of [['whitelist', 'list'], ['whitelist', 'add', 'ip:85.214.132.0/24']]) {
+    for (const args of [
+      ['whitelist', 'list'],
+      ['whitelist', 'add', 'ip:85.214.132.0/24'],
+    ]) {
       const r = await bounded([...args, '--config', dir])
       assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}\n${r.stdout}${r.stderr}`)
       assert.match(r.stderr, /EISDIR/)

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { runCli } from '../helpers/cli'
-import { configDir } from '../helpers/fixtures'
+import { configDir } from '../../scripts/harness/fixtures'
 
 describe('smart-greylist whitelist edits (files)', function () {
   this.timeout(30_000)

@@ -4,25 +4,20 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { digest, identityKeys } from '../../plugins/smart-greylist/core/keys'
 import { dayOf } from '../../plugins/smart-greylist/core/stats'
-import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { runCli } from '../helpers/cli'
-import { configDir } from '../helpers/fixtures'
-import { connectRedis, type TestRedis } from '../helpers/redis'
+import { configDir } from '../../scripts/harness/fixtures'
+import type { TestRedis } from '../../scripts/harness/redis'
+import { usePrivateRedis } from '../helpers/private-redis'
 
 describe('smart-greylist migrate (0.4 layout to 0.5)', function () {
   this.timeout(20_000)
-  let server: PrivateRedis
+  const redis = usePrivateRedis({ flushEach: false })
   let db: TestRedis
   let dir: string
 
-  before(async () => {
-    server = await startPrivateRedis()
-    db = await connectRedis(server.port)
-    dir = path.join(configDir({ 'redis.ini': `[server]\nhost=127.0.0.1\nport=${server.port}\n` }), 'config')
-  })
-  after(async () => {
-    await db?.quit()
-    await server?.stop()
+  before(() => {
+    db = redis.db
+    dir = path.join(configDir({ 'redis.ini': `[server]\nhost=127.0.0.1\nport=${redis.server.port}\n` }), 'config')
   })
 
   it('moves tuples, auto-whitelist entries and statistics into their shards; a dry run moves nothing', async () => {

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { runCli } from '../helpers/cli'
-import { DnsServer } from '../helpers/dns-server'
-import { configDir } from '../helpers/fixtures'
-import { ROOT } from '../helpers/haraka'
+import { DnsServer } from '../../scripts/harness/dns-server'
+import { configDir } from '../../scripts/harness/fixtures'
+import { ROOT } from '../../scripts/harness/haraka'
 
 describe('smart-greylist pools refresh', function () {
   this.timeout(20_000)
@@ -45,12 +45,20 @@ ip = 17.0.0.0/8
     const dir = path.join(configDir({ 'smart-greylist.providers.local': LOCAL }), 'config')
     const r = await runCli(['pools', 'refresh', '--config', dir, '--dns', `127.0.0.1:${dns.port}`, '--timeout-ms', '1000'])
     assert.equal(r.code, 1, `exit 1: corpmail's record is missing\n${r.stdout}${r.stderr}`)
-    assert.match(r.stdout, /microsoft\s+changed: 5 ranges \+40\.92\.0\.0\/15 \+52\.100\.0\.0\/14 \+2a01:111:f400::\/48 \+2a01:111:f403::\/48 -104\.47\.0\.0\/17/)
+    assert.match(
+      r.stdout,
+      /microsoft\s+changed: 5 ranges \+40\.92\.0\.0\/15 \+52\.100\.0\.0\/14 \+2a01:111:f400::\/48 \+2a01:111:f403::\/48 -104\.47\.0\.0\/17/,
+    )
     assert.match(r.stdout, /corpmail\s+kept 1 ranges: ENOTFOUND/)
     const text = fs.readFileSync(path.join(dir, 'smart-greylist.providers.local'), 'utf8')
     const today = new Date().toISOString().slice(0, 10)
     assert.match(text, /^# my providers/)
-    assert.match(text, new RegExp(`\\[microsoft\\]\\nupdated = ${today}\\nip = 40\\.92\\.0\\.0/15\\nip = 40\\.107\\.0\\.0/16\\nip = 52\\.100\\.0\\.0/14\\nip = 2a01:111:f400::/48\\nip = 2a01:111:f403::/48\\n\\n\\[corpmail\\]`))
+    assert.match(
+      text,
+      new RegExp(
+        `\\[microsoft\\]\\nupdated = ${today}\\nip = 40\\.92\\.0\\.0/15\\nip = 40\\.107\\.0\\.0/16\\nip = 52\\.100\\.0\\.0/14\\nip = 2a01:111:f400::/48\\nip = 2a01:111:f403::/48\\n\\n\\[corpmail\\]`,
+      ),
+    )
     assert.match(text, /\[corpmail\]\nspf = servers\.corpmail\.example\naction = group\nip = 205\.201\.128\.0\/20/)
     assert.match(text, /\[static\]\n# no spf line: never touched\nip = 17\.0\.0\.0\/8/)
     assert.equal(fs.readFileSync(SHIPPED, 'utf8'), shippedBefore)

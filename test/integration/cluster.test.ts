@@ -9,7 +9,7 @@ import type { RedisClient } from '../../plugins/smart-greylist/adapters/haraka-t
 import { identityKeys, shardOf } from '../../plugins/smart-greylist/core/keys'
 import { parseSettings } from '../../plugins/smart-greylist/core/settings'
 import { statsKeys } from '../../plugins/smart-greylist/core/stats'
-import { redisCli, startPrivateCluster, type PrivateCluster } from '../../scripts/redis-topologies'
+import { redisCli, startPrivateCluster, type PrivateCluster } from '../../scripts/harness/redis-topologies'
 import { TIMING } from '../helpers/decision-cases'
 import { decisionCases, type KeyedRedis } from '../helpers/store-cases'
 
@@ -24,12 +24,21 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
 
   before(async () => {
     cluster = await startPrivateCluster()
-    const seeds = cluster.nodes.slice(0, 3).map((n) => `127.0.0.1:${n.port}`).join(' ')
+    const seeds = cluster.nodes
+      .slice(0, 3)
+      .map((n) => `127.0.0.1:${n.port}`)
+      .join(' ')
     const { config } = parseSettings({ redis: { cluster: seeds } })
     const opts = redisClientOptions({}, { cluster: seeds }, config.redis, 'daemon')
     db = (await openRedis(opts, quiet)) as RedisClient & KeyedRedis
-    store = new DecisionStore(() => db, () => 1000)
-    reads = new AdminStore(() => db, () => 1000)
+    store = new DecisionStore(
+      () => db,
+      () => 1000,
+    )
+    reads = new AdminStore(
+      () => db,
+      () => 1000,
+    )
   })
   beforeEach(() => {
     for (const port of cluster.masters()) redisCli(port, 'FLUSHALL')
@@ -41,18 +50,30 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
 
   decisionCases(() => ({ db, store }))
 
-  it('keeps one decision\'s keys in one slot and spreads identities over every master', async () => {
+  it("keeps one decision's keys in one slot and spreads identities over every master", async () => {
     const t0 = Date.UTC(2026, 10, 28, 12)
     const stats = { prefix: 'sgl:', shadow: false, ttlDays: 1 }
     const masters = new Map<number, number>()
     for (let i = 0; i < 120; i++) {
       const id = `net:85.214.${i}.0/24`
       const k = identityKeys('sgl:', id)
-      const ref = { shard: k.shard, key: k.tuple('a@corp.example', 'b@example.com'), startedKey: k.started, awlKey: k.awl('corp.example', 'net:85.214.0.0/16'), identity: { kind: 'net' as const, value: `85.214.${i}.0/24`, reason: 'no_pool' }, sender: 'a@corp.example', recipient: 'b@example.com' }
+      const ref = {
+        shard: k.shard,
+        key: k.tuple('a@corp.example', 'b@example.com'),
+        startedKey: k.started,
+        awlKey: k.awl('corp.example', 'net:85.214.0.0/16'),
+        identity: { kind: 'net' as const, value: `85.214.${i}.0/24`, reason: 'no_pool' },
+        sender: 'a@corp.example',
+        recipient: 'b@example.com',
+      }
       assert.equal((await store.check(ref, t0, TIMING, stats)).status, 'new')
       if (i < 10) {
         // As Redis itself hashes them (a script whose keys are not in one slot would have failed, too).
-        const slots = new Set([ref.key, ref.startedKey, ref.awlKey, statsKeys('sgl:', t0, k.shard).counters].map((key) => redisCli(cluster.nodes[0].port, 'CLUSTER', 'KEYSLOT', key)))
+        const slots = new Set(
+          [ref.key, ref.startedKey, ref.awlKey, statsKeys('sgl:', t0, k.shard).counters].map((key) =>
+            redisCli(cluster.nodes[0].port, 'CLUSTER', 'KEYSLOT', key),
+          ),
+        )
         assert.equal(slots.size, 1, `keys of ${id} in one slot`)
       }
     }
@@ -70,7 +91,7 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
     assert.equal((await reads.tuples('sgl:')).length, 0)
   })
 
-  it('counts outcomes without an identity in the client\'s shard', async () => {
+  it("counts outcomes without an identity in the client's shard", async () => {
     const t0 = Date.UTC(2026, 10, 28, 12)
     const stats = { prefix: 'sgl:', shadow: false, ttlDays: 1 }
     for (const ip of ['40.107.22.92', '209.85.220.41', '54.240.8.12']) await store.count('wl:host', t0, stats, ip)
@@ -80,10 +101,19 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
 
   it('gates only the slots of a master that stops answering, and remakes the client after dead_after_ms', async () => {
     let dead = ''
-    const health = new RedisHealth(() => db, () => ({ timeoutMs: 200, intervalMs: 100, deadAfterMs: 600 }), Date.now, (why) => {
-      dead = why
-    })
-    const gated = new DecisionStore(() => db, () => 1000, { health })
+    const health = new RedisHealth(
+      () => db,
+      () => ({ timeoutMs: 200, intervalMs: 100, deadAfterMs: 600 }),
+      Date.now,
+      (why) => {
+        dead = why
+      },
+    )
+    const gated = new DecisionStore(
+      () => db,
+      () => 1000,
+      { health },
+    )
     await health.probe()
     assert.equal(health.responsive, true)
     assert.ok(health.deadline(500)! > Date.now())
@@ -91,7 +121,14 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
     // One identity whose keys live on the victim, one elsewhere.
     const refs = Array.from({ length: 40 }, (_, i) => {
       const k = identityKeys('sgl:', `net:85.215.${i}.0/24`)
-      return { shard: k.shard, key: k.tuple('a@corp.example', 'b@example.com'), startedKey: k.started, identity: { kind: 'net' as const, value: `85.215.${i}.0/24`, reason: 'no_pool' }, sender: 'a@corp.example', recipient: 'b@example.com' }
+      return {
+        shard: k.shard,
+        key: k.tuple('a@corp.example', 'b@example.com'),
+        startedKey: k.started,
+        identity: { kind: 'net' as const, value: `85.215.${i}.0/24`, reason: 'no_pool' },
+        sender: 'a@corp.example',
+        recipient: 'b@example.com',
+      }
     })
     const onVictim = refs.find((r) => cluster.masterOf(r.key) === victim)!
     const elsewhere = refs.find((r) => cluster.masterOf(r.key) !== victim)!
@@ -101,7 +138,10 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
     assert.equal(health.responsiveFor(onVictim.key), false)
     assert.equal(health.responsiveFor(elsewhere.key), true)
     const started = Date.now()
-    await assert.rejects(gated.check(onVictim, Date.now(), TIMING, { prefix: 'sgl:', shadow: false, ttlDays: 0 }), (e: unknown) => e instanceof Error && /not answering/.test(e.message))
+    await assert.rejects(
+      gated.check(onVictim, Date.now(), TIMING, { prefix: 'sgl:', shadow: false, ttlDays: 0 }),
+      (e: unknown) => e instanceof Error && /not answering/.test(e.message),
+    )
     assert.ok(Date.now() - started < 50, 'refused at once, not queued behind the paused master')
     assert.equal((await gated.check(elsewhere, Date.now(), TIMING, { prefix: 'sgl:', shadow: false, ttlDays: 0 })).status, 'new', 'the other masters go on')
     await new Promise((r) => setTimeout(r, 700))

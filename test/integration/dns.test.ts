@@ -4,7 +4,7 @@ import dgram from 'node:dgram'
 import { promises as dnsp } from 'node:dns'
 import { dnsblFromDnsListResults, lookupDnsbl, lookupRdns, rdnsFromFcrdnsResults } from '../../plugins/smart-greylist/adapters/dns'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
-import { DnsServer } from '../helpers/dns-server'
+import { DnsServer } from '../../scripts/harness/dns-server'
 
 function resolverFor(port: number, timeoutMs = 500): dnsp.Resolver {
   const r = new dnsp.Resolver({ timeout: timeoutMs, tries: 1 })
@@ -103,7 +103,7 @@ describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', (
   after(() => dns.close())
   const ip = (s: string) => parseIp(s)!
 
-  it('names the zones that list a client, and not a zone\'s error code', async () => {
+  it("names the zones that list a client, and not a zone's error code", async () => {
     const zones = ['bl.test.example', 'refused.test.example', 'clean.test.example']
     assert.deepEqual(await lookupDnsbl(ip('93.184.10.6'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: ['bl.test.example'], failed: [] })
     assert.deepEqual(await lookupDnsbl(ip('93.184.10.5'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: [], failed: [] })
@@ -121,7 +121,7 @@ describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', (
     }
   })
 
-  it('reads the dns-list plugin\'s results: fail entries are listings', () => {
+  it("reads the dns-list plugin's results: fail entries are listings", () => {
     assert.deepEqual(dnsblFromDnsListResults({ fail: ['zen.spamhaus.org'], pass: ['bl.spamcop.net'] }), { source: 'dns-list', listed: ['zen.spamhaus.org'] })
     assert.equal(dnsblFromDnsListResults(undefined), undefined)
   })

@@ -7,9 +7,9 @@ import path from 'node:path'
 import constants from 'haraka-constants'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
-import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
-import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection } from '../helpers/fixtures'
-import { connectRedis, type TestRedis } from '../helpers/redis'
+import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection } from '../../scripts/harness/fixtures'
+import type { TestRedis } from '../../scripts/harness/redis'
+import { usePrivateRedis } from '../helpers/private-redis'
 import { sleep } from '../helpers/wait'
 
 const NO_RDNS = { ptr_names: [], fail: ['has_rdns'] }
@@ -21,20 +21,15 @@ function withFcrdns(conn: FixtureConnection, r: Record<string, unknown> = NO_RDN
 
 describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
   this.timeout(20_000)
-  let server: PrivateRedis
+  const redis = usePrivateRedis()
   let db: TestRedis
 
-  before(async () => {
-    server = await startPrivateRedis()
-    db = await connectRedis(server.port)
-  })
-  beforeEach(() => db.flushDb())
-  after(async () => {
-    await db?.quit().catch(() => undefined)
-    await server?.stop()
+  before(() => {
+    db = redis.db
   })
 
-  const plain = (extra = ''): string => configDir({ 'smart-greylist.ini': `[main]\ndelay=60\n${extra}`, 'smart-greylist.whitelist': 'to:abuse@*\nip:40.107.0.0/16\n' })
+  const plain = (extra = ''): string =>
+    configDir({ 'smart-greylist.ini': `[main]\ndelay=60\n${extra}`, 'smart-greylist.whitelist': 'to:abuse@*\nip:40.107.0.0/16\n' })
 
   it('defers a new tuple with a 451 4.7.1 DSN and records the result and the identity', async () => {
     const plugin = makePlugin(plain(), db)
@@ -50,8 +45,11 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     assert.equal((await db.keys(KEY_PATTERNS.tuples('sgl:'))).length, 1)
   })
 
-  it('logs each decision in one line, the result\'s own text, unless [main] log_decisions = false', async () => {
-    for (const [extra, expected] of [['', 1], ['log_decisions = false\n', 0]] as const) {
+  it("logs each decision in one line, the result's own text, unless [main] log_decisions = false", async () => {
+    for (const [extra, expected] of [
+      ['', 1],
+      ['log_decisions = false\n', 0],
+    ] as const) {
       const plugin = makePlugin(plain(extra), db)
       const conn = withFcrdns(connection({ ip: '85.214.132.10' }))
       const logged: string[] = []
@@ -60,7 +58,10 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
       assert.equal(rc, constants.denysoft)
       const r = conn.transaction!.results.get(plugin)!
       assert.deepEqual(r.fail, [expected ? 'greylisted:new' : 'greylisted:early'])
-      assert.match(String(r.human), /^defer reason=(new|early) identity=net:85\.214\.132\.0\/24 identity_reason=spf_none,no_rdns,no_pool from=<alice@sender\.example\.org> to=<bob@example\.com> waited=0s retry_in=60s$/)
+      assert.match(
+        String(r.human),
+        /^defer reason=(new|early) identity=net:85\.214\.132\.0\/24 identity_reason=spf_none,no_rdns,no_pool from=<alice@sender\.example\.org> to=<bob@example\.com> waited=0s retry_in=60s$/,
+      )
       assert.deepEqual(logged, expected ? [r.human] : [])
     }
   })
@@ -70,7 +71,7 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     for (const conn of [connection({ ip: '85.214.132.10', relaying: true }), connection({ ip: '10.1.2.3', isPrivate: true })]) {
       const { rc } = await callRcptOk(plugin, conn, 'bob@example.com')
       assert.equal(rc, undefined)
-      assert.equal(conn.transaction!.results.get(plugin)!.skip!.toString().match(/relaying|private_ip/)?.length, 1)
+      assert.equal(String(conn.transaction!.results.get(plugin)!.skip as string[]).match(/relaying|private_ip/)?.length, 1)
     }
     assert.equal((await db.keys('*')).length, 0)
   })

@@ -5,7 +5,7 @@ import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
 import { randomRoutable, SpfGuardCache, type FlagStore } from '../../plugins/smart-greylist/adapters/spf-guard'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { DEFAULTS } from '../../plugins/smart-greylist/core/settings'
-import { DnsServer } from '../helpers/dns-server'
+import { DnsServer } from '../../scripts/harness/dns-server'
 
 class MemoryFlags implements FlagStore {
   readonly flags = new Map<string, string>()
@@ -69,7 +69,11 @@ describe('SpfGuardCache (loopback DNS)', function () {
     const mark = dns.queries.length
     const v = await guard(flags).judge('a2.wild.example', spf())
     assert.equal(v.permissive, false)
-    assert.deepEqual(dns.queries.slice(mark).map((q) => `${q.type} ${q.name}`), ['TXT a2.wild.example'], 'only the record itself is read again')
+    assert.deepEqual(
+      dns.queries.slice(mark).map((q) => `${q.type} ${q.name}`),
+      ['TXT a2.wild.example'],
+      'only the record itself is read again',
+    )
     assert.equal(flags.flags.size, 1)
   })
 
@@ -81,7 +85,7 @@ describe('SpfGuardCache (loopback DNS)', function () {
 
   it('draws probe addresses from public unicast space only', () => {
     let seed = 1
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647)
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647
     for (let i = 0; i < 500; i++) {
       for (const family of ['ipv4', 'ipv6'] as const) {
         const ip = parseIp(randomRoutable(family, random))!

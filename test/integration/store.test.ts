@@ -4,28 +4,28 @@ import { DecisionStore, StoreError, type TupleRef } from '../../plugins/smart-gr
 import { AdminStore } from '../../plugins/smart-greylist/adapters/redis-admin'
 import { correspondentField, correspondentKey, identityKeys } from '../../plugins/smart-greylist/core/keys'
 import { statsKeys } from '../../plugins/smart-greylist/core/stats'
-import { startPrivateRedis, type PrivateRedis } from '../../scripts/redis-server'
 import { TIMING } from '../helpers/decision-cases'
-import { connectRedis, type TestRedis } from '../helpers/redis'
+import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
+import { usePrivateRedis } from '../helpers/private-redis'
 import { caseRef, decisionCases } from '../helpers/store-cases'
 
 describe('DecisionStore and AdminStore (Redis)', function () {
   this.timeout(20_000)
-  let server: PrivateRedis
+  const redis = usePrivateRedis()
   let db: TestRedis
   let store: DecisionStore
   let reads: AdminStore
 
-  before(async () => {
-    server = await startPrivateRedis()
-    db = await connectRedis(server.port)
-    store = new DecisionStore(() => db, () => 500)
-    reads = new AdminStore(() => db, () => 500)
-  })
-  beforeEach(() => db.flushDb())
-  after(async () => {
-    await db?.quit().catch(() => undefined)
-    await server?.stop()
+  before(() => {
+    db = redis.db
+    store = new DecisionStore(
+      () => db,
+      () => 500,
+    )
+    reads = new AdminStore(
+      () => db,
+      () => 500,
+    )
   })
 
   const NO_STATS = { prefix: 'sgl:', shadow: false, ttlDays: 0 }
@@ -50,11 +50,23 @@ describe('DecisionStore and AdminStore (Redis)', function () {
   })
 
   it('fails with a typed error when there is no client, or Redis is too slow', async () => {
-    await assert.rejects(new DecisionStore(() => undefined, () => 100).check(ref('k'), 0, TIMING, NO_STATS), (e: unknown) => e instanceof StoreError && e.kind === 'unavailable')
-    const admin = await connectRedis(server.port)
+    await assert.rejects(
+      new DecisionStore(
+        () => undefined,
+        () => 100,
+      ).check(ref('k'), 0, TIMING, NO_STATS),
+      (e: unknown) => e instanceof StoreError && e.kind === 'unavailable',
+    )
+    const admin = await connectRedis(redis.server.port)
     await admin.sendCommand(['CLIENT', 'PAUSE', '400', 'WRITE'])
     const started = Date.now()
-    await assert.rejects(new DecisionStore(() => db, () => 100).check(ref('k'), Date.now(), TIMING, NO_STATS), (e: unknown) => e instanceof StoreError && e.kind === 'timeout')
+    await assert.rejects(
+      new DecisionStore(
+        () => db,
+        () => 100,
+      ).check(ref('k'), Date.now(), TIMING, NO_STATS),
+      (e: unknown) => e instanceof StoreError && e.kind === 'timeout',
+    )
     assert.ok(Date.now() - started < 300)
     await admin.quit()
     await new Promise((r) => setTimeout(r, 450))
@@ -74,9 +86,19 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     await store.count('wl:host', t0, stats, '85.214.1.1')
     await store.count('wl:host', t0, stats, '2001:db8::1')
     const h = await db.hGetAll(keys.counters)
-    assert.deepEqual({ ...h }, {
-      'defer:new': '1', 'defer:early': '1', retry: '1', 'd:420': '1', dsum: '400', dmax: '400', known: '1', 'shadow:new': '1',
-    })
+    assert.deepEqual(
+      { ...h },
+      {
+        'defer:new': '1',
+        'defer:early': '1',
+        retry: '1',
+        'd:420': '1',
+        dsum: '400',
+        dmax: '400',
+        known: '1',
+        'shadow:new': '1',
+      },
+    )
     // Counts without an identity (and the fail-open events the next write carries) land in the
     // client's shard; the command adds the shards up.
     const day = await reads.day('sgl:', t0, 10)
@@ -93,13 +115,25 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     await store.check(p1, now, TIMING, NO_STATS)
     const before = await db.hGetAll(p1.key)
     const peeked = await reads.peek(p1)
-    assert.deepEqual({ tuple: peeked.tuple, awlCount: peeked.awlCount, started: peeked.started }, { tuple: { firstSeen: now, passedAt: null }, awlCount: 0, started: 1 })
+    assert.deepEqual(
+      { tuple: peeked.tuple, awlCount: peeked.awlCount, started: peeked.started },
+      { tuple: { firstSeen: now, passedAt: null }, awlCount: 0, started: 1 },
+    )
     assert.deepEqual(await db.hGetAll(p1.key), before)
     const listed = await reads.tuples('sgl:')
-    assert.deepEqual(listed, [{ key: p1.key, firstSeen: now, passedAt: null, identity: 'host:outbound.protection.outlook.com', sender: 'alice@contoso.com', recipient: 'bob@example.com' }])
+    assert.deepEqual(listed, [
+      {
+        key: p1.key,
+        firstSeen: now,
+        passedAt: null,
+        identity: 'host:outbound.protection.outlook.com',
+        sender: 'alice@contoso.com',
+        recipient: 'bob@example.com',
+      },
+    ])
   })
 
-  it('cuts stored strings and trims the day\'s identities, so hostile input cannot grow a record or a set', async () => {
+  it("cuts stored strings and trims the day's identities, so hostile input cannot grow a record or a set", async () => {
     const long = `${'x'.repeat(500)}@example.org`
     const longRef = { ...ref('long'), sender: long, recipient: long }
     await store.check(longRef, Date.now(), TIMING, NO_STATS)
@@ -111,7 +145,12 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     // Sixty identities counted in one shard (the set is per shard): 16 kept for a total of 10, trimmed past twice that.
     for (let i = 0; i < 60; i++) {
       const k = identityKeys('sgl:', `net:85.214.${i}.0/24`)
-      await store.check({ ...ref(), key: k.tuple('a', 'b'), startedKey: k.started, identity: { kind: 'net', value: `85.214.${i}.0/24`, reason: 'no_pool' } }, t0, TIMING, stats)
+      await store.check(
+        { ...ref(), key: k.tuple('a', 'b'), startedKey: k.started, identity: { kind: 'net', value: `85.214.${i}.0/24`, reason: 'no_pool' } },
+        t0,
+        TIMING,
+        stats,
+      )
     }
     const size = await db.sendCommand(['ZCARD', statsKeys('sgl:', t0, ref().shard).identities])
     assert.ok(Number(size) >= 16 && Number(size) <= 32, `${String(size)} identities kept`)
@@ -122,11 +161,22 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     const t0 = Date.now()
     for (let i = 0; i < 5; i++) {
       const domain = `partner${i}.example`
-      await store.recordCorrespondents({ key, mailbox: 'alice@example.com', domains: [{ field: correspondentField(domain), domain }] }, t0 + i * 1000, 60_000, 3)
+      await store.recordCorrespondents(
+        { key, mailbox: 'alice@example.com', domains: [{ field: correspondentField(domain), domain }] },
+        t0 + i * 1000,
+        60_000,
+        3,
+      )
     }
     const h = await db.hGetAll(key)
     assert.equal(h.m, 'alice@example.com')
-    assert.deepEqual(Object.values(h).filter((v) => v.includes('|')).map((v) => v.split('|')[1]).sort(), ['partner2.example', 'partner3.example', 'partner4.example'])
+    assert.deepEqual(
+      Object.values(h)
+        .filter((v) => v.includes('|'))
+        .map((v) => v.split('|')[1])
+        .sort(),
+      ['partner2.example', 'partner3.example', 'partner4.example'],
+    )
     assert.equal(await store.isCorrespondent(key, correspondentField('partner4.example'), t0), true)
     assert.equal(await store.isCorrespondent(key, correspondentField('partner0.example'), t0), false, 'pushed out by the bound')
     assert.equal(await store.isCorrespondent(key, correspondentField('partner4.example'), t0 + 65_000), false, 'expired')

@@ -54,7 +54,11 @@ describe('recipients', () => {
     assert.notEqual(tupleKey(a), tupleKey(b))
   })
   it('match a to: entry whose local part has many digits', async () => {
-    const r = await assess(policy(['to:ticket1234567@example.com']), subject({ recipient: 'Ticket1234567@example.com' }), facts(NO_RDNS, { domain: null, result: 'none' }))
+    const r = await assess(
+      policy(['to:ticket1234567@example.com']),
+      subject({ recipient: 'Ticket1234567@example.com' }),
+      facts(NO_RDNS, { domain: null, result: 'none' }),
+    )
     assert.equal(r.kind, 'whitelist')
   })
 })
@@ -80,7 +84,11 @@ describe('helo: entries (verify_helo)', () => {
     assert.equal(dorm.kind, 'tuple', 'another host of the organisation does not vouch for mx1')
     const same = await assess(p, subject({ helo: 'mx1.bigcorp.example.com' }), facts(rdns('mx1.bigcorp.example.com'), none))
     assert.equal(same.kind, 'whitelist')
-    const eop = await assess(p, subject({ helo: 'EUR01-DB5-obe.outbound.protection.outlook.com' }), facts(rdns('mail-eopbgr40200.outbound.protection.outlook.com'), none))
+    const eop = await assess(
+      p,
+      subject({ helo: 'EUR01-DB5-obe.outbound.protection.outlook.com' }),
+      facts(rdns('mail-eopbgr40200.outbound.protection.outlook.com'), none),
+    )
     assert.equal(eop.kind, 'whitelist')
   })
 })
@@ -98,8 +106,14 @@ describe('name patterns', () => {
   })
   it('agree with the obvious reading', () => {
     const cases: [string, string, boolean][] = [
-      ['mail-*', 'mail-eopbgr1', true], ['mail-*', 'mail', false], ['*-out-*', 'smtp-out-12', true], ['a*b*c', 'abc', true],
-      ['a*b*c', 'acb', false], ['*x*', 'x', true], ['ab*ba', 'aba', false], ['ab*ba', 'abba', true],
+      ['mail-*', 'mail-eopbgr1', true],
+      ['mail-*', 'mail', false],
+      ['*-out-*', 'smtp-out-12', true],
+      ['a*b*c', 'abc', true],
+      ['a*b*c', 'acb', false],
+      ['*x*', 'x', true],
+      ['ab*ba', 'aba', false],
+      ['ab*ba', 'abba', true],
     ]
     for (const [p, s, want] of cases) assert.equal(globMatch(p.split('*'), s), want, `${p} ~ ${s}`)
   })

@@ -10,7 +10,18 @@ const settings = { spf: true, rdns: true, pools: true, ipv4_prefix: 24, ipv6_pre
 const ip = parseIp('40.107.22.92')!
 const ok = (...names: [string, boolean][]): RdnsFacts => ({ status: 'ok', names: names.map(([name, confirmed]) => ({ name, confirmed })) })
 const EOP = 'mail-eopbgr220092.outbound.protection.outlook.com'
-const microsoft: Provider = { id: 'microsoft', name: 'Microsoft', source: '', spf: [], action: 'group', hosts: [], ips: ['40.107.0.0/16'], updated: null, origin: 'p:1', declared: new Set() }
+const microsoft: Provider = {
+  id: 'microsoft',
+  name: 'Microsoft',
+  source: '',
+  spf: [],
+  action: 'group',
+  hosts: [],
+  ips: ['40.107.0.0/16'],
+  updated: null,
+  origin: 'p:1',
+  declared: new Set(),
+}
 const pools = new ProviderIndex([microsoft])
 const noSpf: SpfFacts = { domain: 'contoso.com', result: 'none' }
 const input = (over: Partial<IdentityInputs> = {}): IdentityInputs => ({ ip, spf: noSpf, rdns: { status: 'none' }, pool: undefined, ...over })
@@ -50,7 +61,10 @@ describe('resolveIdentity', () => {
   })
   it('net: the /24, with the reasons the other kinds did not apply', () => {
     assert.equal(resolveIdentity(input({ rdns: ok([EOP, false]) }), settings, org).reason, 'spf_none,not_confirmed,no_pool')
-    assert.equal(resolveIdentity(input({ rdns: ok(['mail.example.com', true], ['mail.other.net', false]) }), settings, org).reason, 'spf_none,ptr_disagree,no_pool')
+    assert.equal(
+      resolveIdentity(input({ rdns: ok(['mail.example.com', true], ['mail.other.net', false]) }), settings, org).reason,
+      'spf_none,ptr_disagree,no_pool',
+    )
     assert.equal(resolveIdentity(input({ rdns: { status: 'error', error: 'ETIMEOUT' } }), settings, org).reason, 'spf_none,rdns_error,no_pool')
   })
   it('net: the /64 for IPv6 and the configured prefixes', () => {

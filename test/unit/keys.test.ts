@@ -10,7 +10,7 @@ import { redisTopology } from '../../plugins/smart-greylist/adapters/redis-clien
 const hashTag = (key: string): string => /\{([^}]+)\}/.exec(key)?.[1] ?? key
 
 describe('cluster-safe keys', () => {
-  it('gives every key of one decision the same hash tag: tuple, auto-whitelist, started count, the day\'s statistics', () => {
+  it("gives every key of one decision the same hash tag: tuple, auto-whitelist, started count, the day's statistics", () => {
     const k = identityKeys('sgl:', 'rdns:mail.protection.outlook.com')
     const s = statsKeys('sgl:', Date.UTC(2026, 10, 28), k.shard)
     const tags = [k.tuple('a@b.example', 'c@d.example'), k.awl('b.example', 'pool:microsoft'), k.started, s.counters, s.identities].map(hashTag)
@@ -36,7 +36,7 @@ describe('cluster-safe keys', () => {
     assert.ok(Math.min(...counts) >= 55 && Math.max(...counts) <= 145, `${Math.min(...counts)}..${Math.max(...counts)}`)
   })
 
-  it('keeps the SPF guard\'s verdicts and the scan patterns apart from the shards', () => {
+  it("keeps the SPF guard's verdicts and the scan patterns apart from the shards", () => {
     assert.match(spfGuardKey('sgl:', 'example.com'), /^sgl:s:[A-Za-z0-9_-]{22}$/)
     assert.equal(KEY_PATTERNS.tuples('sgl:'), 'sgl:{*}t:*')
     assert.equal(allStatsKeys('sgl:', 0).length, SHARDS)
@@ -44,7 +44,10 @@ describe('cluster-safe keys', () => {
 
   it('adds the shards of a day: counts summed, the maximum delay taken as a maximum', () => {
     assert.deepEqual(addHashes([{ 'defer:new': '2', dmax: '400', dsum: '500' }, { 'defer:new': '3', dmax: '90', retry: '1' }, {}]), {
-      'defer:new': '5', dmax: '400', dsum: '500', retry: '1',
+      'defer:new': '5',
+      dmax: '400',
+      dsum: '500',
+      retry: '1',
     })
     assert.equal(identitiesPerShard(1000), 16)
     assert.equal(identitiesPerShard(100_000), 1563)
@@ -65,7 +68,10 @@ describe('Redis nodes in the settings', () => {
     for (const bad of ['localhost', ':7000', 'a:0', 'a:65536', '[nonsense]:1', '::1:7000', 'a b:1', 'host:7000x']) {
       assert.equal(parseNode(bad), null, bad)
     }
-    assert.deepEqual(parseNodeList('127.0.0.1:7000, 127.0.0.1:7001  127.0.0.1:7002'), [7000, 7001, 7002].map((port) => ({ host: '127.0.0.1', port })))
+    assert.deepEqual(
+      parseNodeList('127.0.0.1:7000, 127.0.0.1:7001  127.0.0.1:7002'),
+      [7000, 7001, 7002].map((port) => ({ host: '127.0.0.1', port })),
+    )
     assert.deepEqual(parseNodeList('127.0.0.1:7000 nope'), { bad: ['nope'] })
   })
 

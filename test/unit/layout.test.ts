@@ -8,9 +8,9 @@ const ROOT = path.resolve(__dirname, '..', '..')
 const PLUGIN = path.join(ROOT, 'plugins', 'smart-greylist')
 
 function sources(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
-    d.isDirectory() ? sources(path.join(dir, d.name)) : d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') ? [path.join(dir, d.name)] : [],
-  )
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((d) => (d.isDirectory() ? sources(path.join(dir, d.name)) : d.name.endsWith('.ts') && !d.name.endsWith('.d.ts') ? [path.join(dir, d.name)] : []))
 }
 
 /** Run-time imports of a file (not `import type`), resolved to files. */

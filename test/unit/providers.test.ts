@@ -30,11 +30,17 @@ describe('parseProviders', () => {
   const parsed = parseProviders(FILE, 'p')
   it('reads each provider with its ranges, hosts, SPF roots and action', () => {
     const [ms, mc] = parsed.providers
-    assert.deepEqual([ms.id, ms.name, ms.action, ms.spf, ms.hosts, ms.ips], ['microsoft', 'Microsoft 365', 'skip', ['spf.protection.outlook.com'], ['*.outbound.protection.outlook.com'], ['40.107.0.0/16', '52.100.0.0/14']])
+    assert.deepEqual(
+      [ms.id, ms.name, ms.action, ms.spf, ms.hosts, ms.ips],
+      ['microsoft', 'Microsoft 365', 'skip', ['spf.protection.outlook.com'], ['*.outbound.protection.outlook.com'], ['40.107.0.0/16', '52.100.0.0/14']],
+    )
     assert.deepEqual([mc.id, mc.action, mc.ips.length], ['mailchimp', 'group', 2])
   })
   it('reports bad lines with their line numbers', () => {
-    assert.deepEqual(parsed.errors.map((e) => e.origin), ['p:17', 'p:18', 'p:19'])
+    assert.deepEqual(
+      parsed.errors.map((e) => e.origin),
+      ['p:17', 'p:18', 'p:19'],
+    )
   })
 })
 
@@ -116,7 +122,9 @@ describe('mergeProviders (shipped file + smart-greylist.providers.local)', () =>
 
 describe('parseSpfRecord', () => {
   it('collects pass-qualified ranges, includes and redirect; notes host mechanisms', () => {
-    const t = parseSpfRecord('v=spf1 ip4:40.92.0.0/15 +ip4:40.107.0.0/16 -ip4:10.0.0.0/8 ip6:2a01:111:f400::/48 include:a.example ~include:b.example a mx:x.example redirect=c.example -all')
+    const t = parseSpfRecord(
+      'v=spf1 ip4:40.92.0.0/15 +ip4:40.107.0.0/16 -ip4:10.0.0.0/8 ip6:2a01:111:f400::/48 include:a.example ~include:b.example a mx:x.example redirect=c.example -all',
+    )
     assert.deepEqual(t.ranges, ['40.92.0.0/15', '40.107.0.0/16', '2a01:111:f400::/48'])
     assert.deepEqual(t.includes, ['a.example'])
     assert.equal(t.redirect, 'c.example')

@@ -7,7 +7,7 @@ const pass = (domain: string, permissive = false): SpfFacts => ({ domain, result
 const clean = { source: 'dns-list' as const, listed: [] }
 
 describe('selective greylisting: evidence', () => {
-  it('trusts a confirmed name with a trusted SPF pass for the sender\'s own domain and no listing', () => {
+  it("trusts a confirmed name with a trusted SPF pass for the sender's own domain and no listing", () => {
     const e = evidenceOf(rdns('mx1.partner.example'), pass('partner.example'), 'partner.example', clean)
     assert.equal(isTrusted(e), true)
     assert.equal(evidenceText(e), 'fcrdns:mx1.partner.example,spf:partner.example,dnsbl:clean(dns-list)')
@@ -22,7 +22,10 @@ describe('selective greylisting: evidence', () => {
       ['softfail', evidenceOf(rdns('mx1.partner.example'), { domain: 'partner.example', result: 'softfail' }, 'partner.example', clean)],
       ['the null sender', evidenceOf(rdns('mx1.partner.example'), pass('partner.example'), null, clean)],
       ['listed', evidenceOf(rdns('mx1.partner.example'), pass('partner.example'), 'partner.example', { source: 'dns-list', listed: ['bl.test'] })],
-      ['a DNSBL that did not answer', evidenceOf(rdns('mx1.partner.example'), pass('partner.example'), 'partner.example', { source: 'own', listed: [], failed: ['bl.test'] })],
+      [
+        'a DNSBL that did not answer',
+        evidenceOf(rdns('mx1.partner.example'), pass('partner.example'), 'partner.example', { source: 'own', listed: [], failed: ['bl.test'] }),
+      ],
     ]
     for (const [why, e] of cases) assert.equal(isTrusted(e), false, why)
     assert.match(evidenceText(cases[6][1]), /dnsbl:listed:bl\.test$/)

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import harakaConfig from 'haraka-config'
-import { DEFAULTS, parseSettings, problemText, renderIni, renderSettingsTable, SCHEMA } from '../../plugins/smart-greylist/core/settings'
+import { DEFAULTS, parseSettings, problemText, renderIni, renderSettingsTable, SCHEMA, type KeySpec } from '../../plugins/smart-greylist/core/settings'
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const text = (raw: unknown): string[] => parseSettings(raw).problems.map(problemText)
@@ -58,7 +58,10 @@ describe('parseSettings', () => {
   for (const [what, raw, message] of bad) {
     it(`reports ${what} with the file and key`, () => {
       const found = text(raw)
-      assert.ok(found.some((p) => p.startsWith('smart-greylist.ini [') && message.test(p)), found.join('\n'))
+      assert.ok(
+        found.some((p) => p.startsWith('smart-greylist.ini [') && message.test(p)),
+        found.join('\n'),
+      )
     })
   }
 
@@ -88,7 +91,7 @@ describe('the settings schema is the one source', () => {
 
   it('declares a doc line, and a default inside its bounds, for every key', () => {
     for (const [sec, spec] of Object.entries(SCHEMA)) {
-      for (const [key, k] of Object.entries(spec.keys)) {
+      for (const [key, k] of Object.entries(spec.keys) as [string, KeySpec][]) {
         assert.ok(k.doc.length > 10, `[${sec}] ${key} has no doc`)
         if (k.type === 'int') assert.ok(k.default >= k.min && k.default <= k.max, `[${sec}] ${key}`)
       }

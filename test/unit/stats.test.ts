@@ -6,15 +6,34 @@ describe('stats', () => {
   it('names one hash and one sorted set per UTC day', () => {
     assert.equal(dayOf(Date.UTC(2026, 10, 28, 23, 59)), '2026-11-28')
     // The day's text is kept between calls: crossing midnight either way still changes it.
-    for (const [t, day] of [[Date.UTC(2026, 10, 28, 23, 59, 59, 999), '2026-11-28'], [Date.UTC(2026, 10, 29), '2026-11-29'], [Date.UTC(2026, 10, 28), '2026-11-28'], [-1, '1969-12-31'], [0, '1970-01-01']] as const) {
+    for (const [t, day] of [
+      [Date.UTC(2026, 10, 28, 23, 59, 59, 999), '2026-11-28'],
+      [Date.UTC(2026, 10, 29), '2026-11-29'],
+      [Date.UTC(2026, 10, 28), '2026-11-28'],
+      [-1, '1969-12-31'],
+      [0, '1970-01-01'],
+    ] as const) {
       assert.equal(dayOf(t), day)
     }
     assert.deepEqual(statsKeys('sgl:', Date.UTC(2026, 10, 28), 17), { counters: 'sgl:{17}st:2026-11-28', identities: 'sgl:{17}si:2026-11-28' })
   })
 
   const day = parseDay('2026-11-28', {
-    'defer:new': '10', 'defer:early': '4', 'shadow:new': '2', retry: '8', known: '30', awl: '5', 'wl:host': '7', 'wl:provider': '3',
-    'skip:relaying': '9', fail_open: '1', 'd:300': '5', 'd:420': '2', 'd:3600': '1', dsum: '4000', dmax: '3100',
+    'defer:new': '10',
+    'defer:early': '4',
+    'shadow:new': '2',
+    retry: '8',
+    known: '30',
+    awl: '5',
+    'wl:host': '7',
+    'wl:provider': '3',
+    'skip:relaying': '9',
+    fail_open: '1',
+    'd:300': '5',
+    'd:420': '2',
+    'd:3600': '1',
+    dsum: '4000',
+    dmax: '3100',
   })
 
   it('reads a day hash into named counters', () => {

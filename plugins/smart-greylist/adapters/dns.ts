@@ -6,11 +6,14 @@ import { isListingAnswer, type DnsblFacts } from '../core/select'
 import { parseIp, reverseName, type ParsedIp } from '../core/ip'
 import { withTimeout } from './timeout'
 
-export interface Resolver {
-  resolvePtr(name: string): Promise<string[]>
-  resolve4(name: string): Promise<string[]>
-  resolve6(name: string): Promise<string[]>
-}
+/**
+ * The one resolver type of this package: what every lookup here asks (PTR, A/AAAA, DNSBL, the SPF
+ * walk) and what haraka-plugin-spf's library calls on the resolver it is given.
+ */
+export type Resolver = Pick<dnsp.Resolver, 'resolvePtr' | 'resolve4' | 'resolve6' | 'resolveTxt' | 'resolveMx' | 'resolve' | 'reverse'>
+
+/** What the rDNS lookup asks. */
+export type RdnsResolver = Pick<Resolver, 'resolvePtr' | 'resolve4' | 'resolve6'>
 
 const NO_ANSWER = new Set(['ENOTFOUND', 'ENODATA', 'NXDOMAIN', 'ENONAME'])
 
@@ -23,7 +26,7 @@ function isNoAnswer(err: unknown): boolean {
  * lookup is bounded again below), asking `servers` when given (the command's --dns), else the
  * system's. A bad server address throws here, before anything else is opened.
  */
-export function makeResolver(timeoutMs: number, servers?: readonly string[]): dnsp.Resolver {
+export function makeResolver(timeoutMs: number, servers?: readonly string[]): Resolver {
   // tries: 1: the overall bound is what matters; retries would only hide it.
   const resolver = new dnsp.Resolver({ timeout: Math.max(50, Math.floor(timeoutMs / 2)), tries: 1 })
   if (servers?.length) {
@@ -36,7 +39,7 @@ export function makeResolver(timeoutMs: number, servers?: readonly string[]): dn
   return resolver
 }
 
-async function forward(resolver: Resolver, name: string, family: 'ipv4' | 'ipv6'): Promise<string[]> {
+async function forward(resolver: RdnsResolver, name: string, family: 'ipv4' | 'ipv6'): Promise<string[]> {
   try {
     return family === 'ipv4' ? await resolver.resolve4(name) : await resolver.resolve6(name)
   } catch (err) {
@@ -45,11 +48,7 @@ async function forward(resolver: Resolver, name: string, family: 'ipv4' | 'ipv6'
   }
 }
 
-export async function lookupRdns(
-  ip: ParsedIp,
-  resolver: Resolver,
-  opts: { timeoutMs: number; maxNames: number },
-): Promise<RdnsFacts> {
+export async function lookupRdns(ip: ParsedIp, resolver: RdnsResolver, opts: { timeoutMs: number; maxNames: number }): Promise<RdnsFacts> {
   const work = async (): Promise<RdnsFacts> => {
     let names: string[]
     try {
@@ -108,7 +107,7 @@ export function dnsblFromDnsListResults(r: Record<string, unknown> | undefined):
 }
 
 /** Asks each zone for the client (`<reversed address>.<zone>` A), all at once, bounded. */
-export async function lookupDnsbl(ip: ParsedIp, zones: readonly string[], resolver: Resolver, timeoutMs: number): Promise<DnsblFacts> {
+export async function lookupDnsbl(ip: ParsedIp, zones: readonly string[], resolver: Pick<Resolver, 'resolve4'>, timeoutMs: number): Promise<DnsblFacts> {
   const base = reverseName(ip).replace(/\.(in-addr|ip6)\.arpa$/, '')
   const answers = await Promise.all(
     zones.map(async (zone) => {

@@ -65,7 +65,7 @@ export function recipientInput(connection: Connection, rcpt: Address): Recipient
       // The spf plugin's result counts for the same scope and the same domain only.
       spf: (domain, isNull) => {
         const r = (isNull ? connection.results : txn?.results)?.get('spf')
-        return r?.scope === (isNull ? 'helo' : 'mfrom') && String(r.domain ?? '').toLowerCase() === domain ? spfResultFrom(r.result) : null
+        return r?.scope === (isNull ? 'helo' : 'mfrom') && typeof r.domain === 'string' && r.domain.toLowerCase() === domain ? spfResultFrom(r.result) : null
       },
       dnsbl: () => dnsblFromDnsListResults(connection.results.get('dns-list')),
     },

@@ -42,30 +42,43 @@ export interface ServerLike {
   notes: Record<string, unknown>
 }
 
-/** The subset of node-redis (v4/v5) this plugin calls. */
-export interface RedisClient {
-  isReady?: boolean
-  isOpen?: boolean
+/** Whether a client can take commands now (node-redis sets it; absent: assume it can). */
+export interface RedisLiveness {
+  readonly isReady?: boolean
+}
+
+/** What a decision sends through node-redis (v4/v5, camelCase): the scripts and small reads and writes. */
+export interface DecisionRedis extends RedisLiveness {
   evalSha(sha1: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   get(key: string): Promise<string | null>
   set(key: string, value: string, options?: { PX?: number }): Promise<unknown>
-  // Used by the operator command (list, flush, stats, check) only.
-  hmGet?(key: string, fields: string[]): Promise<(string | null)[]>
-  hGet?(key: string, field: string): Promise<string | null | undefined>
-  hGetAll?(key: string): Promise<Record<string, string>>
-  pTTL?(key: string): Promise<number>
-  del?(keys: string[]): Promise<number>
-  zRangeWithScores?(key: string, start: number, stop: number, options?: { REV: true }): Promise<{ value: string; score: number }[]>
+  hGet(key: string, field: string): Promise<string | null | undefined>
+}
+
+/** What the operator's command reads and removes besides (list, flush, stats, check, migrate). */
+export interface AdminRedis extends DecisionRedis {
+  hmGet(key: string, fields: string[]): Promise<(string | null)[]>
+  hGetAll(key: string): Promise<Record<string, string>>
+  pTTL(key: string): Promise<number>
+  del(keys: string[]): Promise<number>
+  hDel(key: string, fields: string[]): Promise<number>
+  renameNX(from: string, to: string): Promise<unknown>
+  zRangeWithScores(key: string, start: number, stop: number, options?: { REV: true }): Promise<{ value: string; score: number }[]>
+  /** A plain client per master, for what goes to every master rather than by key: SCAN, the TIME probe. */
+  sgMasters(): Promise<RedisNodeClient[]>
+}
+
+/** A client as redis-client.ts opens it: one Redis, a Cluster or a Sentinel set. */
+export interface RedisClient extends AdminRedis {
+  readonly isOpen?: boolean
+  /** Cluster clients: the address (host:port) of the master that holds a key's slot now. */
+  sgMasterOf?(key: string): string | undefined
+  // Closing differs across node-redis versions and topologies (redis-client.ts closeRedis).
   quit?(): Promise<unknown>
   close?(): Promise<unknown>
   disconnect?(): Promise<unknown>
   destroy?(): unknown
-  sendCommand?(args: string[]): Promise<unknown>
-  /** Set on Cluster and Sentinel clients (redis-client.ts): a plain client per master. */
-  sgMasters?(): Promise<RedisNodeClient[]>
-  /** Set on Cluster clients: the address (host:port) of the master that holds a key's slot now. */
-  sgMasterOf?(key: string): string | undefined
 }
 
 /** One Redis server (a master), for what goes to every master rather than by key. */

@@ -3,7 +3,7 @@
 import { decide, type StoredState, type Timing, type Verdict } from '../core/decision'
 import { KEY_PATTERNS } from '../core/keys'
 import { addHashes, allStatsKeys } from '../core/stats'
-import { BoundedRedis, masterNodes, scanNode } from './redis-client'
+import { BoundedRedis, scanNode } from './redis-client'
 import type { RedisClient } from './haraka-types'
 import type { TupleStore } from './recipient'
 import type { TupleRef } from './redis-decision'
@@ -47,9 +47,9 @@ export class AdminStore {
   /** A tuple's state as decide() wants it, read without changing it (for `check`). */
   async peek(t: { key: string; awlKey?: string; startedKey: string }): Promise<StoredState & { ttlMs: number }> {
     return this.redis.run(async (db) => {
-      const [f, p] = await db.hmGet!(t.key, ['f', 'p'])
-      const ttlMs = await db.pTTL!(t.key)
-      const n = t.awlKey ? await db.hGet!(t.awlKey, 'n') : null
+      const [f, p] = await db.hmGet(t.key, ['f', 'p'])
+      const ttlMs = await db.pTTL(t.key)
+      const n = t.awlKey ? await db.hGet(t.awlKey, 'n') : null
       const started = await db.get(t.startedKey)
       return {
         tuple: f ? { firstSeen: Number(f), passedAt: p ? Number(p) : null } : null,
@@ -62,17 +62,17 @@ export class AdminStore {
 
   /** Every key under `pattern` on every master, in batches (SCAN: no server is blocked). */
   async *scan(pattern: string): AsyncGenerator<string[]> {
-    const nodes = await this.redis.run((db) => masterNodes(db))
+    const nodes = await this.redis.run((db) => db.sgMasters())
     for (const node of nodes) yield* scanNode(node, pattern, this.timeoutMs())
   }
 
   async tuples(prefix: string): Promise<TupleRecord[]> {
     const out: TupleRecord[] = []
     for await (const keys of this.scan(KEY_PATTERNS.tuples(prefix))) {
-      const rows = await Promise.all(keys.map((k) => this.hash(k)))
-      rows.forEach((h, i) => {
+      const rows = await Promise.all(keys.map(async (key) => ({ key, h: await this.hash(key) })))
+      rows.forEach(({ key, h }) => {
         if (!h.f) return
-        out.push({ key: keys[i], firstSeen: Number(h.f), passedAt: h.p ? Number(h.p) : null, identity: h.i ?? '', sender: h.s ?? '', recipient: h.r ?? '' })
+        out.push({ key, firstSeen: Number(h.f), passedAt: h.p ? Number(h.p) : null, identity: h.i ?? '', sender: h.s ?? '', recipient: h.r ?? '' })
       })
     }
     return out
@@ -81,8 +81,8 @@ export class AdminStore {
   async awlEntries(prefix: string): Promise<AwlRecord[]> {
     const out: AwlRecord[] = []
     for await (const keys of this.scan(KEY_PATTERNS.awl(prefix))) {
-      const rows = await Promise.all(keys.map((k) => this.hash(k)))
-      rows.forEach((h, i) => out.push({ key: keys[i], identity: h.i ?? '', domain: h.d ?? '', passes: Number(h.n ?? 0) }))
+      const rows = await Promise.all(keys.map(async (key) => ({ key, h: await this.hash(key) })))
+      rows.forEach(({ key, h }) => out.push({ key, identity: h.i ?? '', domain: h.d ?? '', passes: Number(h.n ?? 0) }))
     }
     return out
   }
@@ -90,12 +90,12 @@ export class AdminStore {
   async correspondents(prefix: string): Promise<CorrespondentRecord[]> {
     const out: CorrespondentRecord[] = []
     for await (const keys of this.scan(KEY_PATTERNS.correspondents(prefix))) {
-      const rows = await Promise.all(keys.map((k) => this.hash(k)))
-      rows.forEach((h, i) => {
+      const rows = await Promise.all(keys.map(async (key) => ({ key, h: await this.hash(key) })))
+      rows.forEach(({ key, h }) => {
         for (const [field, value] of Object.entries(h)) {
           if (field === 'm') continue
           const bar = value.indexOf('|')
-          out.push({ key: keys[i], field, mailbox: h.m ?? '', domain: value.slice(bar + 1), expiresAt: Number(value.slice(0, bar)) })
+          out.push({ key, field, mailbox: h.m ?? '', domain: value.slice(bar + 1), expiresAt: Number(value.slice(0, bar)) })
         }
       })
     }
@@ -104,14 +104,14 @@ export class AdminStore {
 
   /** Removes fields of one hash (HDEL); the count removed. */
   async hdel(key: string, fields: string[]): Promise<number> {
-    return fields.length ? Number(await this.redis.run((db) => db.sendCommand!(['HDEL', key, ...fields]))) : 0
+    return fields.length ? this.redis.run((db) => db.hDel(key, fields)) : 0
   }
 
   /** One DEL per key (keys of different shards may live on different cluster nodes), 500 at a time. */
   async del(keys: string[]): Promise<number> {
     let n = 0
     for (let i = 0; i < keys.length; i += 500) {
-      const done = await Promise.all(keys.slice(i, i + 500).map((k) => this.redis.run((db) => db.del!([k]))))
+      const done = await Promise.all(keys.slice(i, i + 500).map((k) => this.redis.run((db) => db.del([k]))))
       n += done.reduce((a, b) => a + b, 0)
     }
     return n
@@ -119,7 +119,8 @@ export class AdminStore {
 
   /** RENAMENX: false when `to` exists already (then `from` is left as it is). */
   async renameIfAbsent(from: string, to: string): Promise<boolean> {
-    return (await this.redis.run((db) => db.sendCommand!(['RENAMENX', from, to]))) === 1
+    // node-redis 4 answers a boolean, 5 a number.
+    return Number(await this.redis.run((db) => db.renameNX(from, to))) === 1
   }
 
   /** One day's statistics, every shard added up, and the identities deferred most. */
@@ -129,16 +130,19 @@ export class AdminStore {
       Promise.all(shards.map((k) => this.hash(k.counters))),
       Promise.all(shards.map((k) => this.topIdentities(k.identities, top))),
     ])
-    const identities = sets.flat().sort((a, b) => b.score - a.score).slice(0, top)
+    const identities = sets
+      .flat()
+      .sort((a, b) => b.score - a.score)
+      .slice(0, top)
     return { counters: addHashes(hashes), identities }
   }
 
   async hash(key: string): Promise<Record<string, string>> {
-    return { ...(await this.redis.run((db) => db.hGetAll!(key))) }
+    return { ...(await this.redis.run((db) => db.hGetAll(key))) }
   }
 
   async topIdentities(key: string, n: number): Promise<{ value: string; score: number }[]> {
-    return this.redis.run((db) => db.zRangeWithScores!(key, 0, n - 1, { REV: true }))
+    return this.redis.run((db) => db.zRangeWithScores(key, 0, n - 1, { REV: true }))
   }
 }
 

@@ -4,7 +4,7 @@
 // haraka-plugin-redis, a Cluster's or Sentinel set's by the node-redis that haraka-plugin-redis
 // brings, and every command bounded in time with its failure classified into a StoreError.
 import { dirname } from 'node:path'
-import { parseNodeList, type Config, type RedisNode } from '../core/settings'
+import { parseNodeList, SCHEMA, type Config, type RedisNode } from '../core/settings'
 import type { RedisClient, RedisNodeClient } from './haraka-types'
 import { TimeoutError, withTimeout } from './timeout'
 
@@ -12,25 +12,28 @@ import { TimeoutError, withTimeout } from './timeout'
 const redisPlugin = require('haraka-plugin-redis') as {
   normalize_redis_ini(raw: unknown): { server: Record<string, unknown> }
   merge_redis_ini(this: { cfg: { redis: Record<string, unknown> }; redisCfg: unknown }): void
-  get_redis_client(this: Logger, opts: unknown): Promise<RedisClient>
+  get_redis_client(this: Logger, opts: unknown): Promise<SingleClient>
 }
+
+/** One Redis's node-redis client, before it is given its one master. */
+export type SingleClient = Omit<RedisClient, 'sgMasters'> & { sendCommand(args: string[]): Promise<unknown> }
 
 interface NodeRedis {
   createCluster(options: unknown): ClusterLike
   createSentinel(options: unknown): SentinelLike
-  createClient(options: unknown): RedisClient & Emitter & { connect(): Promise<unknown>; sendCommand(args: string[]): Promise<unknown> }
+  createClient(options: unknown): SingleClient & Emitter & { connect(): Promise<unknown> }
 }
 interface Emitter {
   on(event: string, listener: (...args: unknown[]) => void): unknown
 }
-interface ClusterLike extends RedisClient, Emitter {
+interface ClusterLike extends Omit<RedisClient, 'sgMasters' | 'sgMasterOf'>, Emitter {
   readonly masters: readonly unknown[]
   readonly slots: readonly unknown[]
   nodeClient(node: unknown): Promise<RedisNodeClient>
   connect(): Promise<unknown>
   destroy(): void
 }
-interface SentinelLike extends Emitter {
+interface SentinelLike extends Omit<RedisClient, 'sgMasters' | 'sgMasterOf' | 'destroy'>, Emitter {
   sendCommand(isReadonly: boolean, args: string[]): Promise<unknown>
   connect(): Promise<unknown>
   destroy(): Promise<void>
@@ -38,13 +41,15 @@ interface SentinelLike extends Emitter {
 
 // The node-redis of haraka-plugin-redis itself (not whatever version sits at the top of
 // node_modules), so a single Redis, a Cluster and a Sentinel set are driven by one library.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const nodeRedisDir = dirname(require.resolve('redis/package.json', { paths: [dirname(require.resolve('haraka-plugin-redis/package.json'))] }))
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeRedis = require(nodeRedisDir) as NodeRedis
 // The slot of a key, computed by the same library node-redis routes commands with.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const keySlot = require(require.resolve('cluster-key-slot', { paths: [require.resolve('@redis/client', { paths: [nodeRedisDir] })] })) as (key: string) => number
+const keySlot = require(require.resolve('cluster-key-slot', { paths: [require.resolve('@redis/client', { paths: [nodeRedisDir] })] })) as (
+  key: string,
+) => number
 
 /** Where the state lives: one Redis (host/port/db as haraka-plugin-redis has it), a Cluster, or a Sentinel set. */
 export type Topology =
@@ -59,8 +64,8 @@ export interface RedisOptions {
   readonly use: 'daemon' | 'command'
 }
 
-/** The [redis] keys of smart-greylist.ini that are this plugin's own, not node-redis's. */
-const OWN_KEYS = ['prefix', 'timeout_ms', 'max_in_flight', 'ping_interval_ms', 'dead_after_ms', 'cluster', 'sentinels', 'sentinel_name']
+/** The [redis] keys of smart-greylist.ini that are this plugin's own (the schema's), not node-redis's. */
+const OWN_KEYS: readonly string[] = Object.keys(SCHEMA.redis.keys)
 
 export interface Logger {
   loginfo(msg: string): void
@@ -127,16 +132,16 @@ export function redisTarget(opts: RedisOptions): string {
   const t = opts.topology
   const nodes = (n: readonly RedisNode[]): string => n.map((x) => (x.host.includes(':') ? `[${x.host}]:${x.port}` : `${x.host}:${x.port}`)).join(',')
   if (t.kind === 'cluster') return `redis-cluster://${nodes(t.nodes)}`
-  const db = String(opts.client.database ?? 0)
+  const db = text(opts.client.database, '0')
   if (t.kind === 'sentinel') return `redis-sentinel://${nodes(t.nodes)}/${t.name}/${db}`
   const s = (opts.client.socket ?? {}) as Record<string, unknown>
-  const where = s.path ? String(s.path) : `${String(s.host ?? '127.0.0.1')}:${String(s.port ?? 6379)}`
+  const where = typeof s.path === 'string' && s.path ? s.path : `${text(s.host, '127.0.0.1')}:${text(s.port, '6379')}`
   return `redis://${where}/${db}`
 }
 
 export function openRedis(opts: RedisOptions, log: Logger): Promise<RedisClient> {
   const t = opts.topology
-  if (t.kind === 'single') return redisPlugin.get_redis_client.call(log, opts.client)
+  if (t.kind === 'single') return redisPlugin.get_redis_client.call(log, opts.client).then(withOneMaster)
   // Each node gets the single-Redis options but its own address.
   const { socket, database, ...common } = opts.client as { socket: Record<string, unknown>; database?: unknown }
   const { host: _h, port: _p, path: _s, ...nodeSocket } = socket
@@ -153,7 +158,10 @@ export function openRedis(opts: RedisOptions, log: Logger): Promise<RedisClient>
         // A node that went away is not waited for: node-redis would retry its address forever,
         // while the cluster moves its slots to a replica. Its commands fail (fail open), the
         // health probe sees it, and after dead_after_ms a new client reads the new topology.
-        socket: { ...nodeSocket, ...(opts.use === 'daemon' ? { reconnectStrategy: (n: number) => (n >= 3 ? new Error('cluster node unreachable') : 100 * 2 ** n) } : {}) },
+        socket: {
+          ...nodeSocket,
+          ...(opts.use === 'daemon' ? { reconnectStrategy: (n: number) => (n >= 3 ? new Error('cluster node unreachable') : 100 * 2 ** n) } : {}),
+        },
       },
     })
     cluster.on('error', (err) => log.logwarn(`${target}: ${(err as Error).message}`))
@@ -171,7 +179,9 @@ export function openRedis(opts: RedisOptions, log: Logger): Promise<RedisClient>
     })
     return connected(withMasters, cluster.connect(), () => cluster.destroy(), log, target)
   }
-  return askSentinels(t.nodes, t.name, nodeSocket).then(() => openSentinel(t.name, t.nodes, { ...node, ...(database === undefined ? {} : { database }) }, nodeSocket, log, target))
+  return askSentinels(t.nodes, t.name, nodeSocket).then(() =>
+    openSentinel(t.name, t.nodes, { ...node, ...(database === undefined ? {} : { database }) }, nodeSocket, log, target),
+  )
 }
 
 /**
@@ -197,7 +207,14 @@ async function askSentinels(nodes: readonly RedisNode[], name: string, socket: R
   throw new Error(`no sentinel names a master: ${errors.join('; ')}`)
 }
 
-function openSentinel(name: string, nodes: readonly RedisNode[], nodeOptions: Record<string, unknown>, socket: Record<string, unknown>, log: Logger, target: string): Promise<RedisClient> {
+function openSentinel(
+  name: string,
+  nodes: readonly RedisNode[],
+  nodeOptions: Record<string, unknown>,
+  socket: Record<string, unknown>,
+  log: Logger,
+  target: string,
+): Promise<RedisClient> {
   const sentinel = nodeRedis.createSentinel({
     name,
     sentinelRootNodes: nodes.map((n) => ({ host: n.host, port: n.port })),
@@ -213,7 +230,7 @@ function openSentinel(name: string, nodes: readonly RedisNode[], nodeOptions: Re
   })
   // The master as a plain node: sentinel.sendCommand routes to whichever node is master now.
   const master: RedisNodeClient = { sendCommand: (args) => sentinel.sendCommand(false, args) }
-  const withMasters = Object.assign(sentinel as unknown as RedisClient, { sgMasters: () => Promise.resolve([master]) })
+  const withMasters = Object.assign(sentinel, { sgMasters: () => Promise.resolve([master]) })
   return connected(withMasters, sentinel.connect(), () => void sentinel.destroy().catch(() => undefined), log, target)
 }
 
@@ -231,13 +248,13 @@ async function connected(db: RedisClient, connecting: Promise<unknown>, destroy:
 
 function nodeName(where: unknown): string {
   const w = (where ?? {}) as { host?: unknown; port?: unknown }
-  return `${String(w.host ?? '?')}:${String(w.port ?? '?')}`
+  return `${text(w.host, '?')}:${text(w.port, '?')}`
 }
 
-/** A plain client per master, for what goes to every master: SCAN, the TIME probe. */
-export function masterNodes(db: RedisClient): Promise<RedisNodeClient[]> {
-  if (db.sgMasters) return db.sgMasters()
-  return Promise.resolve([db as RedisNodeClient])
+/** One Redis is its own one master. */
+export function withOneMaster(client: SingleClient): RedisClient {
+  const master: RedisNodeClient = { sendCommand: (args) => client.sendCommand(args) }
+  return Object.assign(client, { sgMasters: () => Promise.resolve([master]) })
 }
 
 /** Every key of one node under `pattern`, in batches (SCAN: the server is never blocked). */
@@ -255,11 +272,12 @@ export async function* scanNode(node: RedisNodeClient, pattern: string, timeoutM
  * node-redis throws synchronously from disconnect() on a client that closed meanwhile, and an
  * unhandled rejection here would take Haraka down.
  */
-export async function closeRedis(db: RedisClient | undefined, ms = 1000): Promise<void> {
+export async function closeRedis(db: Pick<RedisClient, 'isOpen' | 'close' | 'quit' | 'destroy' | 'disconnect'> | undefined, ms = 1000): Promise<void> {
   if (!db || db.isOpen === false) return
   try {
     // close() (node-redis 5: clients, Cluster, Sentinel) lets pending replies arrive; quit() on older ones.
-    await withTimeout(db.close ? db.close() : db.quit!(), ms, 'Redis QUIT')
+    const closing = db.close?.() ?? db.quit?.()
+    if (closing) await withTimeout(closing, ms, 'Redis QUIT')
   } catch {
     try {
       await (db.destroy ? db.destroy() : db.disconnect?.())
@@ -295,4 +313,9 @@ export class BoundedRedis {
       throw new StoreError(offline ? 'unavailable' : 'failed', msg)
     }
   }
+}
+
+/** An option's value as text: a string or number as it is, anything else as `fallback`. */
+function text(v: unknown, fallback: string): string {
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : fallback
 }

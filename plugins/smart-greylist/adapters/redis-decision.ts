@@ -329,13 +329,18 @@ export class DecisionStore implements FlagStore {
   async count(field: string, now: number, stats: StatsOptions, spread: string): Promise<void> {
     if (!stats.ttlDays) return
     await this.withFailOpen((failOpen) =>
-      this.eval(COUNT_SCRIPT, this.statKeys(stats, now, shardOf(spread)), { field, stats_ttl: stats.ttlDays * 86_400_000, fail_open: failOpen, deadline: this.deadline() }),
+      this.eval(COUNT_SCRIPT, this.statKeys(stats, now, shardOf(spread)), {
+        field,
+        stats_ttl: stats.ttlDays * 86_400_000,
+        fail_open: failOpen,
+        deadline: this.deadline(),
+      }),
     )
   }
 
   /** True when `field` of a mailbox's correspondents is there and not expired. */
   async isCorrespondent(key: string, field: string, now: number): Promise<boolean> {
-    const value = await this.bounded(key, (db) => db.hGet!(key, field))
+    const value = await this.bounded(key, (db) => db.hGet(key, field))
     return typeof value === 'string' && Number(value.split('|')[0]) > now
   }
 
@@ -402,7 +407,7 @@ export class DecisionStore implements FlagStore {
   }
 
   private run(s: Script, call: { keys: string[]; arguments: string[] }): Promise<unknown> {
-    return this.bounded(call.keys[0], async (db) => {
+    return this.bounded(call.keys[0] ?? '', async (db) => {
       try {
         return await db.evalSha(s.sha, call)
       } catch (err) {

@@ -10,7 +10,6 @@
 // by themselves; after dead_after_ms of failures the client is made anew, which is how it learns
 // the new topology: node-redis follows MOVED replies, not a master that has gone away.
 import type { RedisClient } from './haraka-types'
-import { masterNodes } from './redis-client'
 import { TimeoutError, withTimeout } from './timeout'
 
 export interface HealthSettings {
@@ -83,7 +82,7 @@ export class RedisHealth {
     const { timeoutMs, deadAfterMs } = this.settings()
     const sent = this.now()
     try {
-      const nodes = await withTimeout(masterNodes(db), timeoutMs, 'Redis masters')
+      const nodes = await withTimeout(db.sgMasters(), timeoutMs, 'Redis masters')
       const replies = await Promise.allSettled(nodes.map((n) => withTimeout(n.sendCommand(['TIME']), timeoutMs, 'Redis TIME')))
       const received = this.now()
       this.silent = new Set(nodes.filter((_, i) => isTimeout(replies[i])).map((n) => n.address ?? '*'))

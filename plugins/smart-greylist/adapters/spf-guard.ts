@@ -13,7 +13,7 @@ import { spfGuardKey } from '../core/keys'
 import { permissiveWhy } from '../core/spf-record'
 import type { Resolver } from './dns'
 import { checkSpf, PROBE_IPS, type SpfOptions } from './spf'
-import { walkSpf, type TxtResolver } from './spf-walk'
+import { walkSpf } from './spf-walk'
 import { withTimeout } from './timeout'
 
 /** Where shared verdicts are kept (the Redis store); failures only cost a recomputation. */
@@ -45,7 +45,7 @@ export async function spfFacts(
 ): Promise<SpfFacts> {
   // One bound for the evaluation and the guard together; a guard out of time does not trust.
   const started = deps.now()
-  const opts = { resolver: deps.resolver as never, timeoutMs, helo }
+  const opts = { resolver: deps.resolver, timeoutMs, helo }
   const result = known ?? (await checkSpf(ip.toString(), domain, mailFrom, opts))
   if (result !== 'pass') return { domain, result }
   const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, timeoutMs - (deps.now() - started)) })
@@ -56,7 +56,7 @@ export async function spfFacts(
 export function randomRoutable(family: 'ipv4' | 'ipv6', random: () => number): string {
   for (;;) {
     const bytes = Array.from({ length: family === 'ipv4' ? 4 : 16 }, () => Math.floor(random() * 256))
-    if (family === 'ipv6') bytes[0] = 0x20 | (bytes[0] & 0x1f) // 2000::/3, global unicast
+    if (family === 'ipv6') bytes[0] = 0x20 | ((bytes[0] ?? 0) & 0x1f) // 2000::/3, global unicast
     const ip = ipaddr.fromByteArray(bytes)
     if (ip.range() === 'unicast') return ip.toString()
   }
@@ -74,7 +74,7 @@ export class SpfGuardCache {
   ) {}
 
   /** The verdict on `domain`'s record; a record that cannot be read in time is not trusted. */
-  async judge(domain: string, spf: SpfOptions): Promise<Verdict> {
+  async judge(domain: string, spf: SpfOptions & { readonly resolver: Resolver }): Promise<Verdict> {
     const now = this.now()
     const known = this.byDomain.get(domain)
     const cached = known && known.expires > now ? this.byText.get(known.key) : undefined
@@ -86,9 +86,9 @@ export class SpfGuardCache {
     }
   }
 
-  private async judgeAnew(domain: string, spf: SpfOptions, now: number): Promise<Verdict> {
+  private async judgeAnew(domain: string, spf: SpfOptions & { readonly resolver: Resolver }, now: number): Promise<Verdict> {
     const { identity, redis } = this.config
-    const walk = await walkSpf(domain, spf.resolver as unknown as TxtResolver, { maxLookups: 20, timeoutMs: spf.timeoutMs })
+    const walk = await walkSpf(domain, spf.resolver, { maxLookups: 20, timeoutMs: spf.timeoutMs })
     // Macros make a record mean something else for each domain that publishes it.
     const perDomain = walk.records.some((r) => r.clientMacros.length) || /%\{/.test(walk.rootText)
     const settings = `${identity.spf_widest_ipv4}/${identity.spf_widest_ipv6}/${identity.self_ip.join(',')}`

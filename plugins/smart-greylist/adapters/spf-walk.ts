@@ -2,11 +2,10 @@
 // redirect= targets, with a cap on lookups and loops refused. Used by `smart-greylist pools
 // refresh` (a provider's ranges) and by the permissive-record guard (what a sender authorises).
 import { parseSpfRecord, type SpfTerms } from '../core/spf-record'
+import type { Resolver } from './dns'
 import { withTimeout } from './timeout'
 
-export interface TxtResolver {
-  resolveTxt(name: string): Promise<string[][]>
-}
+export type TxtResolver = Pick<Resolver, 'resolveTxt'>
 
 export interface WalkResult {
   readonly ranges: string[]
@@ -33,9 +32,10 @@ export async function walkSpf(root: string, resolver: TxtResolver, opts: { maxLo
     if (++lookups > opts.maxLookups) throw new Error(`more than ${opts.maxLookups} lookups under ${root}`)
     const txt = await withTimeout(resolver.resolveTxt(domain), opts.timeoutMs, `TXT ${domain}`)
     const found = txt.map((parts) => parts.join('')).filter((r) => /^v=spf1(\s|$)/i.test(r))
-    if (found.length !== 1) throw new Error(`${domain}: ${found.length} SPF records`)
-    const terms = parseSpfRecord(found[0])
-    if (!records.length) rootText = found[0]
+    const [record] = found
+    if (found.length !== 1 || record === undefined) throw new Error(`${domain}: ${found.length} SPF records`)
+    const terms = parseSpfRecord(record)
+    if (!records.length) rootText = record
     records.push(terms)
     terms.ranges.forEach((r) => ranges.add(r))
     ignored.push(...terms.ignored.map((t) => `${domain}: ${t}`))

@@ -8,7 +8,7 @@ import { withTimeout } from './timeout'
 export const PROBE_IPS: readonly string[] = ['192.0.2.1', '2001:db8::1']
 
 export interface SpfOptions {
-  readonly resolver?: Resolver & { resolveTxt(name: string): Promise<string[][]> }
+  readonly resolver?: Resolver
   readonly timeoutMs: number
   readonly helo?: string | null
 }

@@ -51,21 +51,21 @@ export type Assessment =
   | TupleAssessment
 
 export interface TupleAssessment {
-      readonly kind: 'tuple'
-      readonly identity: Identity
-      readonly sender: string
-      readonly recipient: string
-      /** The identity's shard: its keys and the statistics it counts in share one cluster slot. */
-      readonly shard: number
-      readonly key: string
-      /** Counts the identity's new tuples for [limits] pending_per_identity. */
-      readonly startedKey: string
-      /** Present when the (identity, sender domain) pair may be auto-whitelisted. */
-      readonly awlKey?: string
-      /** What the client brings for [select] policy = suspicious. */
-      readonly evidence: Evidence
-      /** The sender's domain as sent, when it is authenticated (for [correspondents]); else null. */
-      readonly authenticatedDomain: string | null
+  readonly kind: 'tuple'
+  readonly identity: Identity
+  readonly sender: string
+  readonly recipient: string
+  /** The identity's shard: its keys and the statistics it counts in share one cluster slot. */
+  readonly shard: number
+  readonly key: string
+  /** Counts the identity's new tuples for [limits] pending_per_identity. */
+  readonly startedKey: string
+  /** Present when the (identity, sender domain) pair may be auto-whitelisted. */
+  readonly awlKey?: string
+  /** What the client brings for [select] policy = suspicious. */
+  readonly evidence: Evidence
+  /** The sender's domain as sent, when it is authenticated (for [correspondents]); else null. */
+  readonly authenticatedDomain: string | null
 }
 
 export async function assess(policy: Policy, s: Subject, sources: FactSources): Promise<Assessment> {
@@ -99,7 +99,8 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
   const spf: SpfFacts = needSpf ? await sources.spf(spfDomain, isNull) : { domain: null, result: 'skipped' }
   // A from: entry names the sender's own address, so it counts only when SPF vouches for that
   // very domain: never for mail an SRS forwarder rewrote.
-  const senderBacked = !config.whitelist.verify_from || (spf.result === 'pass' && !spf.permissive && !isNull && spf.domain === asSent && asSent === domainOf(sender))
+  const senderBacked =
+    !config.whitelist.verify_from || (spf.result === 'pass' && !spf.permissive && !isNull && spf.domain === asSent && asSent === domainOf(sender))
   const byFrom = senderBacked ? whitelist.matchSender({ from: sender }) : undefined
   if (byFrom) return listed(byFrom)
 

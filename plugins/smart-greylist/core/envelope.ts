@@ -12,7 +12,10 @@ export function normaliseAddress(address: string | null | undefined): string {
   const at = a.lastIndexOf('@')
   if (at < 0) return a.toLowerCase()
   let local = a.slice(0, at).toLowerCase()
-  let domain = a.slice(at + 1).toLowerCase().replace(/\.$/, '')
+  let domain = a
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '')
 
   const srs = unSrs(local)
   if (srs) ({ local, domain } = srs)
@@ -27,7 +30,8 @@ function unSrs(local: string): { local: string; domain: string } | null {
   const m = /^srs[01][=+-](.*)$/.exec(local)
   if (!m) return null
   // SRS1 carries the SRS0 part after "==" (the first forwarder's hash and name come before).
-  const tail = m[1].includes('==') ? m[1].slice(m[1].lastIndexOf('==') + 2) : m[1]
+  const rest = m[1] ?? ''
+  const tail = rest.includes('==') ? rest.slice(rest.lastIndexOf('==') + 2) : rest
   const parts = tail.split('=')
   // hash, timestamp, domain, local (the local part may itself contain "=")
   if (parts.length < 4) return null
@@ -40,11 +44,11 @@ function unSrs(local: string): { local: string; domain: string } | null {
 /** prvs=KDDDSSSSSS=local, prvs=local/tag forms, and Barracuda's btv1==TAG==local. */
 function unBatv(local: string): string {
   let m = /^prvs=[0-9a-z]+=(.+)$/.exec(local)
-  if (m) return m[1]
+  if (m?.[1]) return m[1]
   m = /^btv1==[0-9a-z]+==(.+)$/.exec(local)
-  if (m) return m[1]
+  if (m?.[1]) return m[1]
   m = /^(.+)=prvs=[0-9a-z]+$/.exec(local)
-  if (m) return m[1]
+  if (m?.[1]) return m[1]
   return local
 }
 
@@ -54,9 +58,7 @@ function unBatv(local: string): string {
  * letter, becomes "#"; ordinary local parts have neither.
  */
 function unVerp(local: string): string {
-  return local
-    .replace(/[0-9a-f]{10,}/g, (run) => (/[0-9]/.test(run) && /[a-f]/.test(run) ? '#' : run))
-    .replace(/[0-9]{6,}/g, '#')
+  return local.replace(/[0-9a-f]{10,}/g, (run) => (/[0-9]/.test(run) && /[a-f]/.test(run) ? '#' : run)).replace(/[0-9]{6,}/g, '#')
 }
 
 /**
@@ -69,7 +71,10 @@ export function normaliseRecipient(address: string | null | undefined, stripExt:
   const at = a.lastIndexOf('@')
   if (at < 0) return a.toLowerCase()
   const local = a.slice(0, at).toLowerCase()
-  const domain = a.slice(at + 1).toLowerCase().replace(/\.$/, '')
+  const domain = a
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '')
   return `${(stripExt && local.replace(/\+.*$/, '')) || local}@${domain}`
 }
 
@@ -86,5 +91,10 @@ export function sentDomain(address: string | null | undefined): string | null {
   const a = (address ?? '').trim().replace(/^<|>$/g, '')
   const at = a.lastIndexOf('@')
   if (at < 0) return null
-  return a.slice(at + 1).toLowerCase().replace(/\.$/, '') || null
+  return (
+    a
+      .slice(at + 1)
+      .toLowerCase()
+      .replace(/\.$/, '') || null
+  )
 }

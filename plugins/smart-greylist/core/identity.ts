@@ -6,7 +6,6 @@ import type { ProviderHit } from './providers'
 
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror'
 
-
 export interface SpfFacts {
   /** The domain SPF was evaluated for (MAIL FROM's, or HELO's for the null sender). */
   readonly domain: string | null
@@ -19,7 +18,7 @@ export interface SpfFacts {
 
 /** Reads a result string of haraka-plugin-spf ("Pass", "SoftFail" ...). */
 export function spfResultFrom(text: unknown): SpfResult | null {
-  const s = String(text ?? '').toLowerCase()
+  const s = typeof text === 'string' ? text.toLowerCase() : ''
   const all: SpfResult[] = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror']
   return (all as string[]).includes(s) ? (s as SpfResult) : null
 }
@@ -44,9 +43,7 @@ export interface PtrName {
 }
 
 export type RdnsFacts =
-  | { readonly status: 'ok'; readonly names: readonly PtrName[] }
-  | { readonly status: 'none' }
-  | { readonly status: 'error'; readonly error: string }
+  { readonly status: 'ok'; readonly names: readonly PtrName[] } | { readonly status: 'none' } | { readonly status: 'error'; readonly error: string }
 
 /** Organisational (registered) domain of a name, or null when its suffix is unknown. */
 export type OrgDomainFn = (name: string) => string | null
@@ -80,7 +77,8 @@ export function rdnsIdentity(rdns: RdnsFacts, orgDomain: OrgDomainFn): { domain:
   }
   // A client whose PTRs name unrelated domains could borrow another sender's identity.
   if (domains.size > 1) return { why: 'ptr_disagree' }
-  return { domain: [...domains][0] }
+  const [domain] = domains
+  return domain ? { domain } : { why: 'no_rdns' }
 }
 
 export interface IdentitySettings {
@@ -139,7 +137,7 @@ export function awlEligible(identity: Identity, senderDomain: string | null, rdn
 
 /** A first label that numbers machines: a run of 4+ digits, or 8 hex characters (an address). */
 export function perMachineLabel(name: string): boolean {
-  const first = name.toLowerCase().split('.')[0]
+  const first = firstLabel(name)
   return /[0-9]{4,}/.test(first) || /(?:^|[^0-9a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{8}(?:$|[^0-9a-f])/.test(first)
 }
 
@@ -158,11 +156,15 @@ export function awlScope(ip: ParsedIp, pool: ProviderHit | undefined, prefixes: 
  * x.x.8.12, `mail-eopbgr220092…` for x.x.22.92. Such names are per-address pool names.
  */
 export function nameEmbedsIp(name: string, ip: ParsedIp): boolean {
-  const first = name.toLowerCase().split('.')[0]
+  const first = firstLabel(name)
   if (ip.kind() !== 'ipv4') return /(?:[0-9a-f]{1,4}-){3,}[0-9a-f]{1,4}/.test(first)
-  const [, , c, d] = ip.toByteArray().map(String)
+  const [, , c = '', d = ''] = ip.toByteArray().map(String)
   const runs = first.split(/[^0-9]+/).filter(Boolean)
   if (runs.some((r, i) => r === c && runs[i + 1] === d)) return true
   const packed = [c + d.padStart(3, '0'), c + d.padStart(4, '0'), c.padStart(3, '0') + d.padStart(3, '0')]
   return runs.some((r) => packed.some((p) => r.endsWith(p)))
+}
+
+function firstLabel(name: string): string {
+  return name.toLowerCase().split('.', 1)[0] ?? ''
 }

@@ -46,7 +46,8 @@ function maskBytes(bytes: number[], prefix: number): number[] {
  */
 function netKey(bytes: number[], prefix: number): string | number {
   if (bytes.length === 4) {
-    const n = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0
+    const [a = 0, b = 0, c = 0, d = 0] = bytes
+    const n = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0
     return prefix === 0 ? 0 : (n & (0xffffffff << (32 - prefix))) >>> 0
   }
   return Buffer.from(maskBytes(bytes, prefix)).toString('hex')
@@ -60,7 +61,7 @@ export interface CidrEntry<T> {
 
 /** Parses `a.b.c.d`, `a.b.c.d/n`, `v6`, `v6/n`; IPv4-mapped ranges become IPv4 ranges. */
 export function parseCidr(text: string): { ip: ParsedIp; prefix: number } | null {
-  const [addr, len, extra] = text.trim().split('/')
+  const [addr = '', len, extra] = text.trim().split('/')
   if (extra !== undefined) return null
   const ip = parseIp(addr)
   if (!ip) return null

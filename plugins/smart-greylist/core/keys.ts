@@ -26,9 +26,10 @@ export const SHARDS = 256
 
 // One-shot hashing (Node >= 20.12) costs half of createHash's object per call; it runs several
 // times per decision.
+// (Node's types declare it; it may still be missing at run time on an older Node 20.)
 const sha256: (text: string, encoding: 'base64url') => string =
   typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (text, encoding) => (crypto as unknown as { hash(a: string, d: string, e: string): string }).hash('sha256', text, encoding)
+    ? (text, encoding) => crypto.hash('sha256', text, encoding)
     : (text, encoding) => crypto.createHash('sha256').update(text).digest(encoding)
 
 export function digest(...parts: string[]): string {

@@ -62,7 +62,7 @@ export class NameMatcher<T> {
     if (exact !== undefined) return exact
     const labels = host.split('.')
     const parent = labels.slice(1).join('.')
-    for (const g of this.labelGlobs.get(parent) ?? []) if (globMatch(g.parts, labels[0])) return g.value
+    for (const g of this.labelGlobs.get(parent) ?? []) if (globMatch(g.parts, labels[0] ?? '')) return g.value
     for (let i = 1; i < labels.length; i++) {
       const hit = this.suffixes.get(labels.slice(i).join('.'))
       if (hit !== undefined) return hit
@@ -78,16 +78,16 @@ export class NameMatcher<T> {
  * a given pattern (a regular expression took 33 s for `*a*a*a*a*a*a*a*a*b` against 60 characters).
  */
 export function globMatch(parts: readonly string[], s: string): boolean {
-  const first = parts[0]
-  if (parts.length === 1) return s === first
-  const last = parts[parts.length - 1]
+  const first = parts[0] ?? ''
+  if (parts.length <= 1) return s === first
+  const last = parts.at(-1) ?? ''
   if (s.length < first.length + last.length || !s.startsWith(first) || !s.endsWith(last)) return false
   const end = s.length - last.length
   let pos = first.length
-  for (let i = 1; i < parts.length - 1; i++) {
-    const at = s.indexOf(parts[i], pos)
-    if (at < 0 || at + parts[i].length > end) return false
-    pos = at + parts[i].length
+  for (const part of parts.slice(1, -1)) {
+    const at = s.indexOf(part, pos)
+    if (at < 0 || at + part.length > end) return false
+    pos = at + part.length
   }
   return true
 }
@@ -135,11 +135,6 @@ export class AddressMatcher<T> {
     if (at <= 0) return undefined
     const local = a.slice(0, at)
     const domain = a.slice(at + 1).replace(/\.$/, '')
-    return (
-      this.exact.get(`${local}@${domain}`) ??
-      this.domains.get(domain) ??
-      this.subdomains.match(domain) ??
-      this.locals.get(local)
-    )
+    return this.exact.get(`${local}@${domain}`) ?? this.domains.get(domain) ?? this.subdomains.match(domain) ?? this.locals.get(local)
   }
 }

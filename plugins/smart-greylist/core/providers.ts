@@ -63,7 +63,7 @@ export function parseProviders(lines: readonly string[], source: string): Parsed
     const section = /^\[([^\]]+)\]$/.exec(text)
     if (section) {
       flush()
-      const id = section[1].trim().toLowerCase()
+      const id = (section[1] ?? '').trim().toLowerCase()
       if (!ID.test(id) || providers.some((p) => p.id === id)) {
         errors.push({ origin, text, message: `provider id must be unique, a-z 0-9 _ - (up to 32)` })
         return
@@ -76,7 +76,7 @@ export function parseProviders(lines: readonly string[], source: string): Parsed
       errors.push({ origin, text, message: cur ? 'expected "key = value"' : 'expected a [provider] section first' })
       return
     }
-    const [, key, value] = kv
+    const [, key = '', value = ''] = kv
     const declared = cur.declared
     if (['name', 'source', 'spf', 'action', 'host', 'ip', 'updated'].includes(key)) declared.add(key as ProviderKey)
     switch (key) {
@@ -154,10 +154,13 @@ export class ProviderIndex {
   /** The provider whose ranges hold `ip`, or whose rDNS suffix a confirmed name has. */
   lookup(ip: ParsedIp | null, confirmedNames: readonly string[] = []): ProviderHit | undefined {
     const byIp = ip ? this.byIp.lookup(ip) : undefined
-    if (byIp) return { provider: byIp, action: this.actions.get(byIp.id)!, via: 'ip' }
+    // Only providers that are not off are indexed, each with its action.
+    const byIpAction = byIp && this.actions.get(byIp.id)
+    if (byIp && byIpAction) return { provider: byIp, action: byIpAction, via: 'ip' }
     for (const n of confirmedNames) {
       const p = this.byHost.match(n)
-      if (p) return { provider: p, action: this.actions.get(p.id)!, via: 'host' }
+      const action = p && this.actions.get(p.id)
+      if (p && action) return { provider: p, action, via: 'host' }
     }
     return undefined
   }
@@ -199,9 +202,13 @@ export function mergeProviders(shipped: readonly Provider[], local: readonly Pro
           merged.spf = [...l.spf]
           continue
         case 'name':
+          merged.name = l.name
+          continue
         case 'source':
+          merged.source = l.source
+          continue
         case 'action':
-          ;(merged as unknown as Record<string, unknown>)[key] = l[key]
+          merged.action = l.action
       }
     }
     byId.set(l.id, merged)
@@ -219,7 +226,7 @@ export function writeRanges(lines: readonly string[], fresh: ReadonlyMap<string,
   const seen = new Set<string>()
   let current: string | null = null
   let written = false
-  const block = (id: string): string[] => [`updated = ${day}`, ...sortRanges(fresh.get(id)!).map((r) => `ip = ${r}`)]
+  const block = (id: string): string[] => [`updated = ${day}`, ...sortRanges(fresh.get(id) ?? []).map((r) => `ip = ${r}`)]
   const emit = (): void => {
     if (current && fresh.has(current) && !written) {
       out.push(...block(current))
@@ -229,7 +236,7 @@ export function writeRanges(lines: readonly string[], fresh: ReadonlyMap<string,
   // Trailing blank and comment lines stay with the next section.
   const closeSection = (): void => {
     const tail: string[] = []
-    while (out.length && /^\s*(#.*)?$/.test(out[out.length - 1])) tail.unshift(out.pop()!)
+    for (let last = out.at(-1); last !== undefined && /^\s*(#.*)?$/.test(last); last = out.at(-1)) tail.unshift(out.pop() ?? '')
     emit()
     out.push(...tail)
   }
@@ -237,7 +244,7 @@ export function writeRanges(lines: readonly string[], fresh: ReadonlyMap<string,
     const section = /^\s*\[([^\]]+)\]\s*$/.exec(line)
     if (section) {
       closeSection()
-      current = section[1].trim().toLowerCase()
+      current = (section[1] ?? '').trim().toLowerCase()
       seen.add(current)
       written = false
       out.push(line)
@@ -252,7 +259,7 @@ export function writeRanges(lines: readonly string[], fresh: ReadonlyMap<string,
   closeSection()
   for (const id of fresh.keys()) {
     if (seen.has(id)) continue
-    if (out.length && out[out.length - 1].trim() !== '') out.push('')
+    if ((out.at(-1) ?? '').trim() !== '') out.push('')
     out.push(`[${id}]`, ...block(id))
   }
   return out
@@ -267,4 +274,3 @@ export function sortRanges(ranges: readonly string[]): string[] {
   }
   return [...new Set(ranges)].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))
 }
-

@@ -116,11 +116,17 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
       return rec({ skip: 'correspondent', correspondent: d.domain }, `skip reason=correspondent domain=${d.domain} identity=${identityText(d.identity)} ${env}`)
     case 'failed':
       // The same words as any other internal failure of the plugin (index.ts).
-      return rec({ err: `error (${d.cause}): ${d.message}; on_error=${onError}` }, `error (${d.cause}): ${d.message}; on_error=${onError} identity=${identityText(d.identity)} ${env}`)
+      return rec(
+        { err: `error (${d.cause}): ${d.message}; on_error=${onError}` },
+        `error (${d.cause}): ${d.message}; on_error=${onError} identity=${identityText(d.identity)} ${env}`,
+      )
     case 'trusted': {
       const evidence = evidenceText(d.evidence)
       const id = identityText(d.identity)
-      return rec({ skip: 'trusted', evidence, identity: id, tuple: d.verdict.status }, `skip reason=trusted evidence=${evidence} identity=${id} tuple=${d.verdict.status} ${env}`)
+      return rec(
+        { skip: 'trusted', evidence, identity: id, tuple: d.verdict.status },
+        `skip reason=trusted evidence=${evidence} identity=${id} tuple=${d.verdict.status} ${env}`,
+      )
     }
     case 'tuple': {
       const { verdict: v } = d

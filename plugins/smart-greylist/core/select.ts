@@ -21,7 +21,7 @@ export interface Evidence {
 }
 
 export function evidenceOf(rdns: RdnsFacts, spf: SpfFacts, senderDomain: string | null, dnsbl: DnsblFacts): Evidence {
-  const confirmed = rdns.status === 'ok' ? rdns.names.find((n) => n.confirmed)?.name ?? null : null
+  const confirmed = rdns.status === 'ok' ? (rdns.names.find((n) => n.confirmed)?.name ?? null) : null
   const spfPass = senderDomain !== null && spf.result === 'pass' && !spf.permissive && spf.domain === senderDomain
   return { fcrdns: confirmed, spf: spfPass ? senderDomain : null, dnsbl }
 }
@@ -60,7 +60,10 @@ export function senderAuthenticated(e: Evidence, rdns: RdnsFacts, senderDomain: 
 
 /** Zones of [select] zones, as the settings hold them (space or comma separated). */
 export function zoneList(text: string): string[] {
-  return text.toLowerCase().split(/[\s,]+/).filter(Boolean)
+  return text
+    .toLowerCase()
+    .split(/[\s,]+/)
+    .filter(Boolean)
 }
 
 /**

@@ -66,7 +66,8 @@ export function parseNode(text: string): RedisNode | null {
   const port = Number(m[3])
   if (port < 1 || port > 65_535) return null
   if (m[1] !== undefined && parseIp(m[1])?.kind() !== 'ipv6') return null
-  return { host: m[1] ?? m[2], port }
+  const host = m[1] ?? m[2]
+  return host === undefined ? null : { host, port }
 }
 
 /** A node list as the settings hold it (canonical `host:port` strings), or the entries that are not nodes. */
@@ -168,7 +169,7 @@ export const SCHEMA = {
     keys: {
       passes: int(3, 0, 1000, 'retries of an (identity, sender domain) before it skips greylisting; 0 = off'),
       ttl: int(35 * DAY, 60, 400 * DAY, 'seconds an auto-whitelist entry lasts, refreshed on use (35 days)'),
-      scope_ipv4_prefix: int(16, 8, 32, 'an entry holds in the client\'s IPv4 /N (or pool) only'),
+      scope_ipv4_prefix: int(16, 8, 32, "an entry holds in the client's IPv4 /N (or pool) only"),
       scope_ipv6_prefix: int(32, 16, 128, 'the same for IPv6 clients'),
     },
   },
@@ -214,7 +215,7 @@ export const SCHEMA = {
     keys: {
       providers: bool(true, 'providers with action skip skip greylisting; false: only grouped'),
       verify_helo: bool(true, 'helo: entries count only for a confirmed rDNS name or its siblings'),
-      verify_from: bool(true, "from: entries count only on SPF pass from a trusted record"),
+      verify_from: bool(true, 'from: entries count only on SPF pass from a trusted record'),
     },
   },
   redis: {
@@ -309,21 +310,31 @@ function parseValue(spec: KeySpec, v: unknown): { value: unknown } | { error: st
       return spec.values.includes(w) ? { value: w } : { error: `"${String(v)}" is not one of ${spec.values.join(', ')}` }
     }
     case 'text': {
-      const w = String(s ?? '')
+      const w = asText(s)
       return spec.pattern.test(w) ? { value: w } : { error: `"${w}" is not ${spec.what}` }
     }
     case 'ip_list': {
-      const items = String(s ?? '').split(/[\s,]+/).filter(Boolean)
+      const items = asText(s)
+        .split(/[\s,]+/)
+        .filter(Boolean)
       const bad = items.filter((ip) => !parseIp(ip))
       if (bad.length) return { error: `not an IP address: ${bad.join(', ')}` }
-      return { value: items.map((ip) => parseIp(ip)!.toString()) }
+      return { value: items.flatMap((ip) => parseIp(ip)?.toString() ?? []) }
     }
     case 'node_list': {
-      const nodes = parseNodeList(String(s ?? ''))
+      const nodes = parseNodeList(asText(s))
       if ('bad' in nodes) return { error: `not host:port: ${nodes.bad.join(', ')}` }
       return { value: nodes.map((n) => (n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)) }
     }
   }
+}
+
+/** An ini value as text: haraka-config gives strings, numbers, booleans, and arrays for `key[]`. */
+function asText(v: unknown): string {
+  if (typeof v === 'string') return v
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+  if (Array.isArray(v)) return v.map(asText).join(',')
+  return v === null || v === undefined ? '' : JSON.stringify(v)
 }
 
 function defaults(): Config {
@@ -331,7 +342,7 @@ function defaults(): Config {
   for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
     out[sec] = Object.fromEntries(Object.entries(spec.keys).map(([k, s]) => [k, s.default]))
   }
-  return deepFreeze(out) as unknown as Config
+  return deepFreeze(out) as Config
 }
 
 export const DEFAULTS: Config = defaults()
@@ -347,7 +358,7 @@ export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { conf
   const out: Record<string, Record<string, unknown>> = {}
   for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
     const given = (input[sec] && typeof input[sec] === 'object' ? input[sec] : {}) as Raw
-    const prev = (previous as unknown as Record<string, Record<string, unknown>>)[sec]
+    const prev = (previous as Readonly<Record<string, Readonly<Record<string, unknown>> | undefined>>)[sec] ?? {}
     const values: Record<string, unknown> = {}
     for (const [key, keySpec] of Object.entries(spec.keys)) {
       values[key] = keySpec.default
@@ -367,7 +378,7 @@ export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { conf
         const id = key.toLowerCase()
         if ('value' in r) values[id] = r.value
         else {
-          problems.push({ section: sec, key, message: `${r.error}; keeping ${show(prev[id] ?? 'the file\'s action')}` })
+          problems.push({ section: sec, key, message: `${r.error}; keeping ${show(prev[id] ?? "the file's action")}` })
           if (prev[id] !== undefined) values[id] = prev[id]
         }
         continue
@@ -383,11 +394,12 @@ export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { conf
     const near = closest(sec, Object.keys(SCHEMA))
     problems.push({ section: sec, message: `unknown section, ignored${near ? ` (did you mean [${near}]?)` : ''}` })
   }
-  const redis = out.redis
+  // Both sections are in the schema, so both were filled above.
+  const redis = out.redis ?? {}
   if ((redis.cluster as string[]).length && (redis.sentinels as string[]).length) {
     problems.push({ section: 'redis', key: 'sentinels', message: 'cluster is set too: one of the two is used, the cluster; sentinels ignored' })
   }
-  const main = out.main
+  const main = out.main ?? {}
   if ((main.retry_window as number) <= (main.delay as number)) {
     problems.push({
       section: 'main',
@@ -397,7 +409,7 @@ export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { conf
     main.delay = previous.main.delay
     main.retry_window = previous.main.retry_window
   }
-  return { config: deepFreeze(out) as unknown as Config, problems }
+  return { config: deepFreeze(out) as Config, problems }
 }
 
 function show(v: unknown): string {
@@ -416,15 +428,16 @@ function closest(word: string, known: readonly string[]): string | undefined {
 }
 
 function editDistance(a: string, b: string): number {
+  // Two rows of the Levenshtein table; every index below is within them.
   let row = Array.from({ length: b.length + 1 }, (_, j) => j)
   for (let i = 1; i <= a.length; i++) {
     const next = [i]
     for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1))
     }
     row = next
   }
-  return row[b.length]
+  return row[b.length] ?? 0
 }
 
 function range(spec: KeySpec): string {
@@ -451,7 +464,7 @@ function iniValue(spec: KeySpec): string {
 /** The shipped config/smart-greylist.ini: every key with its default and its doc line. */
 export function renderIni(): string {
   const lines = [
-    '; smart-greylist: greylisting keyed on the sender\'s infrastructure, not its single address.',
+    "; smart-greylist: greylisting keyed on the sender's infrastructure, not its single address.",
     '; Every key is optional and shown with its default. Edits take effect without a restart; a bad',
     '; value is logged with its key and the previous value kept. Generated from the settings schema',
     '; (plugins/smart-greylist/core/settings.ts): copy the keys you change into your own',

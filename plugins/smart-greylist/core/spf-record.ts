@@ -27,12 +27,20 @@ const CLIENT_MACRO = /%\{[ipvch]/i
 export function parseSpfRecord(record: string): SpfTerms {
   const terms = record.trim().split(/\s+/)
   if (terms[0]?.toLowerCase() !== 'v=spf1') throw new Error(`not an SPF record: ${record.slice(0, 60)}`)
-  const out: { -readonly [K in keyof SpfTerms]: SpfTerms[K] } = { ranges: [], includes: [], redirect: null, ignored: [], passAll: false, clientMacros: [], hostNetworks: [] }
+  const out: { -readonly [K in keyof SpfTerms]: SpfTerms[K] } = {
+    ranges: [],
+    includes: [],
+    redirect: null,
+    ignored: [],
+    passAll: false,
+    clientMacros: [],
+    hostNetworks: [],
+  }
   for (const raw of terms.slice(1)) {
     const t = raw.toLowerCase()
     const qualified = /^[-~?]/.test(t)
     const term = t.replace(/^[-+~?]/, '')
-    const [mech, ...rest] = term.split(':')
+    const [mech = '', ...rest] = term.split(':')
     const arg = rest.join(':')
     if (!qualified && CLIENT_MACRO.test(term)) out.clientMacros.push(raw)
     if ((mech === 'ip4' || mech === 'ip6') && arg) {
@@ -46,7 +54,7 @@ export function parseSpfRecord(record: string): SpfTerms {
       out.redirect = term.slice('redirect='.length)
     } else if (term === 'all') {
       if (!qualified) out.passAll = true
-    } else if (['a', 'mx', 'ptr', 'exists'].includes(mech.split('/')[0])) {
+    } else if (['a', 'mx', 'ptr', 'exists'].includes(mech.split('/', 1)[0] ?? '')) {
       out.ignored.push(raw)
       const cidr = /^(?:a|mx)(?::[^/]*)?(?:\/(\d+))?(?:\/\/(\d+))?$/.exec(term)
       if (cidr && !qualified) {
@@ -75,7 +83,8 @@ export function permissiveWhy(records: readonly SpfTerms[], b: Breadth): string 
     if (r.passAll) return 'pass_all'
     if (r.clientMacros.length) return `client_macro ${r.clientMacros[0]}`
     for (const range of r.ranges) {
-      const c = parseCidr(range)!
+      const c = parseCidr(range)
+      if (!c) continue // parseSpfRecord kept only ranges that parse
       if (c.ip.kind() === 'ipv4') v4 += 2 ** (32 - c.prefix)
       else v6 += 2 ** (128 - c.prefix)
     }

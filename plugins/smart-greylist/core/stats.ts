@@ -36,9 +36,7 @@ export const COUNTER = {
 } as const
 
 /** Upper bounds (seconds) of the histogram of delays that greylisting added; the last is open. */
-export const DELAY_BUCKETS: readonly number[] = [
-  60, 120, 180, 240, 300, 360, 420, 480, 600, 900, 1200, 1800, 2700, 3600, 7200, 14_400, 28_800, 86_400, 172_800,
-]
+export const DELAY_BUCKETS: readonly number[] = [60, 120, 180, 240, 300, 360, 420, 480, 600, 900, 1200, 1800, 2700, 3600, 7200, 14_400, 28_800, 86_400, 172_800]
 
 // Every decision names its day's keys; the text changes once a day.
 let cachedDay = { from: 0, to: -1, text: '' }
@@ -105,7 +103,11 @@ export interface DayStats {
 export function parseDay(day: string, h: Record<string, string>): DayStats {
   const n = (f: string): number => Number(h[f] ?? 0)
   const pick = (pre: string): Record<string, number> =>
-    Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith(pre)).map(([k, v]) => [k.slice(pre.length), Number(v)]))
+    Object.fromEntries(
+      Object.entries(h)
+        .filter(([k]) => k.startsWith(pre))
+        .map(([k, v]) => [k.slice(pre.length), Number(v)]),
+    )
   const family = (label: DeferLabel | AlsoLabel): Record<string, number> => pick(`${label}:`)
   const deferredBy = family('defer')
   const buckets = pick(COUNTER.delayBucket)

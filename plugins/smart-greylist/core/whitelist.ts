@@ -105,11 +105,11 @@ export function parseEntry(text: string, origin = 'entry', isPublicSuffix?: (nam
   if (!m) {
     return { origin, text, message: `expected "kind:pattern" with kind one of ${ENTRY_KINDS.join(', ')}` }
   }
-  const kind = m[1].toLowerCase() as EntryKind
+  const kind = (m[1] ?? '').toLowerCase() as EntryKind
   if (!ENTRY_KINDS.includes(kind)) {
     return { origin, text, message: `unknown kind "${m[1]}"; expected one of ${ENTRY_KINDS.join(', ')}` }
   }
-  const entry: Entry = { kind, pattern: m[2], origin }
+  const entry: Entry = { kind, pattern: m[2] ?? '', origin }
   const broad = isPublicSuffix ? tooBroad(entry, isPublicSuffix) : null
   if (broad) return { origin, text, message: broad }
   try {

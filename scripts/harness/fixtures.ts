@@ -9,9 +9,9 @@ import type { RedisClient } from '../../plugins/smart-greylist/adapters/haraka-t
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const fixtures = require('haraka-test-fixtures') as {
   makePlugin(name: string, opts?: { register?: boolean; configDir?: string }): FixturePlugin
-  makeConnection(opts: Record<string, unknown>): FixtureConnection
-  callRcptOk(plugin: FixturePlugin, conn: FixtureConnection, rcpt: string): Promise<{ rc?: number; msg?: unknown }>
-  callData(plugin: FixturePlugin, conn: FixtureConnection): Promise<{ rc?: number; msg?: unknown }>
+  makeConnection(this: void, opts: Record<string, unknown>): FixtureConnection
+  callRcptOk(this: void, plugin: FixturePlugin, conn: FixtureConnection, rcpt: string): Promise<{ rc?: number; msg?: unknown }>
+  callData(this: void, plugin: FixturePlugin, conn: FixtureConnection): Promise<{ rc?: number; msg?: unknown }>
 }
 
 export interface FixturePlugin {
@@ -24,7 +24,10 @@ export interface FixturePlugin {
 export interface FixtureConnection {
   remote: { ip: string; is_private: boolean; is_local?: boolean }
   relaying: boolean
-  transaction: { results: { get(p: unknown): Record<string, unknown> | undefined; add(p: unknown, o: Record<string, unknown>): void }; notes: Record<string, unknown> } | null
+  transaction: {
+    results: { get(p: unknown): Record<string, unknown> | undefined; add(p: unknown, o: Record<string, unknown>): void }
+    notes: Record<string, unknown>
+  } | null
   results: { add(p: unknown, o: Record<string, unknown>): void }
   notes: Record<string, unknown>
 }

@@ -70,16 +70,23 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
   const nodes: ClusterNode[] = []
   try {
     for (const p of ports) {
-      nodes.push(wrap(await startPrivateRedis(p, [
-        '--cluster-enabled', 'yes',
-        '--cluster-config-file', path.join(dir, `nodes-${p}.conf`),
-        '--cluster-node-timeout', String(nodeTimeoutMs),
-        '--dir', dir,
-      ])))
+      nodes.push(
+        wrap(
+          await startPrivateRedis(p, [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            path.join(dir, `nodes-${p}.conf`),
+            '--cluster-node-timeout',
+            String(nodeTimeoutMs),
+            '--dir',
+            dir,
+          ]),
+        ),
+      )
     }
     redisCli(ports[0], '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes')
-    await until('cluster state ok on every node', 20_000, () =>
-      ports.every((p) => redisCli(p, 'CLUSTER', 'INFO').includes('cluster_state:ok')))
+    await until('cluster state ok on every node', 20_000, () => ports.every((p) => redisCli(p, 'CLUSTER', 'INFO').includes('cluster_state:ok')))
   } catch (err) {
     await Promise.all(nodes.map((n) => n.stop()))
     fs.rmSync(dir, { recursive: true, force: true })
@@ -112,7 +119,9 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
       throw new Error(`slot ${slot} has no master`)
     },
     replicaOf(master) {
-      const lines = redisCli(live(), 'CLUSTER', 'NODES').split('\n').map((l) => l.split(' '))
+      const lines = redisCli(live(), 'CLUSTER', 'NODES')
+        .split('\n')
+        .map((l) => l.split(' '))
       const id = lines.find((f) => f[1].startsWith(`127.0.0.1:${master}@`))?.[0]
       const replica = lines.find((f) => f[3] === id)
       if (!replica) throw new Error(`no replica of ${master}`)
@@ -149,13 +158,16 @@ export async function startPrivateSentinelSet(name = 'mymaster', downAfterMs = 1
     for (let i = 0; i < 3; i++) {
       // A sentinel rewrites its config file: each gets its own.
       const conf = path.join(dir, `sentinel-${i}.conf`)
-      fs.writeFileSync(conf, [
-        `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
-        `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
-        `sentinel failover-timeout ${name} 5000`,
-        `sentinel parallel-syncs ${name} 1`,
-        '',
-      ].join('\n'))
+      fs.writeFileSync(
+        conf,
+        [
+          `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+          `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+          `sentinel failover-timeout ${name} 5000`,
+          `sentinel parallel-syncs ${name} 1`,
+          '',
+        ].join('\n'),
+      )
       const s = await startPrivateRedis(undefined, [conf, '--sentinel', '--dir', dir])
       started.push(s)
       sentinels.push(s)
@@ -166,7 +178,8 @@ export async function startPrivateSentinelSet(name = 'mymaster', downAfterMs = 1
         const info = redisCli(s.port, 'SENTINEL', 'MASTER', name)
         const field = (f: string): number => Number(info.split('\n')[info.split('\n').indexOf(f) + 1])
         return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2
-      }))
+      }),
+    )
     return {
       name,
       master,

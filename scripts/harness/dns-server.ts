@@ -1,9 +1,22 @@
 // An authoritative DNS server on loopback for the tests: PTR, A, AAAA and TXT from a zone the
 // test declares, NXDOMAIN for anything else, every query logged. Haraka is pointed at it by
-// test/e2e/dns-preload.js, so no test ever asks the machine's resolver.
+// dns-preload.js (beside this file), so no test ever asks the machine's resolver.
 import dgram from 'node:dgram'
+import path from 'node:path'
 import dnsPacket from 'dns-packet'
 import { parseIp, reverseName } from '../../plugins/smart-greylist/core/ip'
+import { packageRoot } from '../../plugins/smart-greylist/setup'
+
+/**
+ * The preload that points every resolver of a process at one server (also those plugins make
+ * themselves). Plain JavaScript, so node loads it with --require: found from the package root,
+ * as this file also runs compiled, from dist/.
+ */
+export const DNS_PRELOAD = path.join(packageRoot(__dirname), 'scripts', 'harness', 'dns-preload.js')
+
+/** Points this process's resolvers at `server` (host:port). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const { useDnsServer } = require(DNS_PRELOAD) as { useDnsServer(this: void, server: string): void }
 
 export interface Zone {
   ptr?: Record<string, string[]>
@@ -74,7 +87,7 @@ export class DnsServer {
     const reply = dnsPacket.encode({
       id: query.id,
       type: 'response',
-      flags: dnsPacket.AUTHORITATIVE_ANSWER | (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED | (exists ? 0 : 3),
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | ((query.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | (exists ? 0 : 3),
       questions: query.questions,
       answers,
     })

@@ -5,13 +5,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { freePort } from '../../scripts/redis-server'
+import { DNS_PRELOAD } from './dns-server'
+import { freePort } from './redis-server'
 import { packageRoot } from '../../plugins/smart-greylist/setup'
 
 // The repository, found by its package.json: this file also runs compiled, from dist/ (the bench).
 export const ROOT = packageRoot(__dirname)
 const HARAKA_BIN = path.join(ROOT, 'node_modules', 'Haraka', 'bin', 'haraka')
-const PRELOAD = path.join(ROOT, 'test', 'e2e', 'dns-preload.js')
 
 let packed: string | undefined
 
@@ -20,7 +20,7 @@ function packedPlugin(): string {
   if (packed) return packed
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sgl-pack-'))
   if (!fs.existsSync(path.join(ROOT, 'dist', 'plugins', 'smart-greylist', 'index.js'))) {
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', ROOT])
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')])
   }
   const out = execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
     cwd: ROOT,
@@ -102,8 +102,25 @@ export class HarakaInstance {
     fs.mkdirSync(path.join(dir, 'plugins'), { recursive: true })
     for (const [name, source] of local) fs.writeFileSync(path.join(dir, 'plugins', `${name}.js`), source)
     if (opts.tls) {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=mx.example.com',
-        '-keyout', path.join(dir, 'config', 'tls_key.pem'), '-out', path.join(dir, 'config', 'tls_cert.pem')], { stdio: 'ignore' })
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '2',
+          '-subj',
+          '/CN=mx.example.com',
+          '-keyout',
+          path.join(dir, 'config', 'tls_key.pem'),
+          '-out',
+          path.join(dir, 'config', 'tls_cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      )
     }
     const plugins = [
       ...(opts.tls ? ['tls'] : []),
@@ -127,7 +144,7 @@ export class HarakaInstance {
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), HARAKA_BIN, '-c', dir], {
       env: {
         ...process.env,
-        NODE_OPTIONS: `--require ${PRELOAD}`,
+        NODE_OPTIONS: `--require ${DNS_PRELOAD}`,
         SMART_GREYLIST_TEST_DNS: `127.0.0.1:${opts.dnsPort}`,
         HARAKA_LOGS_SUPPRESS: 'true',
         YES_REALLY_DO_DISCARD: '1',

@@ -28,8 +28,19 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/**
+ * The environment Redis's own programs run in: without a preloaded clock (a suite run under
+ * `faketime` moves the date for this package's processes; redis-server, built with jemalloc,
+ * hangs under libfaketime). Redis keeps real time then, as another host's Redis would: the
+ * plugin measures Redis's clock and never assumes it equals its own.
+ */
+export function redisEnv(): NodeJS.ProcessEnv {
+  const { LD_PRELOAD: _preload, FAKETIME: _faketime, ...env } = process.env
+  return env
+}
+
 export function hasRedisServer(): boolean {
-  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore', env: redisEnv() }).status === 0
 }
 
 export interface PrivateRedis {
@@ -48,7 +59,7 @@ export async function startPrivateRedis(port?: number, args: readonly string[] =
   const child = spawn(
     'redis-server',
     [...args, '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', 'ignore', 'inherit'], env: redisEnv() },
   )
   let exited = false
   child.once('exit', () => {

@@ -6,11 +6,11 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { freePort, startPrivateRedis, type PrivateRedis } from './redis-server'
+import { freePort, redisEnv, startPrivateRedis, type PrivateRedis } from './redis-server'
 
 /** One Redis command over a fresh connection, through redis-cli (no client library needed). */
 export function redisCli(port: number, ...args: string[]): string {
-  const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 })
+  const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000, env: redisEnv() })
   if (r.status !== 0) throw new Error(`redis-cli -p ${port} ${args.join(' ')}: ${r.stderr || r.stdout || `exit ${String(r.status)}`}`)
   return r.stdout.trim()
 }

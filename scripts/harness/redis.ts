@@ -14,6 +14,7 @@ export interface TestRedis extends RedisClient {
   hSet(key: string, field: string, value: string): Promise<unknown>
   keys(pattern: string): Promise<string[]>
   exists(key: string): Promise<number>
+  pExpire(key: string, ms: number): Promise<unknown>
   info(section?: string): Promise<string>
   memoryUsage(key: string): Promise<number | null>
   dbSize(): Promise<number>

@@ -9,7 +9,7 @@ export const configCheck: Command = {
   usage: '[--config DIR] [--json]',
   description: [
     `Reads ${FILES.ini}, ${FILES.redis}, ${FILES.whitelist}, ${FILES.providers} and ${FILES.providersLocal}`,
-    'exactly as the plugin does. Exit 0: nothing to report; 1: problems (each with its file and key or line).',
+    'exactly as the plugin does. Exit 0: no problems (notes may be printed); 1: problems (each with its file and key or line).',
   ],
   options: { ...COMMON_OPTIONS },
   optionHelp: COMMON_HELP,
@@ -23,10 +23,12 @@ export const configCheck: Command = {
       providerRanges: loaded.providers.ranges,
       redis: { target: redisTarget(loaded.redis), topology: loaded.redis.topology, ...loaded.redis.client },
       problems: loaded.problems,
+      notes: loaded.notes,
     }
     if (values.json) io.out(JSON.stringify(summary, (k, v: unknown) => (k === 'password' ? '***' : v), 2))
     else {
       for (const p of loaded.problems) io.out(p)
+      for (const n of loaded.notes) io.out(`note: ${n}`)
       io.out(
         `${loaded.problems.length ? `${loaded.problems.length} problem(s)` : 'no problems'}; whitelist ${summary.whitelistEntries} entries, ` +
           `providers ${summary.providers} (${summary.providerRanges} ranges); redis ${summary.redis.target}`,

@@ -74,6 +74,7 @@ export function register(this: Plugin): void {
 function loadFor(plugin: Plugin, previous: Config | undefined): Loaded {
   const loaded = load(sourcesForPlugin(plugin.config), previous, () => plugin.sg_load())
   for (const p of loaded.problems) plugin.logerror(p)
+  for (const n of loaded.notes) plugin.loginfo(n)
   return loaded
 }
 

@@ -72,6 +72,8 @@ export interface Loaded extends Policy {
   readonly providerList: readonly Provider[]
   readonly redis: RedisOptions
   readonly problems: readonly string[]
+  /** Worth knowing, but nothing to mend (a stale copy identical to the package's file). */
+  readonly notes: readonly string[]
 }
 
 /**
@@ -91,9 +93,15 @@ export function load(src: ConfigSources, previous?: Config, onChange?: () => voi
   const merged = mergeProviders(shipped.providers, local.providers)
   for (const e of [...admin.errors, ...shipped.errors, ...local.errors]) problems.push(`${e.origin}: ignoring "${e.text}": ${e.message}`)
   problems.push(...merged.notes)
+  const notes: string[] = []
   const stale = path.join(src.instanceDir, FILES.providers)
   if (path.resolve(src.instanceDir) !== path.resolve(src.shippedDir) && fs.existsSync(stale)) {
-    problems.push(`${stale} is not read: the package's copy is (upgrades replace it); move your changes to ${FILES.providersLocal}`)
+    const shippedFile = path.join(src.shippedDir, FILES.providers)
+    if (fs.existsSync(shippedFile) && fs.readFileSync(stale).equals(fs.readFileSync(shippedFile))) {
+      notes.push(`${stale} is a copy of the package's file and is not read: it can be deleted`)
+    } else {
+      problems.push(`${stale} is not read: the package's copy is (upgrades replace it); move your changes to ${FILES.providersLocal}`)
+    }
   }
   const redis = redisClientOptions(src.instance.get(FILES.redis, 'ini', ...watch), ini?.redis, config.redis, use)
   problems.push(...redisProblems(redis))
@@ -107,6 +115,7 @@ export function load(src: ConfigSources, previous?: Config, onChange?: () => voi
     providerList: merged.providers,
     redis,
     problems,
+    notes,
   }
 }
 

@@ -116,6 +116,15 @@ ip = 17.0.0.0/8
     assert.match(r.stdout, /smart-greylist\.providers is not read: the package's copy is .*smart-greylist\.providers\.local/)
   })
 
+  it("notes, without a problem, an instance copy identical to the package's file", async () => {
+    const shipped = fs.readFileSync(path.join(ROOT, 'config', 'smart-greylist.providers'), 'utf8')
+    const dir = path.join(configDir({ 'smart-greylist.providers': shipped }), 'config')
+    const r = await runCli(['config', 'check', '--config', dir])
+    assert.equal(r.code, 0, r.stdout)
+    assert.match(r.stdout, /^note: .*smart-greylist\.providers is a copy of the package's file and is not read: it can be deleted$/m)
+    assert.match(r.stdout, /^no problems;/m)
+  })
+
   it('answers a usage error with exit 2 and the usage line', async () => {
     const r = await runCli(['pools', 'refresh', '--bogus'])
     assert.equal(r.code, 2)

@@ -13,19 +13,42 @@ import { buildDeps, load, sourcesForDir, type ConfigSources, type Deps, type Loa
 export { FILES } from '../plugins/smart-greylist/core/settings'
 
 const LOCK_WAIT_MS = 10_000
-/** A lock file older than this was left by a command that died. */
-const LOCK_STALE_MS = 60_000
+
+/**
+ * A lock file names the process that holds it; it is stale when that process is gone. (Not by
+ * its age: the file's time is the filesystem's clock, which need not be this process's.)
+ */
+function staleLock(file: string): boolean {
+  let pid: number
+  try {
+    pid = Number(fs.readFileSync(file, 'utf8').trim())
+  } catch {
+    return false // gone meanwhile: the next attempt takes it
+  }
+  // Empty: the holder has created it and not yet written its pid.
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return false
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH'
+  }
+}
 
 async function lock(file: string): Promise<() => void> {
   const deadline = Date.now() + LOCK_WAIT_MS
   for (;;) {
     try {
-      fs.closeSync(fs.openSync(file, 'wx'))
+      const fd = fs.openSync(file, 'wx')
+      try {
+        fs.writeSync(fd, `${process.pid}\n`)
+      } finally {
+        fs.closeSync(fd)
+      }
       return () => fs.rmSync(file, { force: true })
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const age = Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now())
-      if (age > LOCK_STALE_MS) fs.rmSync(file, { force: true })
+      if (staleLock(file)) fs.rmSync(file, { force: true })
       else if (Date.now() > deadline) throw new Error(`${file} is held by another smart-greylist command (remove it if none runs)`)
       else await new Promise((r) => setTimeout(r, 50))
     }

@@ -1,6 +1,7 @@
-// The command's file edits: concurrent edits both land, mode and owner are kept, a symlinked
+// The command's file edits: concurrent edits both land, a dead holder's lock is taken over, mode and owner are kept, a symlinked
 // list stays a symlink and its target is edited.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { runCli } from '../helpers/cli'
@@ -16,6 +17,15 @@ describe('smart-greylist whitelist edits (files)', function () {
     for (const r of runs) assert.equal(r.code, 0, r.stderr)
     for (const i of [1, 2, 3, 4, 5]) assert.match(list(dir), new RegExp(`^ip:85\\.214\\.${i}\\.0/24$`, 'm'))
     assert.ok(!fs.existsSync(path.join(dir, 'smart-greylist.whitelist.lock')), 'the lock is released')
+  })
+
+  it('takes over a lock whose holder is gone, whatever the age of the file', async () => {
+    const dir = path.join(configDir({ 'smart-greylist.whitelist': '# mine\n' }), 'config')
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' })
+    fs.writeFileSync(path.join(dir, 'smart-greylist.whitelist.lock'), `${gone.stdout}\n`)
+    const r = await runCli(['whitelist', 'add', 'ip:85.214.7.0/24', '--config', dir])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(list(dir), /^ip:85\.214\.7\.0\/24$/m)
   })
 
   it('keeps the mode (and, as root, the owner) of the list', async () => {

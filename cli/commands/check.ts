@@ -5,6 +5,7 @@ import { TuplePeek } from '../../plugins/smart-greylist/adapters/redis-admin'
 import { decideRecipient, type FactCache } from '../../plugins/smart-greylist/adapters/recipient'
 import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from '../../plugins/smart-greylist/core/envelope'
 import { identityText, spfResultFrom, type RdnsFacts, type SpfFacts } from '../../plugins/smart-greylist/core/identity'
+import { ruleText } from '../../plugins/smart-greylist/core/domains'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { answer, decisionRecord, secs, type RecipientDecision } from '../../plugins/smart-greylist/core/recipient'
 import { evidenceText, isTrusted } from '../../plugins/smart-greylist/core/select'
@@ -79,7 +80,6 @@ export const check: Command = {
     const ctx = new Context(String(values.config))
     return ctx.withSession({ dns: values.dns as string[] | undefined, requireRedis: false }, async ({ deps, admin, redisError, redisTarget }) => {
       const { config } = deps
-      const shadow = config.main.mode === 'shadow'
       const subject = {
         ip,
         helo: (values.helo as string | undefined) ?? null,
@@ -94,12 +94,11 @@ export const check: Command = {
         deps,
         { subject, given: { rdns: () => rdnsGiven, spf: () => spfGiven }, connection: cache, transaction: cache },
         peek,
-        shadow,
       )
       const report: CheckReport = {
         ...decision,
         answer: decision.kind === 'failed' ? 'unknown' : answer(decision, config),
-        line: decisionRecord(decision, { from: subject.sender, to: subject.recipient }, shadow, config.main.on_error).line,
+        line: decisionRecord(decision, { from: subject.sender, to: subject.recipient }, config.main.on_error).line,
         facts: {
           client: ip.toString(),
           rdns: (await cache.rdns) ?? null,
@@ -150,8 +149,10 @@ function describe(r: CheckReport, config: Config): string[] {
   if (spf) row('SPF', `${spf.domain ?? 'none'}: ${spf.result}${spf.permissive ? ` (permissive record, not trusted: ${spf.guard ?? ''})` : ''}`)
   row('envelope', `<${r.facts.sender}> -> <${r.facts.recipient}>`)
   if ('identity' in r) row('identity', `${identityText(r.identity)} (${r.identity.reason})`)
-  if ('evidence' in r)
-    row('evidence', `${evidenceText(r.evidence)} (${isTrusted(r.evidence) ? 'trusted' : 'not trusted'}; [select] policy = ${config.select.policy})`)
+  const rule = 'rule' in r ? r.rule : undefined
+  if (rule) row('rule', `${ruleText(rule)} (${rule.origin})`)
+  const policy = rule?.settings.policy ?? config.select.policy
+  if ('evidence' in r) row('evidence', `${evidenceText(r.evidence)} (${isTrusted(r.evidence) ? 'trusted' : 'not trusted'}; [select] policy = ${policy})`)
   const t = r.stored?.tuple
   if (r.kind === 'failed') row('tuple', `state unknown: Redis unreachable at ${r.redis.target}: ${r.redis.error ?? r.message}`)
   else if (r.stored)

@@ -80,7 +80,7 @@ function loadFor(plugin: Plugin, previous: Config | undefined): Loaded {
 
 function loadedLine(plugin: Plugin, loaded: Loaded): void {
   plugin.loginfo(
-    `loaded: whitelist ${loaded.admin.entries.length} entries; providers ${loaded.providerList.length} (${loaded.providers.ranges} ranges); redis ${redisTarget(loaded.redis)}`,
+    `loaded: whitelist ${loaded.admin.entries.length} entries; providers ${loaded.providerList.length} (${loaded.providers.ranges} ranges); domains ${loaded.domainRules.length} rules; redis ${redisTarget(loaded.redis)}`,
   )
 }
 
@@ -172,13 +172,15 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
     })
 }
 
-/** What a failed decision answers: `[main] on_error`, counted when it fails open. */
-function onErrorAnswer(plugin: Plugin): [number?, unknown?] {
+/**
+ * What a failed decision answers: `[main] on_error`, counted when it fails open; shadow mode
+ * (the recipient's, when the failure came with a decision) never defers.
+ */
+function onErrorAnswer(plugin: Plugin, d?: RecipientDecision): [number?, unknown?] {
   const { config, decisions } = plugin.sg.deps
   if (config.main.on_error === 'accept') decisions.noteFailOpen()
-  // Shadow mode never defers, not even on failure: it is there to measure.
-  if (config.main.on_error === 'defer' && config.main.mode !== 'shadow') return [constants.denysoft, deferReply(config)]
-  return []
+  const defer = d ? answer(d, config) === 'defer' : config.main.on_error === 'defer' && config.main.mode !== 'shadow'
+  return defer ? [constants.denysoft, deferReply(config)] : []
 }
 
 function deferReply(config: Config): unknown {
@@ -191,18 +193,17 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
     if (!txn) return []
     const deps = this.sg.deps
     const { config } = deps
-    const shadow = config.main.mode === 'shadow'
     // The backstop: whatever happens inside, the recipient is answered within its budget.
     const decision = await withTimeout(
-      decideRecipient(deps, recipientInput(connection, rcpt), deps.decisions, shadow),
+      decideRecipient(deps, recipientInput(connection, rcpt), deps.decisions),
       config.main.budget_ms + 500,
       "the recipient's decision",
     )
-    record(this, connection, rcpt, decision, shadow)
-    if (decision.kind === 'failed') return onErrorAnswer(this)
+    record(this, connection, rcpt, decision)
+    if (decision.kind === 'failed') return onErrorAnswer(this, decision)
     const field = counterOf(decision)
     if (field) {
-      const stats = { prefix: config.redis.prefix, shadow, ttlDays: config.stats.days }
+      const stats = { prefix: config.redis.prefix, shadow: false, ttlDays: config.stats.days }
       // Counting is best effort and must not hold the recipient.
       deps.decisions.count(field, deps.now(), stats, connection.remote.ip ?? '').catch(() => undefined)
     }
@@ -257,14 +258,14 @@ export function sg_data_post(this: Plugin, next: Next, connection: Connection): 
   const txn = connection.transaction
   const accepted = txn ? transactionNote(txn).accepted : []
   if (this.sg.deps.config.main.header && txn?.add_header && accepted.length) {
-    const value = headerValue(accepted, this.sg.deps.config.main.mode === 'shadow')
+    const value = headerValue(accepted)
     if (value) txn.add_header('X-Greylist', value)
   }
   next()
 }
 
 /** One header for the message: the longest delay, else the whitelist entry, else why it passed. */
-export function headerValue(passed: readonly RecipientDecision[], shadow: boolean): string | null {
+export function headerValue(passed: readonly RecipientDecision[]): string | null {
   const tuples = passed.filter((o): o is Extract<RecipientDecision, { kind: 'tuple' }> => o.kind === 'tuple')
   const delayed = tuples.filter((o) => o.verdict.status === 'retry').sort((a, b) => b.verdict.waitedMs - a.verdict.waitedMs)[0]
   if (delayed) return `delayed ${secs(delayed.verdict.waitedMs)} seconds by smart-greylist; identity=${identityText(delayed.identity)}`
@@ -277,15 +278,16 @@ export function headerValue(passed: readonly RecipientDecision[], shadow: boolea
   const first = tuples[0]
   if (!first) return null
   const why =
-    shadow && first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.status === 'awl' ? 'auto-whitelisted' : 'known sender'
+    // Accepted although deferred: shadow mode.
+    first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.status === 'awl' ? 'auto-whitelisted' : 'known sender'
   return `passed by smart-greylist; ${why}; identity=${identityText(first.identity)}`
 }
 
-function record(plugin: Plugin, connection: Connection, rcpt: Address, d: RecipientDecision, shadow: boolean): void {
+function record(plugin: Plugin, connection: Connection, rcpt: Address, d: RecipientDecision): void {
   const txn = connection.transaction
   if (!txn) return
   const { config } = plugin.sg.deps
-  const r = decisionRecord(d, { from: addressOf(txn.mail_from), to: addressOf(rcpt) }, shadow, config.main.on_error)
+  const r = decisionRecord(d, { from: addressOf(txn.mail_from), to: addressOf(rcpt) }, config.main.on_error)
   // The log line is the result's `human` text, emitted by haraka-results: one line, and
   // haraka-results does not format a summary of its own on every add (nobody read it). An
   // error is logged by haraka-results as it records it.

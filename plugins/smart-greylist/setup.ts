@@ -8,6 +8,7 @@ import harakaConfig from 'haraka-config'
 import tlds from 'haraka-tld'
 import type { Policy } from './core/assess'
 import { FILES, parseSettings, problemText, type Config } from './core/settings'
+import { DomainPolicies, parseDomains, type DomainRule } from './core/domains'
 import { mergeProviders, parseProviders, ProviderIndex, type Provider } from './core/providers'
 import { compileWhitelist, parseWhitelist, type ParsedList, type Whitelist } from './core/whitelist'
 import { makeResolver, type Resolver } from './adapters/dns'
@@ -70,6 +71,8 @@ export interface Loaded extends Policy {
   readonly isLocalDomain: (domain: string) => boolean
   readonly admin: ParsedList
   readonly providerList: readonly Provider[]
+  /** smart-greylist.domains, as loaded (the rules in force). */
+  readonly domainRules: readonly DomainRule[]
   readonly redis: RedisOptions
   readonly problems: readonly string[]
   /** Worth knowing, but nothing to mend (a stale copy identical to the package's file). */
@@ -91,7 +94,17 @@ export function load(src: ConfigSources, previous?: Config, onChange?: () => voi
   const shipped = parseProviders(lines(src.shipped, FILES.providers), FILES.providers)
   const local = parseProviders(lines(src.instance, FILES.providersLocal), FILES.providersLocal)
   const merged = mergeProviders(shipped.providers, local.providers)
-  for (const e of [...admin.errors, ...shipped.errors, ...local.errors]) problems.push(`${e.origin}: ignoring "${e.text}": ${e.message}`)
+  const domains = parseDomains(lines(src.instance, FILES.domains), FILES.domains, isPublicSuffix)
+  for (const e of [...admin.errors, ...shipped.errors, ...local.errors, ...domains.errors]) problems.push(`${e.origin}: ignoring "${e.text}": ${e.message}`)
+  // A rule's delay must leave a retry window, as [main] delay must.
+  const domainRules = domains.rules.filter((r) => {
+    const ok = r.settings.delay === undefined || r.settings.delay < config.main.retry_window
+    if (!ok)
+      problems.push(
+        `${r.origin}: ignoring the rule for ${r.pattern}: delay ${r.settings.delay} must be shorter than [main] retry_window (${config.main.retry_window})`,
+      )
+    return ok
+  })
   problems.push(...merged.notes)
   const notes: string[] = []
   const stale = path.join(src.instanceDir, FILES.providers)
@@ -110,6 +123,8 @@ export function load(src: ConfigSources, previous?: Config, onChange?: () => voi
     whitelist: compileWhitelist([admin]),
     providers: new ProviderIndex(merged.providers, (p) => config.providers[p.id] ?? p.action),
     orgDomain,
+    domains: new DomainPolicies(domainRules),
+    domainRules,
     isLocalDomain: localDomains(src.instance, watch),
     admin,
     providerList: merged.providers,
@@ -177,6 +192,7 @@ export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
     whitelist: loaded.whitelist,
     providers: loaded.providers,
     orgDomain: loaded.orgDomain,
+    domains: loaded.domains,
     isLocalDomain: loaded.isLocalDomain,
     decisions,
     resolver: makeResolver(config.dns.timeout_ms, rt.dnsServers),

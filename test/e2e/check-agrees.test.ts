@@ -67,6 +67,9 @@ const TABLE: Case[] = [
   },
   { name: 'would_trust (trusted evidence under policy all)', ip: TRUSTED.ip, from: TRUSTED.from, to: 'r3@example.com', expect: 'tuple:new' },
   { name: 'listed (under policy all)', ip: LISTED.ip, from: LISTED.from, to: 'r4@example.com', expect: 'tuple:new' },
+  { name: 'a domain rule: off', ip: '85.214.208.9', from: 'x@sender208.example', to: 'r7@off.example', expect: 'skip' },
+  { name: 'a domain rule: shadow mode and a delay of its own', ip: '85.214.209.9', from: 'x@sender209.example', to: 'r8@trial.example', expect: 'tuple:new' },
+  { name: 'a domain rule: policy=suspicious for a trusted client', ip: TRUSTED.ip, from: TRUSTED.from, to: 'r9@picky.example', expect: 'trusted:new' },
 ]
 
 const SUSPICIOUS: Case[] = [
@@ -81,6 +84,10 @@ describe('smart-greylist check agrees with the running plugin', function () {
   const stack = useStack({
     ini: INI('all'),
     whitelist: 'ip:85.214.132.0/24\n',
+    files: {
+      host_list: 'example.com\noff.example\ntrial.example\npicky.example\n',
+      'smart-greylist.domains': 'off.example off\ntrial.example mode=shadow delay=5\npicky.example policy=suspicious\n',
+    },
     zones: [
       {
         ptr: { [TRUSTED.ip]: [TRUSTED.name], [LISTED.ip]: [LISTED.name] },

@@ -5,6 +5,7 @@ import tlds from 'haraka-tld'
 import { assess, type Assessment, type FactSources } from '../../plugins/smart-greylist/core/assess'
 import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
 import { awlEligible, perMachineLabel, type RdnsFacts, type SpfFacts } from '../../plugins/smart-greylist/core/identity'
+import { DomainPolicies } from '../../plugins/smart-greylist/core/domains'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { globMatch, NameMatcher } from '../../plugins/smart-greylist/core/names'
 import { ProviderIndex } from '../../plugins/smart-greylist/core/providers'
@@ -18,6 +19,7 @@ const policy = (whitelist: string[], ini: Record<string, Record<string, unknown>
   whitelist: compileWhitelist([parseWhitelist(whitelist, 'w', (n) => tlds.is_public_suffix(n))]),
   providers: new ProviderIndex([]),
   orgDomain: (n: string) => tlds.get_organizational_domain(n),
+  domains: new DomainPolicies([]),
 })
 const facts = (rdns: RdnsFacts, spf: SpfFacts): FactSources => ({ rdns: async () => rdns, spf: async () => spf })
 const subject = (over: Partial<{ ip: string; helo: string; sender: string; recipient: string }> = {}) => ({

@@ -8,7 +8,7 @@ import { assess, type FactSources, type Subject } from '../core/assess'
 import { timingFrom, type Timing, type Verdict } from '../core/decision'
 import type { RdnsFacts, SpfFacts, SpfResult } from '../core/identity'
 import { correspondentField, correspondentKey } from '../core/keys'
-import { concluded, correspondentToAsk, trustPlan, type RecipientDecision } from '../core/recipient'
+import { concluded, correspondentToAsk, failed, isShadow, trustPlan, type RecipientDecision } from '../core/recipient'
 import { zoneList, type DnsblFacts } from '../core/select'
 import type { Deps } from '../setup'
 import { lookupDnsbl, lookupRdns } from './dns'
@@ -50,10 +50,11 @@ export interface RecipientInput {
 /** Below this, a lookup is not worth starting: the fact counts as not established in time. */
 const MIN_LOOKUP_MS = 20
 
-export async function decideRecipient(deps: Deps, input: RecipientInput, store: TupleStore, shadow: boolean): Promise<RecipientDecision> {
-  const { config } = deps
+export async function decideRecipient(deps: Deps, input: RecipientInput, store: TupleStore): Promise<RecipientDecision> {
   const a = await assess(deps, input.subject, factSources(deps, input, dnsBudget(deps, deps.now())))
   if (a.kind !== 'tuple') return a
+  // The recipient's settings: smart-greylist.ini with its domain's rule applied.
+  const { config } = a
   try {
     const asked = correspondentToAsk(a, config)
     if (asked && (await store.isCorrespondent(correspondentKey(config.redis.prefix, a.recipient), correspondentField(asked), deps.now()))) {
@@ -62,7 +63,7 @@ export async function decideRecipient(deps: Deps, input: RecipientInput, store: 
     const plan = trustPlan(a.evidence, config)
     const verdict = await store.check(a, deps.now(), timingFrom(config), {
       prefix: config.redis.prefix,
-      shadow,
+      shadow: isShadow(a),
       ...(plan.label ? { label: plan.label } : {}),
       ...(plan.also ? { also: plan.also } : {}),
       ttlDays: config.stats.days,
@@ -71,7 +72,7 @@ export async function decideRecipient(deps: Deps, input: RecipientInput, store: 
     return concluded(a, plan, verdict)
   } catch (err) {
     if (!(err instanceof StoreError)) throw err
-    return { kind: 'failed', identity: a.identity, cause: `redis_${err.kind}`, message: err.message }
+    return failed(a, `redis_${err.kind}`, err.message)
   }
 }
 

@@ -8,6 +8,7 @@
 // uses the envelope as sent, because that is what the client's SPF record speaks for (an SRS
 // forwarder's own domain); keys use the normalised one, so that retries rewritten per message
 // (SRS, BATV, VERP) match.
+import { withRule, type DomainPolicies, type DomainRule } from './domains'
 import type { Config } from './settings'
 import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER, sentDomain } from './envelope'
 import { awlEligible, awlScope, identityText, resolveIdentity, type Identity, type OrgDomainFn, type RdnsFacts, type SpfFacts } from './identity'
@@ -24,6 +25,8 @@ export interface Policy {
   readonly providers: ProviderIndex
   /** The organisational domain of a name (public-suffix list), null when its suffix is unknown. */
   readonly orgDomain: OrgDomainFn
+  /** Per recipient domain: smart-greylist.domains. */
+  readonly domains: DomainPolicies
 }
 
 /** The recipient being decided, independent of Haraka. */
@@ -46,7 +49,8 @@ export interface FactSources {
 }
 
 export type Assessment =
-  | { readonly kind: 'skip'; readonly reason: string }
+  /** `rule`: the smart-greylist.domains rule that switched greylisting off for the recipient. */
+  | { readonly kind: 'skip'; readonly reason: string; readonly rule?: DomainRule }
   | { readonly kind: 'whitelist'; readonly what: string; readonly entry: string; readonly origin: string }
   | TupleAssessment
 
@@ -66,17 +70,24 @@ export interface TupleAssessment {
   readonly evidence: Evidence
   /** The sender's domain as sent, when it is authenticated (for [correspondents]); else null. */
   readonly authenticatedDomain: string | null
+  /** The recipient domain's rule, when one applies. */
+  readonly rule?: DomainRule
+  /** The settings for this recipient: smart-greylist.ini with its domain's rule applied. */
+  readonly config: Config
 }
 
 export async function assess(policy: Policy, s: Subject, sources: FactSources): Promise<Assessment> {
-  const { config, whitelist } = policy
-  if (config.skip.relaying && s.relaying) return { kind: 'skip', reason: 'relaying' }
+  const { whitelist } = policy
+  if (policy.config.skip.relaying && s.relaying) return { kind: 'skip', reason: 'relaying' }
   if (!s.ip) return { kind: 'skip', reason: 'no_client_ip' }
-  if (config.skip.private && s.isPrivate) return { kind: 'skip', reason: 'private_ip' }
+  if (policy.config.skip.private && s.isPrivate) return { kind: 'skip', reason: 'private_ip' }
 
-  const recipient = normaliseRecipient(s.recipient, config.envelope.recipient_strip_ext)
+  const recipient = normaliseRecipient(s.recipient, policy.config.envelope.recipient_strip_ext)
   const optOut = whitelist.matchRecipient(recipient)
   if (optOut) return listed(optOut)
+  const rule = policy.domains.ruleFor(domainOf(recipient))
+  if (rule?.settings.off) return { kind: 'skip', reason: 'domain_off', rule }
+  const config = withRule(policy.config, rule)
   const byIp = whitelist.matchSender({ ip: s.ip })
   if (byIp) return listed(byIp)
 
@@ -124,6 +135,8 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
     ...(awl ? { awlKey: keys.awl(senderDomain, scope) } : {}),
     evidence,
     authenticatedDomain: senderAuthenticated(evidence, rdns, asSent) ? asSent : null,
+    ...(rule ? { rule } : {}),
+    config,
   }
 }
 

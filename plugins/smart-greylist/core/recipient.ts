@@ -4,6 +4,7 @@
 // `smart-greylist check` prints it; both get it from adapters/recipient.ts, which runs these steps.
 import type { Assessment, TupleAssessment } from './assess'
 import type { Verdict } from './decision'
+import type { DomainRule } from './domains'
 import { identityText, type Identity } from './identity'
 import { evidenceText, isTrusted, type Evidence } from './select'
 import type { Config } from './settings'
@@ -11,14 +12,30 @@ import { COUNTER, type AlsoLabel, type DeferLabel } from './stats'
 
 export type RecipientDecision =
   | Exclude<Assessment, TupleAssessment>
-  /** `wouldTrust`: [select] policy = suspicious would have accepted this first contact. */
-  | { readonly kind: 'tuple'; readonly identity: Identity; readonly verdict: Verdict; readonly wouldTrust: boolean; readonly evidence: Evidence }
+  | {
+      readonly kind: 'tuple'
+      readonly identity: Identity
+      readonly verdict: Verdict
+      /** [select] policy = suspicious would have accepted this first contact. */
+      readonly wouldTrust: boolean
+      readonly evidence: Evidence
+      /** `mode = shadow` for this recipient: a deferral is logged and counted, the mail accepted. */
+      readonly shadow: boolean
+      readonly rule?: DomainRule
+    }
   /** [select] policy = suspicious accepted it on its evidence; the tuple is recorded all the same. */
-  | { readonly kind: 'trusted'; readonly identity: Identity; readonly verdict: Verdict; readonly evidence: Evidence }
+  | { readonly kind: 'trusted'; readonly identity: Identity; readonly verdict: Verdict; readonly evidence: Evidence; readonly rule?: DomainRule }
   /** A local mailbox wrote to the sender's (authenticated) domain. */
   | { readonly kind: 'correspondent'; readonly identity: Identity; readonly domain: string }
-  /** The tuple's state could not be read or written: `[main] on_error` answers. */
-  | { readonly kind: 'failed'; readonly identity: Identity; readonly cause: string; readonly message: string }
+  /** The tuple's state could not be read or written: `[main] on_error` answers (never in shadow mode). */
+  | {
+      readonly kind: 'failed'
+      readonly identity: Identity
+      readonly cause: string
+      readonly message: string
+      readonly shadow: boolean
+      readonly rule?: DomainRule
+    }
 
 export type DecisionKind = RecipientDecision['kind']
 
@@ -53,23 +70,28 @@ export function trustPlan(evidence: Evidence, config: Config): TrustPlan {
 }
 
 export function concluded(a: TupleAssessment, plan: TrustPlan, verdict: Verdict): RecipientDecision {
-  if (plan.accept) return { kind: 'trusted', identity: a.identity, verdict, evidence: a.evidence }
-  return { kind: 'tuple', identity: a.identity, verdict, wouldTrust: plan.trusted, evidence: a.evidence }
+  const rule = a.rule ? { rule: a.rule } : {}
+  if (plan.accept) return { kind: 'trusted', identity: a.identity, verdict, evidence: a.evidence, ...rule }
+  return { kind: 'tuple', identity: a.identity, verdict, wouldTrust: plan.trusted, evidence: a.evidence, shadow: isShadow(a), ...rule }
 }
 
-/** Whether greylisting defers this recipient (before shadow mode or `on_error` is applied). */
-export function defers(d: RecipientDecision): boolean {
-  return d.kind === 'tuple' && d.verdict.action === 'defer'
+/** The tuple's state could not be read or written. */
+export function failed(a: TupleAssessment, cause: string, message: string): RecipientDecision {
+  return { kind: 'failed', identity: a.identity, cause, message, shadow: isShadow(a), ...(a.rule ? { rule: a.rule } : {}) }
+}
+
+/** `[main] mode = shadow`, or the recipient domain's `mode = shadow`. */
+export function isShadow(a: TupleAssessment): boolean {
+  return a.config.main.mode === 'shadow'
 }
 
 /**
- * What the client is answered: `[main] mode = shadow` never defers; a failure answers as
+ * What the client is answered: shadow mode (the recipient's) never defers; a failure answers as
  * `[main] on_error` says.
  */
 export function answer(d: RecipientDecision, config: Config): 'accept' | 'defer' {
-  if (config.main.mode === 'shadow') return 'accept'
-  if (d.kind === 'failed') return config.main.on_error === 'defer' ? 'defer' : 'accept'
-  return defers(d) ? 'defer' : 'accept'
+  if (d.kind === 'failed') return !d.shadow && config.main.on_error === 'defer' ? 'defer' : 'accept'
+  return d.kind === 'tuple' && d.verdict.action === 'defer' && !d.shadow ? 'defer' : 'accept'
 }
 
 /**
@@ -101,31 +123,37 @@ export interface DecisionRecord {
 }
 
 /**
- * The decision as the plugin records it. `envelope` is the addresses as received; `shadow` is
- * `[main] mode = shadow`; `onError` is `[main] on_error` (for failures).
+ * The decision as the plugin records it. `envelope` is the addresses as received; `onError` is
+ * `[main] on_error` (for failures).
  */
-export function decisionRecord(d: RecipientDecision, envelope: { from: string; to: string }, shadow: boolean, onError: string): DecisionRecord {
+export function decisionRecord(d: RecipientDecision, envelope: { from: string; to: string }, onError: string): DecisionRecord {
   const env = `from=<${envelope.from}> to=<${envelope.to}>`
-  const rec = (result: Record<string, unknown>, line: string, dnsError: string | null = null): DecisionRecord => ({ result, line, dnsError })
+  // The smart-greylist.domains rule that applied, by its line.
+  const applied = 'rule' in d ? d.rule : undefined
+  const rule = applied ? ` rule=${applied.origin}` : ''
+  const rec = (result: Record<string, unknown>, line: string, dnsError: string | null = null): DecisionRecord => ({
+    result: applied ? { ...result, rule: applied.origin } : result,
+    line,
+    dnsError,
+  })
   switch (d.kind) {
     case 'skip':
-      return rec({ skip: d.reason }, `skip reason=${d.reason} ${env}`)
+      return rec({ skip: d.reason }, `skip reason=${d.reason}${rule} ${env}`)
     case 'whitelist':
       return rec({ pass: `whitelist:${d.what}`, whitelist: d.entry }, `accept reason=whitelist:${d.what} entry="${d.entry}" (${d.origin}) ${env}`)
     case 'correspondent':
       return rec({ skip: 'correspondent', correspondent: d.domain }, `skip reason=correspondent domain=${d.domain} identity=${identityText(d.identity)} ${env}`)
-    case 'failed':
+    case 'failed': {
       // The same words as any other internal failure of the plugin (index.ts).
-      return rec(
-        { err: `error (${d.cause}): ${d.message}; on_error=${onError}` },
-        `error (${d.cause}): ${d.message}; on_error=${onError} identity=${identityText(d.identity)} ${env}`,
-      )
+      const text = `error (${d.cause}): ${d.message}; on_error=${d.shadow ? 'accept (shadow mode)' : onError}`
+      return rec({ err: text }, `${text} identity=${identityText(d.identity)}${rule} ${env}`)
+    }
     case 'trusted': {
       const evidence = evidenceText(d.evidence)
       const id = identityText(d.identity)
       return rec(
         { skip: 'trusted', evidence, identity: id, tuple: d.verdict.status },
-        `skip reason=trusted evidence=${evidence} identity=${id} tuple=${d.verdict.status} ${env}`,
+        `skip reason=trusted evidence=${evidence} identity=${id} tuple=${d.verdict.status}${rule} ${env}`,
       )
     }
     case 'tuple': {
@@ -133,13 +161,13 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
       const id = identityText(d.identity)
       const result = v.action === 'defer' ? { fail: `greylisted:${v.status}` } : { pass: `greylist:${v.status}` }
       const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
-      const action = v.action === 'defer' && shadow ? 'shadow-defer' : v.action
+      const action = v.action === 'defer' && d.shadow ? 'shadow-defer' : v.action
       // Under [select] policy = all: what suspicious would have done with this deferral.
       const other = d.wouldTrust && v.action === 'defer' ? ` suspicious_would=accept evidence=${evidenceText(d.evidence)}` : ''
       const dns = d.identity.reason.split(',').filter((r) => r === 'rdns_error' || r === 'spf_temperror')
       return rec(
-        { ...result, identity: id, identity_reason: d.identity.reason, ...(shadow ? { shadow: true } : {}) },
-        `${action} reason=${v.status} identity=${id} identity_reason=${d.identity.reason} ${env} ${timing}${other}`,
+        { ...result, identity: id, identity_reason: d.identity.reason, ...(d.shadow ? { shadow: true } : {}) },
+        `${action} reason=${v.status} identity=${id} identity_reason=${d.identity.reason}${rule} ${env} ${timing}${other}`,
         dns.length ? `dns error (${dns.join(', ')}): identity fell back to ${id}` : null,
       )
     }

@@ -12,6 +12,8 @@ export const FILES = {
   providers: 'smart-greylist.providers',
   /** The admin's providers and what `pools refresh` finds; read together with the shipped file. */
   providersLocal: 'smart-greylist.providers.local',
+  /** Per recipient domain: off, or another delay, [select] policy or mode. */
+  domains: 'smart-greylist.domains',
   redis: 'redis.ini',
 } as const
 

@@ -21,7 +21,7 @@ describe('parseDomains', () => {
         ['Shop.Example', { policy: 'suspicious', mode: 'shadow' }, 'd:5'],
       ],
     )
-    assert.equal(ruleText(rules[2]!), 'Shop.Example policy=suspicious mode=shadow')
+    assert.equal(ruleText(rules[2]), 'Shop.Example policy=suspicious mode=shadow')
   })
 
   for (const [line, message] of [

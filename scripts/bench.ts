@@ -16,6 +16,15 @@ import { parseProviders, ProviderIndex } from '../plugins/smart-greylist/core/pr
 import { smtpBenchmark } from './smtp-bench'
 import { shardCapacity } from './capacity'
 import { percentile } from './harness/load'
+import { bodyDigest } from '../plugins/smart-greylist/adapters/message'
+
+// Haraka's own message store, as a transaction holds the message.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const MessageStream = require('haraka-message-stream') as new (
+  cfg: object,
+  id: string,
+  headers: string[],
+) => { add_line(line: string): void; add_line_end(cb: () => void): void; pipe(dest: NodeJS.WritableStream, opts?: object): unknown }
 
 const { values: args } = parseArgs({
   options: {
@@ -188,6 +197,26 @@ function whitelistScaling(): Record<string, number>[] {
   return rows
 }
 
+/**
+ * defer_weak_at = data: the CPU of one end-of-data digest (haraka-message-stream piping the
+ * message into the bounded hash), by message size, at the default [main] data_hash_bytes.
+ */
+async function messageDigestCost(): Promise<Record<string, number>[]> {
+  const rows: Record<string, number>[] = []
+  for (const kb of [2, 10, 100, 1000]) {
+    const text = `From: <a@x.example>\r\nMessage-ID: <m@x.example>\r\n\r\n${'0123456789abcdef'.repeat((kb * 1024) / 16)}\r\n`
+    const stream = new MessageStream({ main: {} }, 'bench', [])
+    stream.add_line(text)
+    await new Promise<void>((resolve) => stream.add_line_end(() => resolve()))
+    const n = kb >= 1000 ? 50 : 500
+    const cpu0 = process.cpuUsage()
+    for (let i = 0; i < n; i++) await bodyDigest(stream, DEFAULTS.main.data_hash_bytes, 5000)
+    const cpu = process.cpuUsage(cpu0)
+    rows.push({ message_kb: kb, digests: n, cpu_us_per_digest: Math.round((cpu.user + cpu.system) / n) })
+  }
+  return rows
+}
+
 async function inProcessBenchmarks(port: number, dns: DnsServer) {
   return {
     latency: await decisionLatency(port, dns, Number(args.decisions), 'plugins'),
@@ -196,10 +225,11 @@ async function inProcessBenchmarks(port: number, dns: DnsServer) {
     capacity: await shardCapacity(port, Number(args['capacity-decisions'])),
     whitelist: whitelistScaling(),
     pools: poolScaling(),
+    messageDigest: await messageDigestCost(),
   }
 }
 
-function printInProcess({ latency, latencyOwnDns, memory, capacity, whitelist, pools }: Awaited<ReturnType<typeof inProcessBenchmarks>>): void {
+function printInProcess({ latency, latencyOwnDns, memory, capacity, whitelist, pools, messageDigest }: Awaited<ReturnType<typeof inProcessBenchmarks>>): void {
   const f = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(3))
   console.log(`rcpt_ok decision latency, Redis on loopback (${latency.decisions} decisions, half new, half early retries)`)
   console.log('  rDNS and SPF from the fcrdns and spf plugins      own lookups against a loopback DNS server')
@@ -216,6 +246,8 @@ function printInProcess({ latency, latencyOwnDns, memory, capacity, whitelist, p
   for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
   console.log('provider pool lookup cost by number of ranges')
   for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
+  console.log(`end-of-data message digest (defer_weak_at = data, first ${DEFAULTS.main.data_hash_bytes} bytes of the body), CPU per digest`)
+  for (const r of messageDigest) console.log(`  ${String(r.message_kb).padStart(7)} KB message  ${r.cpu_us_per_digest} us`)
 }
 
 async function main(): Promise<void> {

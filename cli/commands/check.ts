@@ -16,8 +16,11 @@ import { Context } from '../context'
 
 /** What `check --json` prints: the decision the plugin would take (the union itself), and why. */
 export type CheckReport = RecipientDecision & {
-  /** What the client would be answered, `unknown` when Redis is unreachable. */
-  readonly answer: 'accept' | 'defer' | 'unknown'
+  /**
+   * What the client would be answered, `unknown` when Redis is unreachable; `postpone`: accepted
+   * at RCPT, its message deferred at the end of data unless the message's own record passes it.
+   */
+  readonly answer: 'accept' | 'defer' | 'postpone' | 'unknown'
   /** The line the plugin would log for it. */
   readonly line: string
   readonly facts: {
@@ -46,7 +49,8 @@ export const check: Command = {
     "(as the fcrdns plugin's result is). Without --spf SPF is evaluated as the plugin does when the spf",
     'plugin is not loaded; with it, the result is taken as the spf plugin\'s. Use --from "" for the null sender.',
     'Without Redis the whitelist, provider and identity answers still come, with the tuple state unknown.',
-    'Exit 0: the mail would be accepted; 1: it would be deferred; 2: usage error or failure;',
+    'Exit 0: the mail would be accepted; 1: it would be deferred (at RCPT, or its message at the end of data);',
+    '2: usage error or failure;',
     '3: whether it would be deferred is unknown, because Redis is unreachable.',
   ],
   options: {
@@ -97,7 +101,7 @@ export const check: Command = {
       )
       const report: CheckReport = {
         ...decision,
-        answer: decision.kind === 'failed' ? 'unknown' : answer(decision, config),
+        answer: decision.kind === 'failed' ? 'unknown' : decision.kind === 'tuple' && decision.postponed ? 'postpone' : answer(decision, config),
         line: decisionRecord(decision, { from: subject.sender, to: subject.recipient }, config.main.on_error).line,
         facts: {
           client: ip.toString(),
@@ -121,7 +125,7 @@ export const check: Command = {
       }
       if (values.json) io.out(JSON.stringify(report, null, 2))
       else for (const line of describe(report, config)) io.out(line)
-      return report.answer === 'unknown' ? EXIT.unknown : report.answer === 'defer' ? EXIT.finding : EXIT.ok
+      return report.answer === 'unknown' ? EXIT.unknown : report.answer === 'accept' ? EXIT.ok : EXIT.finding
     })
   },
 }
@@ -178,7 +182,14 @@ function decisionText(r: CheckReport, config: Config): string {
       return `accept: ${r.verdict.status} (select suspicious: accepted on its evidence)`
     case 'tuple': {
       const v = r.verdict
-      const head = v.action === 'pass' ? 'accept' : r.answer === 'accept' ? 'accept (shadow mode; would defer)' : 'defer'
+      const head =
+        v.action === 'pass'
+          ? 'accept'
+          : r.answer === 'postpone'
+            ? 'postpone (accepted at RCPT; the message is deferred at the end of data unless its retry passes)'
+            : r.answer === 'accept'
+              ? 'accept (shadow mode; would defer)'
+              : 'defer'
       const extra = v.action === 'defer' ? `; a retry is accepted in ${secs(v.retryInMs)} s` : v.waitedMs ? `; delayed ${secs(v.waitedMs)} s` : ''
       return `${head}: ${v.status}${extra}`
     }

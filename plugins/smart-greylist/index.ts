@@ -5,10 +5,12 @@ import DSN from 'haraka-dsn'
 import tlds from 'haraka-tld'
 import type { Config } from './core/settings'
 import { identityText } from './core/identity'
+import { isPostponed, messageRecord, type MessageDecision } from './core/message'
 import { answer, counterOf, decisionRecord, secs, type RecipientDecision } from './core/recipient'
 import { evidenceText } from './core/select'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
-import { correspondentsOf, recipientInput, transactionNote } from './adapters/haraka-recipient'
+import { correspondentsOf, messageFactsOf, recipientInput, transactionNote } from './adapters/haraka-recipient'
+import { decideMessage } from './adapters/message'
 import { decideRecipient } from './adapters/recipient'
 import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } from './adapters/redis-client'
 import type { CorrespondentWrite } from './adapters/redis-decision'
@@ -209,7 +211,8 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
     }
     const note = transactionNote(txn)
     if (answer(decision, config) === 'accept') {
-      if (decision.kind !== 'skip') note.accepted.push(decision)
+      if (isPostponed(decision)) note.postponed.push(decision)
+      else if (decision.kind !== 'skip') note.accepted.push(decision)
       return []
     }
     if (config.main.defer_at === 'data') {
@@ -255,17 +258,34 @@ export function sg_data(this: Plugin, next: Next, connection: Connection): void 
 }
 
 export function sg_data_post(this: Plugin, next: Next, connection: Connection): void {
-  const txn = connection.transaction
-  const accepted = txn ? transactionNote(txn).accepted : []
-  if (this.sg.deps.config.main.header && txn?.add_header && accepted.length) {
-    const value = headerValue(accepted)
-    if (value) txn.add_header('X-Greylist', value)
-  }
-  next()
+  guarded(this, connection, next, async () => {
+    const txn = connection.transaction
+    if (!txn) return []
+    const deps = this.sg.deps
+    const { config } = deps
+    const note = transactionNote(txn)
+    let message: MessageDecision | undefined
+    if (note.postponed.length) {
+      // The backstop, as for a recipient: the body's digest and the message's record fit the budget.
+      const work = async (): Promise<MessageDecision> => decideMessage(deps, deps.decisions, note.postponed, await messageFactsOf(txn, config))
+      message = await withTimeout(work(), 2 * config.main.budget_ms + 500, "the message's decision")
+      const r = messageRecord(message, addressOf(txn.mail_from))
+      txn.results.add(this, { ...r.result, human: r.line, emit: config.main.log_decisions })
+      if (message.verdict.action === 'defer') return [constants.denysoft, deferReply(config)]
+    }
+    if (config.main.header && txn.add_header) {
+      const value = headerValue(note.accepted, message)
+      if (value) txn.add_header('X-Greylist', value)
+    }
+    return []
+  })
 }
 
 /** One header for the message: the longest delay, else the whitelist entry, else why it passed. */
-export function headerValue(passed: readonly RecipientDecision[]): string | null {
+export function headerValue(passed: readonly RecipientDecision[], message?: MessageDecision): string | null {
+  if (message?.verdict.status === 'retry') {
+    return `delayed ${secs(message.verdict.waitedMs)} seconds by smart-greylist (its message, retried); identity=${identityText(message.identity)}`
+  }
   const tuples = passed.filter((o): o is Extract<RecipientDecision, { kind: 'tuple' }> => o.kind === 'tuple')
   const delayed = tuples.filter((o) => o.verdict.status === 'retry').sort((a, b) => b.verdict.waitedMs - a.verdict.waitedMs)[0]
   if (delayed) return `delayed ${secs(delayed.verdict.waitedMs)} seconds by smart-greylist; identity=${identityText(delayed.identity)}`

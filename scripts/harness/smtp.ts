@@ -106,8 +106,10 @@ export interface Envelope {
   helo?: string
   from: string
   to: string[]
-  /** Send a small message when every recipient was accepted. */
+  /** Send a small message when a recipient was accepted. */
   data?: boolean
+  /** That message's Message-ID and body (else a new Message-ID and "Hello."), e.g. a retry of one message. */
+  message?: { id: string; body: string }
 }
 
 export interface Transcript {
@@ -130,12 +132,12 @@ export async function deliver(port: number, env: Envelope): Promise<Transcript> 
     const rcpt: Reply[] = []
     for (const to of env.to) rcpt.push(await s.command(`RCPT TO:<${to}>`))
     const t: Transcript = { mail, rcpt, elapsedMs: 0 }
-    if (env.data && rcpt.some((r) => r.code === 250)) {
+    if ((env.data || env.message) && rcpt.some((r) => r.code === 250)) {
       t.data = await s.command('DATA')
       if (t.data.code === 354) {
-        t.message = await s.command(
-          `From: <${env.from}>\r\nTo: <${env.to[0]}>\r\nSubject: test\r\nMessage-ID: <${Date.now()}.${Math.random()}@test>\r\n\r\nHello.\r\n.`,
-        )
+        const id = env.message?.id ?? `${Date.now()}.${Math.random()}@test`
+        const body = (env.message?.body ?? 'Hello.').replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..')
+        t.message = await s.command(`From: <${env.from}>\r\nTo: <${env.to[0]}>\r\nSubject: test\r\nMessage-ID: <${id}>\r\n\r\n${body}\r\n.`)
       }
     }
     t.elapsedMs = Date.now() - started

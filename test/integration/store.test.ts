@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { DecisionStore, StoreError, type TupleRef } from '../../plugins/smart-greylist/adapters/redis-decision'
 import { AdminStore } from '../../plugins/smart-greylist/adapters/redis-admin'
-import { correspondentField, correspondentKey, identityKeys } from '../../plugins/smart-greylist/core/keys'
+import { correspondentField, correspondentKey, identityKeys, messageDigest, messageKeys } from '../../plugins/smart-greylist/core/keys'
 import { statsKeys } from '../../plugins/smart-greylist/core/stats'
 import { TIMING } from '../helpers/decision-cases'
 import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
@@ -32,6 +32,21 @@ describe('DecisionStore and AdminStore (Redis)', function () {
   const ref = (name?: string, withAwl = false): TupleRef => caseRef(name, withAwl)
 
   decisionCases(() => ({ db, store }))
+
+  it("keeps a message's record without an identity counter (defer_weak_at = data); a cap of 0 makes none", async () => {
+    const { key, shard } = messageKeys('sgl:', messageDigest('a@x.example', ['b@example.com'], 'id', 'body'))
+    const msg: TupleRef = { ...ref(), key, shard, startedKey: '' }
+    const t0 = Date.now()
+    assert.equal((await store.check({ ...msg, key: `${key}x` }, t0, { ...TIMING, pendingCap: 0 }, NO_STATS)).status, 'capped')
+    assert.equal(await db.exists(`${key}x`), 0, 'no record')
+    assert.equal((await store.check(msg, t0, { ...TIMING, pendingCap: Number.MAX_SAFE_INTEGER }, NO_STATS)).status, 'new')
+    assert.equal((await store.check(msg, t0 + 1000, TIMING, NO_STATS)).status, 'early')
+    assert.equal((await store.check(msg, t0 + TIMING.delayMs, TIMING, NO_STATS)).status, 'retry')
+    assert.deepEqual(await db.keys('sgl:{*}n:*'), [], 'no identity counter was touched')
+    const bytes = await db.memoryUsage(key)
+    console.log(`      one message record: ${bytes} bytes (MEMORY USAGE)`)
+    assert.ok(bytes !== null && bytes < 400, `${bytes} bytes`)
+  })
 
   it('walks a tuple from new to known with a real clock and a short delay', async () => {
     const t = { ...TIMING, delayMs: 200, windowMs: 5000, passTtlMs: 60_000 }

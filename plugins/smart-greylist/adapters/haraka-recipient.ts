@@ -6,10 +6,13 @@ import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from '../
 import { spfResultFrom } from '../core/identity'
 import { parseIp, type ParsedIp } from '../core/ip'
 import { correspondentField, correspondentKey } from '../core/keys'
+import type { MessageFacts, PostponedRecipient } from '../core/message'
 import type { RecipientDecision } from '../core/recipient'
+import type { Config } from '../core/settings'
 import type { Deps } from '../setup'
 import { dnsblFromDnsListResults, rdnsFromFcrdnsResults } from './dns'
 import { addressOf, type Address, type Connection, type Transaction } from './haraka-types'
+import { bodyDigest } from './message'
 import type { FactCache, RecipientInput } from './recipient'
 import type { CorrespondentWrite } from './redis-decision'
 
@@ -26,6 +29,8 @@ export interface TransactionNote extends Pick<FactCache, 'spf'> {
   deferAtData: boolean
   /** What accepted recipients got, for the X-Greylist header. */
   accepted: RecipientDecision[]
+  /** defer_weak_at = data: recipients whose deferral waits for the message. */
+  postponed: PostponedRecipient[]
 }
 
 function connectionNote(connection: Connection): ConnectionNote {
@@ -40,7 +45,7 @@ function connectionNote(connection: Connection): ConnectionNote {
 export function transactionNote(txn: Transaction): TransactionNote {
   let note = txn.notes[NOTE] as TransactionNote | undefined
   if (!note) {
-    note = { deferAtData: false, accepted: [] }
+    note = { deferAtData: false, accepted: [], postponed: [] }
     txn.notes[NOTE] = note
   }
   return note
@@ -71,6 +76,16 @@ export function recipientInput(connection: Connection, rcpt: Address): Recipient
     },
     connection: facts,
     transaction: txn ? transactionNote(txn) : null,
+  }
+}
+
+/** The message at the end of data, for its own record (defer_weak_at = data). */
+export async function messageFactsOf(txn: Transaction, config: Config): Promise<MessageFacts> {
+  return {
+    sender: addressOf(txn.mail_from),
+    recipients: txn.rcpt_to.map((r) => addressOf(r)),
+    messageId: txn.header?.get('Message-ID') ?? '',
+    bodyDigest: await bodyDigest(txn.message_stream, config.main.data_hash_bytes, config.main.budget_ms),
   }
 }
 

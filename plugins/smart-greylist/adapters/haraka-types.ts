@@ -16,6 +16,15 @@ export interface Address {
   isNull?: () => boolean
 }
 
+/** haraka-message-stream: the message as received, piped to a reader. */
+export interface MessageStream {
+  pipe(destination: NodeJS.WritableStream, options?: { skip_headers?: boolean; line_endings?: string }): unknown
+  /** Tears down the active pipe (haraka-message-stream >= 2). */
+  unpipe?(): void
+  pause?(): void
+  resume?(): void
+}
+
 export interface Transaction {
   uuid: string
   mail_from: Address | null
@@ -23,6 +32,9 @@ export interface Transaction {
   results: Results
   notes: Record<string, unknown>
   add_header?(name: string, value: string): void
+  /** Set once DATA has begun. */
+  message_stream?: MessageStream
+  header?: { get(name: string): string }
 }
 
 export interface Connection {

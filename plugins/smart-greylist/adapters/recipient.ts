@@ -8,7 +8,7 @@ import { assess, type FactSources, type Subject } from '../core/assess'
 import { timingFrom, type Timing, type Verdict } from '../core/decision'
 import type { RdnsFacts, SpfFacts, SpfResult } from '../core/identity'
 import { correspondentField, correspondentKey } from '../core/keys'
-import { concluded, correspondentToAsk, failed, isShadow, trustPlan, type RecipientDecision } from '../core/recipient'
+import { concluded, correspondentToAsk, failed, isShadow, postponable, trustPlan, type RecipientDecision } from '../core/recipient'
 import { zoneList, type DnsblFacts } from '../core/select'
 import type { Deps } from '../setup'
 import { lookupDnsbl, lookupRdns } from './dns'
@@ -64,7 +64,8 @@ export async function decideRecipient(deps: Deps, input: RecipientInput, store: 
     const verdict = await store.check(a, deps.now(), timingFrom(config), {
       prefix: config.redis.prefix,
       shadow: isShadow(a),
-      ...(plan.label ? { label: plan.label } : {}),
+      // A weak identity's deferral is counted as postponed: its message is what is deferred.
+      ...(plan.label ? { label: plan.label } : postponable(a) ? { label: 'postponed' as const } : {}),
       ...(plan.also ? { also: plan.also } : {}),
       ttlDays: config.stats.days,
       identitiesMax: config.stats.identities,

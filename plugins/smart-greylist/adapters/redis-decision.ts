@@ -123,12 +123,14 @@ end
 if (not first) or (nowms - first > windowms) then
   local status = ${S.new}
   if first then status = ${S.expired} end
-  local started = tonumber(redis.call('GET', started_key) or '0')
+  -- A message record (defer_weak_at = data) has no identity to count against: started_key is absent.
+  local started = 0
+  if started_key ~= '' then started = tonumber(redis.call('GET', started_key) or '0') end
   if started >= tonumber(pending_cap) then
     deferred(${S.capped})
     return {'defer', ${S.capped}, 0, delayms}
   end
-  if redis.call('INCR', started_key) == 1 then redis.call('PEXPIRE', started_key, window) end
+  if started_key ~= '' and redis.call('INCR', started_key) == 1 then redis.call('PEXPIRE', started_key, window) end
   redis.call('DEL', tuple_key)
   redis.call('HSET', tuple_key, 'f', now, 'i', identity, 's', sender, 'r', recipient)
   redis.call('PEXPIRE', tuple_key, window)

@@ -94,8 +94,27 @@ export function spfGuardKey(prefix: string, domain: string): string {
 }
 
 /** SCAN patterns of each kind of record, across all shards. */
+/**
+ * A message deferred at end of data (`[main] defer_weak_at = data`): named by its digest alone,
+ * so a retry from any address finds it; sharded by that digest.
+ */
+export function messageKeys(prefix: string, messageDigest: string): { shard: number; key: string } {
+  const shard = shardOfDigest(messageDigest)
+  return { shard, key: `${shardPrefix(prefix, shard)}m:${messageDigest}` }
+}
+
+/**
+ * What names a message across its retries, whatever address sends it: the (normalised) sender,
+ * the recipients in order, the Message-ID and the digest of a bounded prefix of the body.
+ * Received lines and other headers a relay adds are left out.
+ */
+export function messageDigest(sender: string, recipients: readonly string[], messageId: string, bodyDigest: string): string {
+  return digest(sender, [...recipients].sort().join(' '), messageId.trim(), bodyDigest)
+}
+
 export const KEY_PATTERNS = {
   tuples: (prefix: string) => `${prefix}{*}t:*`,
+  messages: (prefix: string) => `${prefix}{*}m:*`,
   awl: (prefix: string) => `${prefix}{*}a:*`,
   started: (prefix: string) => `${prefix}{*}n:*`,
   correspondents: (prefix: string) => `${prefix}{*}c:*`,

@@ -22,6 +22,11 @@ export type RecipientDecision =
       /** `mode = shadow` for this recipient: a deferral is logged and counted, the mail accepted. */
       readonly shadow: boolean
       readonly rule?: DomainRule
+      /**
+       * defer_weak_at = data: the deferral waits for the message (accepted at RCPT, decided at
+       * the end of data by the message's own record); the tuple's keys, for its pass then.
+       */
+      readonly postponed?: TupleKeys & { readonly delayMs: number }
     }
   /** [select] policy = suspicious accepted it on its evidence; the tuple is recorded all the same. */
   | { readonly kind: 'trusted'; readonly identity: Identity; readonly verdict: Verdict; readonly evidence: Evidence; readonly rule?: DomainRule }
@@ -38,6 +43,19 @@ export type RecipientDecision =
     }
 
 export type DecisionKind = RecipientDecision['kind']
+
+/** What the tuple script needs of a tuple besides the timing. */
+export type TupleKeys = Pick<TupleAssessment, 'shard' | 'key' | 'startedKey' | 'awlKey' | 'identity' | 'sender' | 'recipient'>
+
+/**
+ * A weak identity (only a network: no SPF, rDNS or provider names the sender) whose deferral
+ * waits for the message under `[main] defer_weak_at = data`: a pool we cannot name retries the
+ * same message from other networks, and the message is what matches then. Never in shadow mode,
+ * which defers nothing anyway.
+ */
+export function postponable(a: TupleAssessment): boolean {
+  return a.identity.kind === 'net' && a.config.main.defer_weak_at === 'data' && !isShadow(a)
+}
 
 /**
  * The authenticated sender domain whose correspondence with the recipient would let it skip, or
@@ -72,7 +90,10 @@ export function trustPlan(evidence: Evidence, config: Config): TrustPlan {
 export function concluded(a: TupleAssessment, plan: TrustPlan, verdict: Verdict): RecipientDecision {
   const rule = a.rule ? { rule: a.rule } : {}
   if (plan.accept) return { kind: 'trusted', identity: a.identity, verdict, evidence: a.evidence, ...rule }
-  return { kind: 'tuple', identity: a.identity, verdict, wouldTrust: plan.trusted, evidence: a.evidence, shadow: isShadow(a), ...rule }
+  const { shard, key, startedKey, awlKey, identity, sender, recipient } = a
+  const keys = { shard, key, startedKey, identity, sender, recipient, ...(awlKey ? { awlKey } : {}) }
+  const postponed = verdict.action === 'defer' && postponable(a) ? { postponed: { ...keys, delayMs: a.config.main.delay * 1000 } } : {}
+  return { kind: 'tuple', identity: a.identity, verdict, wouldTrust: plan.trusted, evidence: a.evidence, shadow: isShadow(a), ...rule, ...postponed }
 }
 
 /** The tuple's state could not be read or written. */
@@ -91,7 +112,7 @@ export function isShadow(a: TupleAssessment): boolean {
  */
 export function answer(d: RecipientDecision, config: Config): 'accept' | 'defer' {
   if (d.kind === 'failed') return !d.shadow && config.main.on_error === 'defer' ? 'defer' : 'accept'
-  return d.kind === 'tuple' && d.verdict.action === 'defer' && !d.shadow ? 'defer' : 'accept'
+  return d.kind === 'tuple' && d.verdict.action === 'defer' && !d.shadow && !d.postponed ? 'defer' : 'accept'
 }
 
 /**
@@ -159,9 +180,13 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
     case 'tuple': {
       const { verdict: v } = d
       const id = identityText(d.identity)
-      const result = v.action === 'defer' ? { fail: `greylisted:${v.status}` } : { pass: `greylist:${v.status}` }
+      const result = d.postponed
+        ? { msg: `greylisted:${v.status} postponed to the end of data` }
+        : v.action === 'defer'
+          ? { fail: `greylisted:${v.status}` }
+          : { pass: `greylist:${v.status}` }
       const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
-      const action = v.action === 'defer' && d.shadow ? 'shadow-defer' : v.action
+      const action = v.action === 'defer' && d.shadow ? 'shadow-defer' : d.postponed ? 'postpone' : v.action
       // Under [select] policy = all: what suspicious would have done with this deferral.
       const other = d.wouldTrust && v.action === 'defer' ? ` suspicious_would=accept evidence=${evidenceText(d.evidence)}` : ''
       const dns = d.identity.reason.split(',').filter((r) => r === 'rdns_error' || r === 'spf_temperror')

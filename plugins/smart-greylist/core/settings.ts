@@ -105,6 +105,12 @@ export const SCHEMA = {
       retry_window: int(90_000, 1, 60 * DAY, 'seconds a pending tuple waits for its retry; a later one starts over (25 h)'),
       pass_ttl: int(35 * DAY, 1, 400 * DAY, 'seconds a passed tuple is remembered, refreshed on use (35 days)'),
       defer_at: oneOf(['rcpt', 'data'], 'rcpt', 'rcpt: defer each new recipient; data: record all, defer once at DATA'),
+      defer_weak_at: oneOf(
+        ['rcpt', 'data'],
+        'rcpt',
+        'net: identities (no SPF, rDNS or pool): data = defer at end of data, keyed on the message, so a retry from any address passes',
+      ),
+      data_hash_bytes: int(10_240, 0, 1_048_576, 'defer_weak_at = data: bytes of the body (after the headers) in the message key'),
       on_error: oneOf(['accept', 'defer'], 'accept', 'when Redis or DNS fails or is too slow: accept (fail open) or defer'),
       text: {
         type: 'text',

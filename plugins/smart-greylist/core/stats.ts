@@ -10,10 +10,11 @@
 import { SHARDS, shardPrefix } from './keys'
 
 /**
- * What a deferral counts as (the counter family `<label>:<status>`): enforced, shadow mode, or
- * accepted on its evidence ([select] policy = suspicious).
+ * What a deferral counts as (the counter family `<label>:<status>`): enforced, shadow mode,
+ * accepted on its evidence ([select] policy = suspicious), postponed to the end of data (a weak
+ * identity under defer_weak_at = data), or a message deferred at the end of data.
  */
-export const DEFER_LABELS = ['defer', 'shadow', 'trusted'] as const
+export const DEFER_LABELS = ['defer', 'shadow', 'trusted', 'postponed', 'message'] as const
 export type DeferLabel = (typeof DEFER_LABELS)[number]
 /** A second family a deferral may count in: [select] policy = suspicious would have accepted it. */
 export const ALSO_LABELS = ['would_trust'] as const
@@ -83,8 +84,13 @@ export function addHashes(hashes: readonly Record<string, string>[]): Record<str
 
 export interface DayStats {
   readonly day: string
+  /** 451s: recipients deferred at RCPT, and messages at the end of data. */
   readonly deferred: number
   readonly deferredBy: Record<string, number>
+  /** defer_weak_at = data: messages deferred at the end of data, by state. */
+  readonly messagesDeferredBy: Record<string, number>
+  /** defer_weak_at = data: recipients whose deferral waited for their message, by state. */
+  readonly postponed: Record<string, number>
   readonly shadow: number
   readonly acceptedAfterDelay: number
   readonly known: number
@@ -110,11 +116,14 @@ export function parseDay(day: string, h: Record<string, string>): DayStats {
     )
   const family = (label: DeferLabel | AlsoLabel): Record<string, number> => pick(`${label}:`)
   const deferredBy = family('defer')
+  const messagesDeferredBy = family('message')
   const buckets = pick(COUNTER.delayBucket)
   return {
     day,
-    deferred: sum(deferredBy),
+    deferred: sum(deferredBy) + sum(messagesDeferredBy),
     deferredBy,
+    messagesDeferredBy,
+    postponed: family('postponed'),
     shadow: sum(family('shadow')),
     acceptedAfterDelay: n(COUNTER.retry),
     known: n(COUNTER.known),
@@ -158,6 +167,8 @@ export function mergeDays(days: readonly DayStats[]): DayStats {
       day: 'total',
       deferred: t.deferred + d.deferred,
       deferredBy: add(t.deferredBy, d.deferredBy),
+      messagesDeferredBy: add(t.messagesDeferredBy, d.messagesDeferredBy),
+      postponed: add(t.postponed, d.postponed),
       shadow: t.shadow + d.shadow,
       acceptedAfterDelay: t.acceptedAfterDelay + d.acceptedAfterDelay,
       known: t.known + d.known,

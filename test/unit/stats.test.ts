@@ -46,6 +46,14 @@ describe('stats', () => {
     assert.equal(day.delay.count, 8)
   })
 
+  it('counts messages deferred at the end of data as deferrals, and postponed recipients apart', () => {
+    const weak = parseDay('2026-11-28', { 'defer:new': '1', 'message:new': '3', 'message:early': '1', 'postponed:new': '4', 'postponed:early': '2' })
+    assert.equal(weak.deferred, 5)
+    assert.deepEqual(weak.messagesDeferredBy, { new: 3, early: 1 })
+    assert.deepEqual(weak.postponed, { new: 4, early: 2 })
+    assert.deepEqual(mergeDays([weak, weak]).messagesDeferredBy, { new: 6, early: 2 })
+  })
+
   it('reads percentiles from the histogram as bucket bounds, capped by the maximum', () => {
     assert.equal(delayPercentile(day.delay.buckets, 0.5, 3100), 300)
     assert.equal(delayPercentile(day.delay.buckets, 0.8, 3100), 420)

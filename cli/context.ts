@@ -5,7 +5,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import tlds from 'haraka-tld'
 import { AdminStore } from '../plugins/smart-greylist/adapters/redis-admin'
-import { closeRedis, openRedis, redisTarget } from '../plugins/smart-greylist/adapters/redis-client'
+import { readShared } from '../plugins/smart-greylist/adapters/provider-refresh'
+import { BoundedRedis, closeRedis, openRedis, redisTarget } from '../plugins/smart-greylist/adapters/redis-client'
 import type { RedisClient } from '../plugins/smart-greylist/adapters/haraka-types'
 import { withTimeout } from '../plugins/smart-greylist/adapters/timeout'
 import { buildDeps, load, sourcesForDir, type ConfigSources, type Deps, type Loaded } from '../plugins/smart-greylist/setup'
@@ -87,6 +88,8 @@ export interface Session {
   /** Why Redis could not be reached; the store then fails every call. */
   readonly redisError: string | null
   readonly redisTarget: string
+  /** The providers' shared ranges and the last refresh's status; null without Redis. */
+  readonly refresh: Awaited<ReturnType<typeof readShared>> | null
 }
 
 const quiet = { loginfo: () => undefined, logwarn: () => undefined, logerror: () => undefined }
@@ -141,8 +144,9 @@ export class Context {
   async withSession<T>(opts: { dns?: string[]; requireRedis: boolean }, work: (s: Session) => Promise<T>): Promise<T> {
     const loaded = await this.load()
     let db: RedisClient | undefined
+    const runtime = { client: () => db, dnsServers: opts.dns, redisTimeoutMs: COMMAND_REDIS_TIMEOUT_MS, readOnly: true }
     // Built before Redis is opened: a bad --dns fails here with nothing to close.
-    const deps = buildDeps(loaded, { client: () => db, dnsServers: opts.dns, redisTimeoutMs: COMMAND_REDIS_TIMEOUT_MS, readOnly: true })
+    let deps = buildDeps(loaded, runtime)
     const target = redisTarget(loaded.redis)
     let redisError: string | null = null
     try {
@@ -153,15 +157,25 @@ export class Context {
       if (opts.requireRedis) throw new Error(`Redis at ${target} is unreachable: ${redisError}`)
     }
     try {
-      return await work({
-        deps,
-        admin: new AdminStore(
+      const admin = new AdminStore(
+        () => db,
+        () => COMMAND_REDIS_TIMEOUT_MS,
+      )
+      let refresh: Session['refresh'] = null
+      if (db) {
+        // The providers' ranges as every MX has them: the files' with the shared refresh applied.
+        const bounded = new BoundedRedis(
           () => db,
           () => COMMAND_REDIS_TIMEOUT_MS,
-        ),
-        redisError,
-        redisTarget: target,
-      })
+        )
+        refresh = await readShared(
+          bounded,
+          loaded.config.redis.prefix,
+          loaded.fileProviders.map((p) => p.id),
+        ).catch(() => null)
+        if (refresh?.shared.size) deps = buildDeps(load(this.sources, undefined, undefined, 'command', refresh.shared), runtime)
+      }
+      return await work({ deps, admin, redisError, redisTarget: target, refresh })
     } finally {
       await closeRedis(db)
     }

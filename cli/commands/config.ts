@@ -1,6 +1,7 @@
 // `smart-greylist config check`: what the plugin would log when it loads this directory.
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command } from '../command'
 import { Context, FILES } from '../context'
+import { providerData } from '../provider-data'
 import { redisTarget } from '../../plugins/smart-greylist/adapters/redis-client'
 
 export const configCheck: Command = {
@@ -16,6 +17,8 @@ export const configCheck: Command = {
   async run(values, _pos, io) {
     const ctx = new Context(String(values.config))
     const loaded = await ctx.load()
+    // How old the shared provider data is: Redis is asked, but it is not needed for the check.
+    const shared = await ctx.withSession({ requireRedis: false }, ({ deps, refresh }) => Promise.resolve(providerData(refresh, deps.now())))
     const summary = {
       config: ctx.dir,
       whitelistEntries: loaded.admin.entries.length,
@@ -24,11 +27,13 @@ export const configCheck: Command = {
       redis: { target: redisTarget(loaded.redis), topology: loaded.redis.topology, ...loaded.redis.client },
       problems: loaded.problems,
       notes: loaded.notes,
+      providerData: shared.json,
     }
     if (values.json) io.out(JSON.stringify(summary, (k, v: unknown) => (k === 'password' ? '***' : v), 2))
     else {
       for (const p of loaded.problems) io.out(p)
       for (const n of loaded.notes) io.out(`note: ${n}`)
+      for (const l of shared.lines) io.out(l)
       io.out(
         `${loaded.problems.length ? `${loaded.problems.length} problem(s)` : 'no problems'}; whitelist ${summary.whitelistEntries} entries, ` +
           `providers ${summary.providers} (${summary.providerRanges} ranges); redis ${summary.redis.target}`,

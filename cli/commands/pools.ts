@@ -1,9 +1,9 @@
 // `smart-greylist pools list | refresh`: the shipped provider data, and rebuilding its ranges
 // from the providers' published SPF records.
-import { parseCidr } from '../../plugins/smart-greylist/core/ip'
-import { parseProviders, sortRanges, writeRanges, type Provider } from '../../plugins/smart-greylist/core/providers'
+import { canonicalRange, implausible } from '../../plugins/smart-greylist/core/refresh'
+import { parseProviders, sortRanges, writeRanges } from '../../plugins/smart-greylist/core/providers'
 import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
-import { walkSpf, type TxtResolver } from '../../plugins/smart-greylist/adapters/spf-walk'
+import { rangesFromSpf } from '../../plugins/smart-greylist/adapters/provider-refresh'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
 import { Context, FILES } from '../context'
 
@@ -85,7 +85,7 @@ export const poolsRefresh: Command = {
     const report: RefreshRow[] = []
     let failed = 0
     for (const p of providers.filter((x) => x.spf.length)) {
-      const found = await refreshOne(p, resolver, timeoutMs)
+      const found = await rangesFromSpf(p, resolver, timeoutMs)
       const refusal = 'error' in found || values.force ? null : implausible(p.ips, found.ranges)
       const r = refusal ? { error: `refused (--force writes it): ${refusal}` } : found
       if ('error' in r) {
@@ -93,7 +93,7 @@ export const poolsRefresh: Command = {
         report.push({ id: p.id, status: 'kept', error: r.error, ranges: p.ips.length })
         continue
       }
-      const before = new Set(p.ips.map(canonical))
+      const before = new Set(p.ips.map(canonicalRange))
       const after = new Set(r.ranges)
       const added = sortRanges(r.ranges.filter((x) => !before.has(x)))
       const removed = sortRanges([...before].filter((x) => !after.has(x)))
@@ -124,26 +124,6 @@ export const poolsRefresh: Command = {
   },
 }
 
-/** Why fresh ranges look like a mistake or an attack rather than a provider's growth, or null. */
-export function implausible(before: readonly string[], after: readonly string[]): string | null {
-  for (const r of after) {
-    const c = parseCidr(r)
-    if (c && c.prefix < MIN_REFRESH_PREFIX[c.ip.kind()]) return `${r} is wider than /${MIN_REFRESH_PREFIX[c.ip.kind()]}`
-  }
-  const size = (ranges: readonly string[], family: 'ipv4' | 'ipv6'): number =>
-    ranges.map((x) => parseCidr(x)).reduce((n, c) => (c && c.ip.kind() === family ? n + 2 ** ((family === 'ipv4' ? 32 : 128) - c.prefix) : n), 0)
-  for (const [family, slack] of [
-    ['ipv4', 2 ** 16],
-    ['ipv6', 2 ** 96],
-  ] as const) {
-    const was = size(before, family)
-    const now = size(after, family)
-    if (now > 4 * was + slack)
-      return `its ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space grows from 2^${Math.round(Math.log2(was || 1))} to 2^${Math.round(Math.log2(now))} addresses`
-  }
-  return null
-}
-
 /** One provider's line of the refresh report (and of its JSON). */
 type RefreshRow =
   | { readonly id: string; readonly status: 'kept'; readonly error: string; readonly ranges: number }
@@ -155,27 +135,3 @@ type RefreshRow =
       readonly removed: string[]
       readonly ignored: string[]
     }
-
-const MIN_REFRESH_PREFIX = { ipv4: 12, ipv6: 24 } as const
-
-function canonical(range: string): string {
-  const [addr = '', len] = range.split('/')
-  return `${addr.toLowerCase()}/${len ?? (addr.includes(':') ? '128' : '32')}`
-}
-
-async function refreshOne(p: Provider, resolver: TxtResolver, timeoutMs: number): Promise<{ ranges: string[]; ignored: string[] } | { error: string }> {
-  try {
-    const ranges = new Set<string>()
-    const ignored: string[] = []
-    for (const root of p.spf) {
-      const r = await walkSpf(root, resolver, { maxLookups: 50, timeoutMs })
-      r.ranges.forEach((x) => ranges.add(x))
-      ignored.push(...r.ignored)
-    }
-    if (!ranges.size) return { error: 'the SPF records list no ip4/ip6 ranges' }
-    return { ranges: [...ranges], ignored }
-  } catch (err) {
-    const e = err as { code?: string; message?: string }
-    return { error: e.code ? `${e.code} ${e.message ?? ''}`.trim() : String(e.message ?? err) }
-  }
-}

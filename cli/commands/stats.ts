@@ -3,6 +3,7 @@
 import { dayOf, delayPercentile, mergeDays, parseDay, type DayStats } from '../../plugins/smart-greylist/core/stats'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
 import { Context } from '../context'
+import { providerData } from '../provider-data'
 
 export const stats: Command = {
   name: 'stats',
@@ -18,7 +19,7 @@ export const stats: Command = {
     const days = Number(values.days)
     if (!Number.isInteger(days) || days < 1 || days > 400) throw new UsageError('--days takes a whole number from 1 to 400')
     const ctx = new Context(String(values.config))
-    return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
+    return ctx.withSession({ requireRedis: true }, async ({ deps, admin, refresh }) => {
       const prefix = deps.config.redis.prefix
       const now = deps.now()
       const rows: DayStats[] = []
@@ -43,7 +44,7 @@ export const stats: Command = {
         .slice(0, 10)
         .map(([identity, deferred]) => ({ identity, deferred }))
       if (values.json) {
-        io.out(JSON.stringify({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top }, null, 2))
+        io.out(JSON.stringify({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top, providerData: providerData(refresh, now).json }, null, 2))
         return EXIT.ok
       }
       io.out('day          deferred  accepted-after-delay  known  whitelisted  auto-wl  shadow  fail-open')
@@ -75,6 +76,7 @@ export const stats: Command = {
       )
       io.out('identities delayed most:')
       for (const t of top) io.out(`  ${String(t.deferred).padStart(6)}  ${t.identity}`)
+      for (const l of providerData(refresh, now).lines) io.out(l)
       return EXIT.ok
     })
   },

@@ -16,6 +16,9 @@ import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } fro
 import type { CorrespondentWrite } from './adapters/redis-decision'
 import { RedisHealth } from './adapters/redis-health'
 import { withTimeout } from './adapters/timeout'
+import type { Provider } from './core/providers'
+import type { SharedRanges } from './core/refresh'
+import { ProviderRefresher } from './adapters/provider-refresh'
 import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps, type Loaded } from './setup'
 
 /** Connecting (TCP, then INFO) may take this long before it is given up and retried. */
@@ -38,6 +41,11 @@ interface Plugin {
 
 interface PluginState {
   deps: Deps
+  /** The files' providers, before the shared ranges (what a refresh starts from). */
+  fileProviders: readonly Provider[]
+  /** The providers' ranges every MX shares through Redis ([refresh]). */
+  shared: ReadonlyMap<string, SharedRanges>
+  refresher: ProviderRefresher
   /** Watches for a Redis that is connected but silent; lives as long as the plugin. */
   health: RedisHealth
   /** The client options the current connection was made with; a change reconnects. */
@@ -59,8 +67,29 @@ export function register(this: Plugin): void {
     Date.now,
     (why) => this.sg_drop_redis(why),
   )
-  const loaded = loadFor(this, undefined)
-  this.sg = { deps: buildDeps(loaded, { client: () => this.db, health }), health, redisOptions: loaded.redis, connecting: false }
+  const refresher = new ProviderRefresher({
+    config: () => this.sg.deps.config,
+    providers: () => this.sg.fileProviders,
+    resolver: () => this.sg.deps.resolver,
+    client: () => this.db,
+    now: Date.now,
+    onShared: (shared) => {
+      this.sg.shared = shared
+      this.sg_load()
+    },
+    log: this,
+  })
+  const shared = new Map<string, SharedRanges>()
+  const loaded = loadFor(this, undefined, shared)
+  this.sg = {
+    deps: buildDeps(loaded, { client: () => this.db, health }),
+    fileProviders: loaded.fileProviders,
+    shared,
+    refresher,
+    health,
+    redisOptions: loaded.redis,
+    connecting: false,
+  }
   loadedLine(this, loaded)
   // The public-suffix list loads asynchronously; until then no entry can be judged against it.
   tlds.ready.then(() => this.sg_load()).catch(() => undefined)
@@ -73,8 +102,8 @@ export function register(this: Plugin): void {
 }
 
 /** Reads every file, with this plugin's reload as haraka-config's change callback; logs what is wrong. */
-function loadFor(plugin: Plugin, previous: Config | undefined): Loaded {
-  const loaded = load(sourcesForPlugin(plugin.config), previous, () => plugin.sg_load())
+function loadFor(plugin: Plugin, previous: Config | undefined, shared: ReadonlyMap<string, SharedRanges>): Loaded {
+  const loaded = load(sourcesForPlugin(plugin.config), previous, () => plugin.sg_load(), 'daemon', shared)
   for (const p of loaded.problems) plugin.logerror(p)
   for (const n of loaded.notes) plugin.loginfo(n)
   return loaded
@@ -82,15 +111,20 @@ function loadFor(plugin: Plugin, previous: Config | undefined): Loaded {
 
 function loadedLine(plugin: Plugin, loaded: Loaded): void {
   plugin.loginfo(
-    `loaded: whitelist ${loaded.admin.entries.length} entries; providers ${loaded.providerList.length} (${loaded.providers.ranges} ranges); domains ${loaded.domainRules.length} rules; redis ${redisTarget(loaded.redis)}`,
+    `loaded: whitelist ${loaded.admin.entries.length} entries; providers ${loaded.providerList.length} (${loaded.providers.ranges} ranges, ${refreshedCount(loaded)} refreshed); domains ${loaded.domainRules.length} rules; redis ${redisTarget(loaded.redis)}`,
   )
+}
+
+function refreshedCount(loaded: Loaded): number {
+  return loaded.providerList.filter((p) => p.origin.startsWith('redis')).length
 }
 
 /** Reloads settings and lists; haraka-config calls it whenever one of the files changes. */
 export function sg_load(this: Plugin): void {
-  const loaded = loadFor(this, this.sg.deps.config)
+  const loaded = loadFor(this, this.sg.deps.config, this.sg.shared)
   // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
   this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health })
+  this.sg.fileProviders = loaded.fileProviders
   const target = redisTarget(loaded.redis)
   if (this.sg.redisOptions && redisTarget(this.sg.redisOptions) !== target && this.db) {
     this.loginfo(`Redis settings changed: reconnecting to ${target}`)
@@ -109,6 +143,7 @@ export function sg_init_redis(this: Plugin, next: Next): void {
   this.sg.started = true
   this.sg_connect_redis()
   this.sg.health.start()
+  this.sg.refresher.start()
 }
 
 /** Drops a client that stopped answering (a black-holed link can stay "open" for minutes). */
@@ -147,6 +182,7 @@ export function sg_connect_redis(this: Plugin): void {
 export function shutdown(this: Plugin): void {
   if (this.sg?.retryTimer) clearTimeout(this.sg.retryTimer)
   this.sg?.health.stop()
+  this.sg?.refresher.stop()
   const db = this.db
   this.db = undefined
   void closeRedis(db)

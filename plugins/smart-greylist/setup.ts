@@ -9,6 +9,7 @@ import tlds from 'haraka-tld'
 import type { Policy } from './core/assess'
 import { FILES, parseSettings, problemText, type Config } from './core/settings'
 import { DomainPolicies, parseDomains, type DomainRule } from './core/domains'
+import { withShared, type SharedRanges } from './core/refresh'
 import { mergeProviders, parseProviders, ProviderIndex, type Provider } from './core/providers'
 import { compileWhitelist, parseWhitelist, type ParsedList, type Whitelist } from './core/whitelist'
 import { makeResolver, type Resolver } from './adapters/dns'
@@ -70,7 +71,10 @@ export interface Loaded extends Policy {
   /** The domains this Haraka takes mail for (host_list, host_list_regex), as rcpt_to.in_host_list reads them. */
   readonly isLocalDomain: (domain: string) => boolean
   readonly admin: ParsedList
+  /** The providers in force: the files' with the shared ranges applied. */
   readonly providerList: readonly Provider[]
+  /** The providers as the files give them (what a refresh starts from). */
+  readonly fileProviders: readonly Provider[]
   /** smart-greylist.domains, as loaded (the rules in force). */
   readonly domainRules: readonly DomainRule[]
   readonly redis: RedisOptions
@@ -83,7 +87,13 @@ export interface Loaded extends Policy {
  * Reads and compiles everything. A bad setting keeps its `previous` value; bad list lines are
  * skipped. `onChange` (the plugin's reload) is called by haraka-config when any file changes.
  */
-export function load(src: ConfigSources, previous?: Config, onChange?: () => void, use: 'daemon' | 'command' = 'daemon'): Loaded {
+export function load(
+  src: ConfigSources,
+  previous?: Config,
+  onChange?: () => void,
+  use: 'daemon' | 'command' = 'daemon',
+  shared: ReadonlyMap<string, SharedRanges> = new Map(),
+): Loaded {
   const watch = onChange ? [onChange] : []
   const ini = src.instance.get(FILES.ini, 'ini', ...watch) as Record<string, unknown> | null
   const { config, problems: settingProblems } = parseSettings(ini, previous)
@@ -116,18 +126,21 @@ export function load(src: ConfigSources, previous?: Config, onChange?: () => voi
       problems.push(`${stale} is not read: the package's copy is (upgrades replace it); move your changes to ${FILES.providersLocal}`)
     }
   }
+  // The ranges every MX shares through Redis ([refresh]) over the files', unless those are newer.
+  const providerList = withShared(merged.providers, shared)
   const redis = redisClientOptions(src.instance.get(FILES.redis, 'ini', ...watch), ini?.redis, config.redis, use)
   problems.push(...redisProblems(redis))
   return {
     config,
     whitelist: compileWhitelist([admin]),
-    providers: new ProviderIndex(merged.providers, (p) => config.providers[p.id] ?? p.action),
+    providers: new ProviderIndex(providerList, (p) => config.providers[p.id] ?? p.action),
     orgDomain,
     domains: new DomainPolicies(domainRules),
     domainRules,
     isLocalDomain: localDomains(src.instance, watch),
     admin,
-    providerList: merged.providers,
+    providerList,
+    fileProviders: merged.providers,
     redis,
     problems,
     notes,

@@ -58,6 +58,11 @@ export interface HarakaOptions {
   nodeArgs?: string[]
 }
 
+/** No refresh of the provider data unless a test asks for one ([refresh]): it would leave loopback. */
+function withoutRefresh(ini: string): string {
+  return /^\[refresh\]/m.test(ini) ? ini : `${ini}\n[refresh]\nevery=0\n`
+}
+
 export class HarakaInstance {
   readonly log: string[] = []
   private exited = false
@@ -133,7 +138,7 @@ export class HarakaInstance {
     cfg('plugins', [...plugins, ''].join('\n'))
     cfg('host_list', 'example.com\n')
     cfg('redis.ini', `[server]\nhost=127.0.0.1\nport=${opts.redisPort}\n`)
-    cfg('smart-greylist.ini', opts.ini)
+    cfg('smart-greylist.ini', withoutRefresh(opts.ini))
     cfg('smart-greylist.whitelist', opts.whitelist ?? '# none\n')
     for (const [name, text] of Object.entries(opts.files ?? {})) cfg(name, text)
     // Only the hosts[] line of the stock connection.ini changes (a file holding nothing but
@@ -169,7 +174,8 @@ export class HarakaInstance {
     return fs.readFileSync(path.join(this.dir, `mail_${uuid}.eml`), 'utf8')
   }
 
-  writeConfig(name: string, text: string): void {
+  writeConfig(name: string, given: string): void {
+    const text = name === 'smart-greylist.ini' ? withoutRefresh(given) : given
     // Write-and-rename, as editors do, so the watcher sees one complete file.
     const file = path.join(this.dir, 'config', name)
     fs.writeFileSync(`${file}.tmp`, text)

@@ -11,10 +11,10 @@ const harakaRedis = require('haraka-plugin-redis') as {
 /** The client's commands the tests use besides the plugin's. */
 export interface TestRedis extends RedisClient {
   flushDb(): Promise<unknown>
-  hSet(key: string, field: string, value: string): Promise<unknown>
+  hSet(key: string, field: string, value: string): Promise<number>
+  hSet(key: string, fields: Record<string, string>): Promise<number>
   keys(pattern: string): Promise<string[]>
   exists(key: string): Promise<number>
-  pExpire(key: string, ms: number): Promise<unknown>
   info(section?: string): Promise<string>
   memoryUsage(key: string): Promise<number | null>
   dbSize(): Promise<number>

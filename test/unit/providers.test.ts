@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { implausible } from '../../plugins/smart-greylist/core/refresh'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { mergeProviders, parseProviders, ProviderIndex, writeRanges } from '../../plugins/smart-greylist/core/providers'
 import { walkSpf } from '../../plugins/smart-greylist/adapters/spf-walk'
@@ -164,8 +165,6 @@ describe('walkSpf', () => {
 })
 
 describe('implausible (pools refresh sanity bounds)', () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { implausible } = require('../../cli/commands/pools') as typeof import('../../cli/commands/pools')
   it('refuses ranges wider than /12 or /24 and providers that more than quadruple', () => {
     assert.match(implausible(['40.107.0.0/16'], ['0.0.0.0/0']) ?? '', /wider than \/12/)
     assert.match(implausible(['2a01:111:f400::/48'], ['2a00::/16']) ?? '', /wider than \/24/)

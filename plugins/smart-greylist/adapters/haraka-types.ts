@@ -64,7 +64,7 @@ export interface DecisionRedis extends RedisLiveness {
   evalSha(sha1: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   get(key: string): Promise<string | null>
-  set(key: string, value: string, options?: { PX?: number }): Promise<unknown>
+  set(key: string, value: string, options?: { PX?: number; NX?: true }): Promise<unknown>
   hGet(key: string, field: string): Promise<string | null | undefined>
 }
 
@@ -75,6 +75,8 @@ export interface AdminRedis extends DecisionRedis {
   pTTL(key: string): Promise<number>
   del(keys: string[]): Promise<number>
   hDel(key: string, fields: string[]): Promise<number>
+  hSet(key: string, fields: Record<string, string>): Promise<number>
+  pExpire(key: string, ms: number): Promise<unknown>
   renameNX(from: string, to: string): Promise<unknown>
   zRangeWithScores(key: string, start: number, stop: number, options?: { REV: true }): Promise<{ value: string; score: number }[]>
   /** A plain client per master, for what goes to every master rather than by key: SCAN, the TIME probe. */

@@ -112,6 +112,14 @@ export function messageDigest(sender: string, recipients: readonly string[], mes
   return digest(sender, [...recipients].sort().join(' '), messageId.trim(), bodyDigest)
 }
 
+/**
+ * The providers' fresh ranges, shared by every MX (`[refresh]`): one hash per provider, the
+ * refresh's lock, and how its last attempt went. Few keys, read by themselves: not sharded.
+ */
+export function providerKeys(prefix: string): { ranges: (id: string) => string; lock: string; status: string } {
+  return { ranges: (id) => `${prefix}pv:r:${id}`, lock: `${prefix}pv:lock`, status: `${prefix}pv:status` }
+}
+
 export const KEY_PATTERNS = {
   tuples: (prefix: string) => `${prefix}{*}t:*`,
   messages: (prefix: string) => `${prefix}{*}m:*`,

@@ -211,6 +211,21 @@ export const SCHEMA = {
     keys: {},
     open: oneOf(PROVIDER_ACTIONS, 'skip', 'skip, group or off for this provider'),
   },
+  refresh: {
+    doc: ['Provider data that refreshes itself: one MX at a time (a lock in Redis) rebuilds the ranges, every MX reads them from Redis.'],
+    keys: {
+      every: int(86_400, 0, 30 * DAY, "seconds between refreshes of the providers' ranges (their SPF records, Microsoft's endpoints service); 0 = off"),
+      check_every: int(300, 1, DAY, 'seconds between reads of the shared ranges by each MX'),
+      microsoft_endpoints_url: {
+        type: 'text',
+        default: 'https://endpoints.office.com',
+        pattern: /^(https?:\/\/[A-Za-z0-9.:_[\]-]+(\/[A-Za-z0-9._~%/-]*)?)?$/,
+        what: 'an http(s) URL, or empty',
+        doc: "Microsoft 365's endpoints web service (version polled, Exchange's port 25 ranges); empty = not asked",
+      } satisfies TextSpec,
+      timeout_ms: int(10_000, 100, 120_000, 'bound for each DNS walk or HTTP request of a refresh (ms)'),
+    },
+  },
   skip: {
     doc: [],
     keys: {

@@ -1,6 +1,6 @@
 // `smart-greylist stats`: the plugin's daily counters, the delay greylisting added, and the
 // identities it delayed most.
-import { dayOf, delayPercentile, mergeDays, parseDay, type DayStats } from '../../plugins/smart-greylist/core/stats'
+import { dayOf, delayChart, delayPercentile, mergeDays, parseDay, type DayStats } from '../../plugins/smart-greylist/core/stats'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
 import { Context } from '../context'
 import { providerData } from '../provider-data'
@@ -8,13 +8,14 @@ import { providerData } from '../provider-data'
 export const stats: Command = {
   name: 'stats',
   summary: 'daily counters: deferred, accepted after a delay, whitelisted, fail-open; delay added',
-  usage: '[--days N] [--config DIR] [--json]',
+  usage: '[--days N] [--chart] [--config DIR] [--json]',
   description: [
-    'Days are UTC. Delays are those of mail accepted after greylisting (first retry of a tuple); the',
-    'median and p90 are read from a histogram and given as the upper bound of their bucket.',
+    'Days are UTC. Delays are those of mail accepted after greylisting (first retry of a tuple, or of',
+    'a message); the median, p90 and p99 are read from a histogram and given as the upper bound of',
+    'their bucket, also per identity kind. --chart draws the histogram.',
   ],
-  options: { ...COMMON_OPTIONS, days: { type: 'string', default: '7' } },
-  optionHelp: { ...COMMON_HELP, days: 'how many days back, today included (default 7)' },
+  options: { ...COMMON_OPTIONS, days: { type: 'string', default: '7' }, chart: { type: 'boolean', default: false } },
+  optionHelp: { ...COMMON_HELP, days: 'how many days back, today included (default 7)', chart: 'a bar chart of the delays real mail paid' },
   async run(values, _pos, io) {
     const days = Number(values.days)
     if (!Number.isInteger(days) || days < 1 || days > 400) throw new UsageError('--days takes a whole number from 1 to 400')
@@ -34,10 +35,16 @@ export const stats: Command = {
       }
       const total = mergeDays(rows)
       const delay = {
-        median: delayPercentile(total.delay.buckets, 0.5, total.delay.maxSeconds),
-        p90: delayPercentile(total.delay.buckets, 0.9, total.delay.maxSeconds),
+        ...percentiles(total.delay.buckets, total.delay.maxSeconds),
         max: total.delay.count ? total.delay.maxSeconds : null,
         mean: total.delay.count ? Math.round(total.delay.sumSeconds / total.delay.count) : null,
+        // Per kind, the maximum is known to its bucket only: the overall maximum caps it.
+        byKind: Object.fromEntries(
+          Object.entries(total.delayByKind).map(([kind, b]) => [
+            kind,
+            { count: Object.values(b).reduce((x, y) => x + y, 0), ...percentiles(b, total.delay.maxSeconds) },
+          ]),
+        ),
       }
       const top = [...identities]
         .sort((a, b) => b[1] - a[1])
@@ -72,12 +79,19 @@ export const stats: Command = {
       io.out(
         delay.max === null
           ? 'delay added: no mail was accepted after a delay'
-          : `delay added: median <= ${delay.median} s, p90 <= ${delay.p90} s, max ${delay.max} s, mean ${delay.mean} s (${total.delay.count} messages)`,
+          : `delay added: median <= ${delay.median} s, p90 <= ${delay.p90} s, p99 <= ${delay.p99} s, max ${delay.max} s, mean ${delay.mean} s (${total.delay.count} messages)`,
       )
+      for (const [kind, k] of Object.entries(delay.byKind))
+        io.out(`  ${`${kind}:`.padEnd(6)} median <= ${k.median} s, p90 <= ${k.p90} s, p99 <= ${k.p99} s (${k.count})`)
+      if (values.chart) for (const line of delayChart(total.delay.buckets)) io.out(line)
       io.out('identities delayed most:')
       for (const t of top) io.out(`  ${String(t.deferred).padStart(6)}  ${t.identity}`)
       for (const l of providerData(refresh, now).lines) io.out(l)
       return EXIT.ok
     })
   },
+}
+
+function percentiles(buckets: Record<string, number>, maxSeconds: number): { median: number | null; p90: number | null; p99: number | null } {
+  return { median: delayPercentile(buckets, 0.5, maxSeconds), p90: delayPercentile(buckets, 0.9, maxSeconds), p99: delayPercentile(buckets, 0.99, maxSeconds) }
 }

@@ -119,7 +119,7 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.equal(r.code, 0, r.stderr)
     const s = JSON.parse(r.stdout) as {
       total: { deferred: number; deferredBy: Record<string, number>; acceptedAfterDelay: number; whitelisted: Record<string, number> }
-      delaySeconds: { median: number; max: number }
+      delaySeconds: { median: number; max: number; byKind: Record<string, { count: number; median: number }> }
       topDelayedIdentities: { identity: string; deferred: number }[]
     }
     assert.deepEqual(s.total.deferredBy, { new: 2 })
@@ -127,13 +127,18 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.deepEqual(s.total.whitelisted, { ip: 1 })
     assert.ok(s.delaySeconds.max >= 2 && s.delaySeconds.max <= 20, JSON.stringify(s.delaySeconds))
     assert.equal(s.delaySeconds.median, s.delaySeconds.max)
+    assert.deepEqual(Object.keys(s.delaySeconds.byKind), ['host'], 'the delay is counted for its identity kind')
+    assert.equal(s.delaySeconds.byKind.host?.count, 1)
     assert.deepEqual(s.topDelayedIdentities.map((t) => `${t.identity} ${t.deferred}`).sort(), [
       'host:outbound.protection.outlook.com 1',
       'net:85.214.201.0/24 1',
     ])
     const text = await cli('stats', '--days', '2')
-    assert.match(text.stdout, /delay added: median <= \d+ s, p90 <= \d+ s, max \d+ s/)
+    assert.match(text.stdout, /delay added: median <= \d+ s, p90 <= \d+ s, p99 <= \d+ s, max \d+ s/)
+    assert.match(text.stdout, /^ {2}host: {2}median <= \d+ s, p90 <= \d+ s, p99 <= \d+ s \(\d+\)$/m)
     assert.match(text.stdout, /host:outbound\.protection\.outlook\.com/)
+    const chart = (await cli('stats', '--days', '2', '--chart')).stdout
+    assert.match(chart, /^ +<= \d+ s \| #{40} +1$/m, chart)
   })
 
   it('shadow mode logs and counts the would-be deferral but accepts the mail', async () => {

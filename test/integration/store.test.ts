@@ -108,6 +108,7 @@ describe('DecisionStore and AdminStore (Redis)', function () {
         'defer:early': '1',
         retry: '1',
         'd:420': '1',
+        'dk:host:420': '1',
         dsum: '400',
         dmax: '400',
         known: '1',

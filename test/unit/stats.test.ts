@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { dayOf, delayPercentile, mergeDays, parseDay, statsKeys } from '../../plugins/smart-greylist/core/stats'
+import { DELAY_BUCKETS, dayOf, delayChart, delayPercentile, mergeDays, parseDay, statsKeys } from '../../plugins/smart-greylist/core/stats'
 import { canonicalEntry } from '../../plugins/smart-greylist/core/whitelist'
 
 describe('stats', () => {
@@ -44,6 +44,17 @@ describe('stats', () => {
     assert.deepEqual(day.whitelisted, { host: 7, provider: 3 })
     assert.equal(day.failOpen, 1)
     assert.equal(day.delay.count, 8)
+  })
+
+  it('reads the delay histogram per identity kind, and draws it', () => {
+    const d = parseDay('2026-11-28', { 'd:300': '3', 'd:inf': '1', 'dk:spf:300': '2', 'dk:net:300': '1', 'dk:net:inf': '1' })
+    assert.deepEqual(d.delayByKind, { spf: { '300': 2 }, net: { '300': 1, inf: 1 } })
+    assert.deepEqual(mergeDays([d, d]).delayByKind.net, { '300': 2, inf: 2 })
+    const lines = delayChart(d.delay.buckets, 10)
+    assert.equal(lines[0], '     <= 300 s | ########## 3')
+    assert.equal(lines.at(-1), '   > 172800 s | ###        1')
+    assert.equal(lines.length, DELAY_BUCKETS.length - DELAY_BUCKETS.indexOf(300) + 1, 'from the first bucket that holds mail to the last')
+    assert.deepEqual(delayChart({}), [])
   })
 
   it('counts messages deferred at the end of data as deferrals, and postponed recipients apart', () => {

@@ -155,6 +155,7 @@ for _, b in ipairs(buckets) do
 end
 stat(${C.retry})
 stat(${C.delayBucket} .. bucket)
+stat(${C.delayByKind} .. (string.match(identity, '^(%a+):') or 'other') .. ':' .. bucket)
 stat(${C.delaySum}, waited)
 if counters_key ~= '' and waited > (tonumber(redis.call('HGET', counters_key, ${C.delayMax})) or -1) then
   redis.call('HSET', counters_key, ${C.delayMax}, waited)

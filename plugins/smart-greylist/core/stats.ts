@@ -32,6 +32,8 @@ export const COUNTER = {
   delaySum: 'dsum',
   delayMax: 'dmax',
   delayBucket: 'd:',
+  /** The same histogram per identity kind: `dk:<kind>:<bucket>`. */
+  delayByKind: 'dk:',
   whitelisted: 'wl:',
   skipped: 'skip:',
 } as const
@@ -103,6 +105,8 @@ export interface DayStats {
   /** [select] policy = all: deferrals that `suspicious` would have accepted, by state. */
   readonly wouldTrust: Record<string, number>
   readonly delay: { count: number; sumSeconds: number; maxSeconds: number; buckets: Record<string, number> }
+  /** The delay histogram per identity kind (spf, host, pool, net). */
+  readonly delayByKind: Record<string, Record<string, number>>
 }
 
 /** One day's hash as Redis returns it (field -> decimal string). */
@@ -134,11 +138,45 @@ export function parseDay(day: string, h: Record<string, string>): DayStats {
     trusted: family('trusted'),
     wouldTrust: family('would_trust'),
     delay: { count: sum(buckets), sumSeconds: n(COUNTER.delaySum), maxSeconds: n(COUNTER.delayMax), buckets },
+    delayByKind: byKind(pick(COUNTER.delayByKind)),
   }
+}
+
+/** `{'spf:300': 2, 'net:inf': 1}` as `{spf: {'300': 2}, net: {inf: 1}}`. */
+function byKind(fields: Record<string, number>): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {}
+  for (const [k, v] of Object.entries(fields)) {
+    const colon = k.indexOf(':')
+    if (colon < 0) continue
+    const kind = k.slice(0, colon)
+    out[kind] = { ...out[kind], [k.slice(colon + 1)]: v }
+  }
+  return out
 }
 
 function sum(r: Record<string, number>): number {
   return Object.values(r).reduce((a, b) => a + b, 0)
+}
+
+/** The histogram's buckets in order, with their labels (`<= 300 s`, `> 172800 s`) and counts. */
+export function delayRows(buckets: Record<string, number>): { label: string; count: number }[] {
+  return [
+    ...DELAY_BUCKETS.map((b) => ({ label: `<= ${b} s`, count: buckets[String(b)] ?? 0 })),
+    { label: `> ${DELAY_BUCKETS.at(-1) ?? 0} s`, count: buckets.inf ?? 0 },
+  ]
+}
+
+/** The histogram as bars, one row per bucket from the first to the last that holds mail. */
+export function delayChart(buckets: Record<string, number>, width = 40): string[] {
+  const rows = delayRows(buckets)
+  const first = rows.findIndex((r) => r.count > 0)
+  if (first < 0) return []
+  const last = rows.length - 1 - [...rows].reverse().findIndex((r) => r.count > 0)
+  const most = Math.max(...rows.map((r) => r.count))
+  return rows.slice(first, last + 1).map((r) => {
+    const bar = r.count ? '#'.repeat(Math.max(1, Math.round((r.count / most) * width))) : ''
+    return `  ${r.label.padStart(11)} | ${bar.padEnd(width)} ${r.count}`
+  })
 }
 
 /**
@@ -184,6 +222,9 @@ export function mergeDays(days: readonly DayStats[]): DayStats {
         maxSeconds: Math.max(t.delay.maxSeconds, d.delay.maxSeconds),
         buckets: add(t.delay.buckets, d.delay.buckets),
       },
+      delayByKind: Object.fromEntries(
+        [...new Set([...Object.keys(t.delayByKind), ...Object.keys(d.delayByKind)])].map((k) => [k, add(t.delayByKind[k] ?? {}, d.delayByKind[k] ?? {})]),
+      ),
     }),
     parseDay('total', {}),
   )

@@ -6,7 +6,7 @@ import tlds from 'haraka-tld'
 import type { Config } from './core/settings'
 import { identityText } from './core/identity'
 import { isPostponed, messageRecord, type MessageDecision } from './core/message'
-import { answer, counterOf, decisionRecord, secs, type RecipientDecision } from './core/recipient'
+import { answer, counterOf, decisionRecord, failureAnswer, secs, type RecipientDecision } from './core/recipient'
 import { evidenceText } from './core/select'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
 import { correspondentsOf, messageFactsOf, recipientInput, transactionNote } from './adapters/haraka-recipient'
@@ -217,8 +217,8 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
 function onErrorAnswer(plugin: Plugin, d?: RecipientDecision): [number?, unknown?] {
   const { config, decisions } = plugin.sg.deps
   if (config.main.on_error === 'accept') decisions.noteFailOpen()
-  const defer = d ? answer(d, config) === 'defer' : config.main.on_error === 'defer' && config.main.mode !== 'shadow'
-  return defer ? [constants.denysoft, deferReply(config)] : []
+  const shadow = d?.kind === 'failed' ? d.shadow : config.main.mode === 'shadow'
+  return failureAnswer(shadow, config) === 'defer' ? [constants.denysoft, deferReply(config)] : []
 }
 
 function deferReply(config: Config): unknown {

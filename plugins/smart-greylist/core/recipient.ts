@@ -106,12 +106,17 @@ export function isShadow(a: TupleAssessment): boolean {
   return a.config.main.mode === 'shadow'
 }
 
+/** What a failure answers: `[main] on_error`, but shadow mode never defers (it is there to measure). */
+export function failureAnswer(shadow: boolean, config: Config): 'accept' | 'defer' {
+  return !shadow && config.main.on_error === 'defer' ? 'defer' : 'accept'
+}
+
 /**
  * What the client is answered: shadow mode (the recipient's) never defers; a failure answers as
  * `[main] on_error` says.
  */
 export function answer(d: RecipientDecision, config: Config): 'accept' | 'defer' {
-  if (d.kind === 'failed') return !d.shadow && config.main.on_error === 'defer' ? 'defer' : 'accept'
+  if (d.kind === 'failed') return failureAnswer(d.shadow, config)
   return d.kind === 'tuple' && d.verdict.action === 'defer' && !d.shadow && !d.postponed ? 'defer' : 'accept'
 }
 

@@ -11,6 +11,7 @@ import { poolsList, poolsRefresh } from './commands/pools'
 import { correspondentsForget, correspondentsList } from './commands/correspondents'
 import { migrate } from './commands/migrate'
 import { stats } from './commands/stats'
+import { stuck } from './commands/stuck'
 import { flush, list } from './commands/tuples'
 import { whitelistAdd, whitelistList, whitelistRemove } from './commands/whitelist'
 
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   whitelistList,
   check,
   stats,
+  stuck,
   list,
   flush,
   correspondentsList,

@@ -20,6 +20,8 @@ import type { Provider } from './core/providers'
 import type { SharedRanges } from './core/refresh'
 import { ProviderRefresher } from './adapters/provider-refresh'
 import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps, type Loaded } from './setup'
+import { MetricsEndpoint, METRICS_PATH } from './adapters/metrics'
+import { Telemetry } from './adapters/telemetry'
 
 /** Connecting (TCP, then INFO) may take this long before it is given up and retried. */
 const CONNECT_BOUND_MS = 5000
@@ -37,17 +39,25 @@ interface Plugin {
   sg_load(): void
   sg_connect_redis(): void
   sg_drop_redis(why: string): void
+  sg_start_metrics(server?: unknown): void
 }
 
 interface PluginState {
   deps: Deps
   /** The files' providers, before the shared ranges (what a refresh starts from). */
   fileProviders: readonly Provider[]
+  /** The providers in force: the files' with the shared ranges applied. */
+  providerList: readonly Provider[]
   /** The providers' ranges every MX shares through Redis ([refresh]). */
   shared: ReadonlyMap<string, SharedRanges>
   refresher: ProviderRefresher
   /** Watches for a Redis that is connected but silent; lives as long as the plugin. */
   health: RedisHealth
+  /** This process's measurements, and the endpoint that shows them with the site's counters. */
+  telemetry: Telemetry
+  metrics: MetricsEndpoint
+  /** Haraka's HTTP server serves the metrics (init_http came). */
+  metricsOnHaraka?: boolean
   /** The client options the current connection was made with; a change reconnects. */
   redisOptions?: RedisOptions
   connecting: boolean
@@ -81,20 +91,33 @@ export function register(this: Plugin): void {
   })
   const shared = new Map<string, SharedRanges>()
   const loaded = loadFor(this, undefined, shared)
+  const telemetry = new Telemetry()
+  const metrics = new MetricsEndpoint({
+    deps: () => this.sg.deps,
+    client: () => this.db,
+    telemetry,
+    providers: () => ({ list: this.sg.providerList, shared: this.sg.shared }),
+    redisUp: () => this.db !== undefined && this.db.isReady !== false && this.sg.health.responsive,
+    log: this,
+  })
   this.sg = {
-    deps: buildDeps(loaded, { client: () => this.db, health }),
+    deps: buildDeps(loaded, { client: () => this.db, health, telemetry }),
     fileProviders: loaded.fileProviders,
+    providerList: loaded.providerList,
     shared,
     refresher,
     health,
+    telemetry,
+    metrics,
     redisOptions: loaded.redis,
     connecting: false,
   }
   loadedLine(this, loaded)
   // The public-suffix list loads asynchronously; until then no entry can be judged against it.
   tlds.ready.then(() => this.sg_load()).catch(() => undefined)
-  this.register_hook('init_master', 'sg_init_redis')
-  this.register_hook('init_child', 'sg_init_redis')
+  this.register_hook('init_master', 'sg_init_master')
+  this.register_hook('init_child', 'sg_init_child')
+  this.register_hook('init_http', 'sg_init_http')
   this.register_hook('rcpt_ok', 'sg_rcpt_ok')
   this.register_hook('data', 'sg_data')
   this.register_hook('data_post', 'sg_data_post')
@@ -123,8 +146,9 @@ function refreshedCount(loaded: Loaded): number {
 export function sg_load(this: Plugin): void {
   const loaded = loadFor(this, this.sg.deps.config, this.sg.shared)
   // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
-  this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health })
+  this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health, telemetry: this.sg.telemetry })
   this.sg.fileProviders = loaded.fileProviders
+  this.sg.providerList = loaded.providerList
   const target = redisTarget(loaded.redis)
   if (this.sg.redisOptions && redisTarget(this.sg.redisOptions) !== target && this.db) {
     this.loginfo(`Redis settings changed: reconnecting to ${target}`)
@@ -137,13 +161,61 @@ export function sg_load(this: Plugin): void {
   loadedLine(this, loaded)
 }
 
+/** What init_master and init_child hand a plugin: Haraka's server, with its settings. */
+interface Server {
+  cfg?: { main?: { nodes?: unknown } }
+  http?: { app?: { get(path: string, handler: MetricsEndpoint['handle']): unknown }; cfg?: { listen?: unknown } }
+}
+
 // Start-up never waits for Redis: with Redis down, Haraka still starts and fails open.
-export function sg_init_redis(this: Plugin, next: Next): void {
+function start(plugin: Plugin): void {
+  plugin.sg.started = true
+  plugin.sg_connect_redis()
+  plugin.sg.health.start()
+  plugin.sg.refresher.start()
+}
+
+/** One process (nodes unset or 0) decides and serves; a cluster's master only forks the workers that do. */
+export function sg_init_master(this: Plugin, next: Next, server?: Server): void {
   next()
-  this.sg.started = true
-  this.sg_connect_redis()
-  this.sg.health.start()
-  this.sg.refresher.start()
+  start(this)
+  const nodes = server?.cfg?.main?.nodes
+  if (!nodes || nodes === '0') this.sg_start_metrics(server)
+}
+
+export function sg_init_child(this: Plugin, next: Next, server?: Server): void {
+  next()
+  start(this)
+  this.sg_start_metrics(server)
+}
+
+/**
+ * [metrics] enabled: Haraka's HTTP server (http.ini listen) serves them at init_http, which comes
+ * after init_master/init_child; else, or when it has not come a few seconds on (express missing),
+ * our own server at [metrics] listen. Workers of a cluster share that port.
+ */
+export function sg_start_metrics(this: Plugin, server?: Server): void {
+  const { metrics } = this.sg.deps.config
+  if (!metrics.enabled) return
+  const own = (): void => {
+    if (this.sg.metricsOnHaraka) return
+    this.sg.metrics.listen(metrics.listen).catch((err: Error) => this.logerror(`metrics: cannot listen on ${metrics.listen}: ${err.message}`))
+  }
+  if (!server?.http?.cfg?.listen) return own()
+  setTimeout(() => {
+    if (!this.sg.metricsOnHaraka) this.logwarn(`metrics: Haraka's HTTP server did not start (is express installed?); serving on ${metrics.listen}`)
+    own()
+  }, 5000).unref()
+}
+
+export function sg_init_http(this: Plugin, next: Next, server?: Server): void {
+  const app = server?.http?.app
+  if (this.sg.deps.config.metrics.enabled && app) {
+    app.get(METRICS_PATH, this.sg.metrics.handle)
+    this.sg.metricsOnHaraka = true
+    this.loginfo(`metrics at ${METRICS_PATH} on Haraka's HTTP server`)
+  }
+  next()
 }
 
 /** Drops a client that stopped answering (a black-holed link can stay "open" for minutes). */
@@ -183,6 +255,7 @@ export function shutdown(this: Plugin): void {
   if (this.sg?.retryTimer) clearTimeout(this.sg.retryTimer)
   this.sg?.health.stop()
   this.sg?.refresher.stop()
+  this.sg?.metrics.close()
   const db = this.db
   this.db = undefined
   void closeRedis(db)
@@ -205,7 +278,7 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
       // One line: haraka-results logs an err as it records it.
       if (connection.transaction) connection.transaction.results.add(plugin, { err: text })
       else connection.logerror(plugin, text)
-      const [code, reply] = onErrorAnswer(plugin)
+      const [code, reply] = onErrorAnswer(plugin, kind)
       once(code, reply)
     })
 }
@@ -214,9 +287,9 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
  * What a failed decision answers: `[main] on_error`, counted when it fails open; shadow mode
  * (the recipient's, when the failure came with a decision) never defers.
  */
-function onErrorAnswer(plugin: Plugin, d?: RecipientDecision): [number?, unknown?] {
+function onErrorAnswer(plugin: Plugin, cause: string, d?: RecipientDecision): [number?, unknown?] {
   const { config, decisions } = plugin.sg.deps
-  if (config.main.on_error === 'accept') decisions.noteFailOpen()
+  if (config.main.on_error === 'accept') decisions.noteFailOpen(cause)
   const shadow = d?.kind === 'failed' ? d.shadow : config.main.mode === 'shadow'
   return failureAnswer(shadow, config) === 'defer' ? [constants.denysoft, deferReply(config)] : []
 }
@@ -238,7 +311,7 @@ export function sg_rcpt_ok(this: Plugin, next: Next, connection: Connection, rcp
       "the recipient's decision",
     )
     record(this, connection, rcpt, decision)
-    if (decision.kind === 'failed') return onErrorAnswer(this, decision)
+    if (decision.kind === 'failed') return onErrorAnswer(this, decision.cause, decision)
     const field = counterOf(decision)
     if (field) {
       const stats = { prefix: config.redis.prefix, shadow: false, ttlDays: config.stats.days }

@@ -16,6 +16,7 @@ import { makeResolver, type Resolver } from './adapters/dns'
 import type { RedisClient } from './adapters/haraka-types'
 import { redisClientOptions, redisProblems, type RedisOptions } from './adapters/redis-client'
 import { DecisionStore } from './adapters/redis-decision'
+import type { Telemetry } from './adapters/telemetry'
 import type { RedisHealth } from './adapters/redis-health'
 import { SpfGuardCache } from './adapters/spf-guard'
 
@@ -176,6 +177,8 @@ export interface Deps extends Policy {
   readonly resolver: Resolver
   readonly guard: SpfGuardCache
   readonly now: () => number
+  /** The plugin's own measurements for the metrics (the command has none). */
+  readonly telemetry?: Telemetry
 }
 
 export interface Runtime {
@@ -190,6 +193,8 @@ export interface Runtime {
   readonly readOnly?: boolean
   /** The plugin's watch on a silent Redis (the command has none: it asks once and exits). */
   readonly health?: RedisHealth
+  /** The plugin's measurements, kept across reloads. */
+  readonly telemetry?: Telemetry
 }
 
 export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
@@ -199,6 +204,7 @@ export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
     storedChars: () => config.limits.stored_chars,
     maxInFlight: () => config.redis.max_in_flight,
     health: rt.health,
+    telemetry: rt.telemetry,
   })
   return {
     config,
@@ -211,6 +217,7 @@ export function buildDeps(loaded: Loaded, rt: Runtime): Deps {
     resolver: makeResolver(config.dns.timeout_ms, rt.dnsServers),
     guard: new SpfGuardCache(decisions, config, now, { readOnly: rt.readOnly }),
     now,
+    ...(rt.telemetry ? { telemetry: rt.telemetry } : {}),
   }
 }
 

@@ -34,6 +34,8 @@ export function caseRef(name = 'alice@contoso.com', withAwl = false): TupleRef {
     identity: CASE_IDENTITY,
     sender: 'alice@contoso.com',
     recipient: 'bob@example.com',
+    client: '40.107.22.92',
+    rdnsName: '?mail-eopbgr220092.outbound.protection.outlook.com',
   }
 }
 
@@ -44,6 +46,8 @@ export function decisionCases(ctx: () => { db: KeyedRedis; store: DecisionStore 
   // Every key a case seeds gets this TTL, so a transition that must leave a TTL alone shows it.
   const SEED_TTL = 7_777_000
   const who = { i: `${CASE_IDENTITY.kind}:${CASE_IDENTITY.value}`, s: 'alice@contoso.com', r: 'bob@example.com' }
+  // Stored with a new tuple only: where the deferred attempt came from.
+  const whence = { a: '40.107.22.92', h: '?mail-eopbgr220092.outbound.protection.outlook.com' }
 
   async function seed(db: KeyedRedis, stored: StoredState): Promise<void> {
     if (stored.awlCount !== null) {
@@ -86,7 +90,7 @@ export function decisionCases(ctx: () => { db: KeyedRedis; store: DecisionStore 
     const after = { ...before, tuple: { ...before.tuple }, awl: { ...before.awl } }
     switch (write.op) {
       case 'create': {
-        after.tuple = { f: String(now), ...who }
+        after.tuple = { f: String(now), ...who, ...whence }
         after.tupleTtl = write.ttlMs
         const n = Number(before.started ?? 0) + 1
         after.started = String(n)

@@ -96,8 +96,9 @@ describe('DecisionStore and AdminStore (Redis)', function () {
     await store.check(ref('s1'), t0 + 400_000, TIMING, stats) // retry after 400 s
     await store.check(ref('s1'), t0 + 500_000, TIMING, stats) // known
     await store.check(ref('s2'), t0, TIMING, { ...stats, shadow: true }) // new, shadow
-    store.noteFailOpen()
-    store.noteFailOpen()
+    store.noteFailOpen('redis_timeout')
+    store.noteFailOpen('redis_timeout')
+    store.noteFailOpen('internal')
     await store.count('wl:host', t0, stats, '85.214.1.1')
     await store.count('wl:host', t0, stats, '2001:db8::1')
     const h = await db.hGetAll(keys.counters)
@@ -110,15 +111,18 @@ describe('DecisionStore and AdminStore (Redis)', function () {
         'd:420': '1',
         'dk:host:420': '1',
         dsum: '400',
+        'dks:host': '400',
         dmax: '400',
         known: '1',
         'shadow:new': '1',
+        // Every tuple decision, by its identity's kind.
+        'id:host': '5',
       },
     )
     // Counts without an identity (and the fail-open events the next write carries) land in the
     // client's shard; the command adds the shards up.
     const day = await reads.day('sgl:', t0, 10)
-    assert.deepEqual(day.counters, { ...h, 'wl:host': '2', fail_open: '2' })
+    assert.deepEqual(day.counters, { ...h, 'wl:host': '2', fail_open: '3', 'fo:redis_timeout': '2', 'fo:internal': '1' })
     assert.deepEqual(day.identities, [{ value: 'host:outbound.protection.outlook.com', score: 2 }])
     assert.deepEqual(await db.zRangeWithScores(keys.identities, 0, -1), [{ value: 'host:outbound.protection.outlook.com', score: 2 }])
     const ttl = await db.pTTL(keys.counters)
@@ -145,6 +149,9 @@ describe('DecisionStore and AdminStore (Redis)', function () {
         identity: 'host:outbound.protection.outlook.com',
         sender: 'alice@contoso.com',
         recipient: 'bob@example.com',
+        // Where the deferred attempt came from (for stuck).
+        client: '40.107.22.92',
+        rdns: '?mail-eopbgr220092.outbound.protection.outlook.com',
       },
     ])
   })

@@ -14,6 +14,7 @@ import type { Deps } from '../setup'
 import { lookupDnsbl, lookupRdns } from './dns'
 import { StoreError, type StatsOptions, type TupleRef } from './redis-decision'
 import { spfFacts } from './spf-guard'
+import { Telemetry } from './telemetry'
 
 /** Where the tuple's state is read and changed. */
 export interface TupleStore {
@@ -91,6 +92,7 @@ function factSources(deps: Deps, input: RecipientInput, dnsLeft: () => number): 
   const { subject: s, given, connection: conn, transaction: txn } = input
   const { dns } = deps.config
   const ip = s.ip
+  const dnsTimes = deps.telemetry?.dns
   return {
     rdns(): Promise<RdnsFacts> {
       if (!ip) return Promise.resolve({ status: 'none' })
@@ -101,7 +103,10 @@ function factSources(deps: Deps, input: RecipientInput, dnsLeft: () => number): 
           ? Promise.resolve(known)
           : timeoutMs < MIN_LOOKUP_MS
             ? Promise.resolve({ status: 'error', error: 'no time left in [main] budget_ms' })
-            : tlds.ready.then(() => lookupRdns(ip, deps.resolver, { timeoutMs, maxNames: dns.max_names }))
+            : Telemetry.timed(
+                dnsTimes?.rdns,
+                tlds.ready.then(() => lookupRdns(ip, deps.resolver, { timeoutMs, maxNames: dns.max_names })),
+              )
       }
       return conn.rdns
     },
@@ -113,7 +118,7 @@ function factSources(deps: Deps, input: RecipientInput, dnsLeft: () => number): 
       const work: Promise<SpfFacts> =
         !ip || (!known && timeoutMs < MIN_LOOKUP_MS)
           ? Promise.resolve({ domain, result: 'temperror' })
-          : spfFacts(deps, ip, domain, isNull ? null : s.sender, s.helo, known, timeoutMs)
+          : Telemetry.timed(known ? undefined : dnsTimes?.spf, spfFacts(deps, ip, domain, isNull ? null : s.sender, s.helo, known, timeoutMs))
       if (txn) txn.spf = work
       return work
     },
@@ -124,7 +129,7 @@ function factSources(deps: Deps, input: RecipientInput, dnsLeft: () => number): 
         conn.dnsbl =
           known || !zones.length || !ip
             ? Promise.resolve(known ?? { source: 'none', listed: [] })
-            : lookupDnsbl(ip, zones, deps.resolver, Math.max(Math.min(dns.timeout_ms, dnsLeft()), MIN_LOOKUP_MS))
+            : Telemetry.timed(dnsTimes?.dnsbl, lookupDnsbl(ip, zones, deps.resolver, Math.max(Math.min(dns.timeout_ms, dnsLeft()), MIN_LOOKUP_MS)))
       }
       return conn.dnsbl
     },

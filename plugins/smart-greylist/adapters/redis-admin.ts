@@ -7,15 +7,11 @@ import { BoundedRedis, scanNode } from './redis-client'
 import type { RedisClient } from './haraka-types'
 import type { TupleStore } from './recipient'
 import type { TupleRef } from './redis-decision'
+import type { TupleSeen } from '../core/stuck'
 
-/** A tuple record as `list` shows it. */
-export interface TupleRecord {
+/** A tuple record as `list` and `stuck` read it. */
+export interface TupleRecord extends TupleSeen {
   readonly key: string
-  readonly firstSeen: number
-  readonly passedAt: number | null
-  readonly identity: string
-  readonly sender: string
-  readonly recipient: string
 }
 
 export interface AwlRecord {
@@ -68,14 +64,30 @@ export class AdminStore {
 
   async tuples(prefix: string): Promise<TupleRecord[]> {
     const out: TupleRecord[] = []
+    for await (const batch of this.tupleBatches(prefix)) out.push(...batch)
+    return out
+  }
+
+  /** The tuple records, a SCAN batch at a time (nothing but the batch is held). */
+  async *tupleBatches(prefix: string): AsyncGenerator<TupleRecord[]> {
     for await (const keys of this.scan(KEY_PATTERNS.tuples(prefix))) {
       const rows = await Promise.all(keys.map(async (key) => ({ key, h: await this.hash(key) })))
+      const out: TupleRecord[] = []
       rows.forEach(({ key, h }) => {
         if (!h.f) return
-        out.push({ key, firstSeen: Number(h.f), passedAt: h.p ? Number(h.p) : null, identity: h.i ?? '', sender: h.s ?? '', recipient: h.r ?? '' })
+        out.push({
+          key,
+          firstSeen: Number(h.f),
+          passedAt: h.p ? Number(h.p) : null,
+          identity: h.i ?? '',
+          sender: h.s ?? '',
+          recipient: h.r ?? '',
+          client: h.a ?? '',
+          rdns: h.h ?? '',
+        })
       })
+      yield out
     }
-    return out
   }
 
   async awlEntries(prefix: string): Promise<AwlRecord[]> {
@@ -125,16 +137,33 @@ export class AdminStore {
 
   /** One day's statistics, every shard added up, and the identities deferred most. */
   async day(prefix: string, ms: number, top: number): Promise<{ counters: Record<string, string>; identities: { value: string; score: number }[] }> {
-    const shards = allStatsKeys(prefix, ms)
-    const [hashes, sets] = await Promise.all([
-      Promise.all(shards.map((k) => this.hash(k.counters))),
-      Promise.all(shards.map((k) => this.topIdentities(k.identities, top))),
+    const [counters, sets] = await Promise.all([
+      this.counters(prefix, ms),
+      Promise.all(allStatsKeys(prefix, ms).map((k) => this.topIdentities(k.identities, top))),
     ])
     const identities = sets
       .flat()
       .sort((a, b) => b.score - a.score)
       .slice(0, top)
-    return { counters: addHashes(hashes), identities }
+    return { counters, identities }
+  }
+
+  /** One day's counters, every shard added up. */
+  async counters(prefix: string, ms: number): Promise<Record<string, string>> {
+    return addHashes(await Promise.all(allStatsKeys(prefix, ms).map((k) => this.hash(k.counters))))
+  }
+
+  /** SET NX PX: true when this call set it (a gate one process of the site passes per period). */
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.run((db) => db.set(key, value, { PX: ttlMs, NX: true }))) !== null
+  }
+
+  /** Writes a small hash whole, with a TTL. */
+  async setHash(key: string, fields: Record<string, string>, ttlMs: number): Promise<void> {
+    await this.redis.run(async (db) => {
+      await db.hSet(key, fields)
+      await db.pExpire(key, ttlMs)
+    })
   }
 
   async hash(key: string): Promise<Record<string, string>> {

@@ -11,6 +11,7 @@ import type { FlagStore } from './spf-guard'
 import { BoundedRedis, StoreError } from './redis-client'
 import type { RedisClient } from './haraka-types'
 import type { RedisHealth } from './redis-health'
+import { Telemetry } from './telemetry'
 
 export { StoreError }
 
@@ -27,10 +28,12 @@ const ARG_NAMES = [
   'identity',
   'sender',
   'recipient',
+  'client', // the client's address, stored with a new tuple ('' = none)
+  'rdns', // its rDNS name, '?'-prefixed when not forward-confirmed ('' = none)
   'label', // what a deferral counts as: defer (enforced), shadow ([main] mode), trusted ([select] accepted it)
   'also', // a second counter a deferral bumps ('' = none): would_trust (suspicious would have accepted it)
   'stats_ttl',
-  'fail_open', // decisions that failed open since the last successful write
+  'fail_open', // decisions that failed open since the last successful write, by cause: 'redis_timeout=2,internal=1'
   'field', // COUNT_SCRIPT: the counter to bump
   'pending_cap', // new tuples one identity may start per window
   'identities_max', // identities kept in the day's sorted set
@@ -79,7 +82,10 @@ local function stat(f, n)
     if redis.call('HINCRBY', counters_key, f, n or 1) == (n or 1) then redis.call('PEXPIRE', counters_key, statsttl) end
   end
 end
-if tonumber(fail_open) > 0 then stat(${C.failOpen}, tonumber(fail_open)) end
+for cause, n in string.gmatch(fail_open, '([%w_]+)=(%d+)') do
+  stat(${C.failOpen}, tonumber(n))
+  stat(${C.failOpenBy} .. cause, tonumber(n))
+end
 `
 
 // The transitions are exactly those of decide() (core/decision.ts); test/integration runs one
@@ -90,6 +96,9 @@ local delayms = tonumber(delay)
 local windowms = tonumber(window)
 local awlpasses = tonumber(awl_passes)
 local buckets = {${DELAY_BUCKETS.join(', ')}}
+local kind = string.match(identity, '^(%a+):') or 'other'
+-- Decisions per identity kind (a message record, which has no identity counter, is not one).
+if started_key ~= '' then stat(${C.identityKind} .. kind) end
 local function deferred(status)
   stat(label .. ':' .. status)
   if also ~= '' then stat(also .. ':' .. status) end
@@ -132,7 +141,11 @@ if (not first) or (nowms - first > windowms) then
   end
   if started_key ~= '' and redis.call('INCR', started_key) == 1 then redis.call('PEXPIRE', started_key, window) end
   redis.call('DEL', tuple_key)
-  redis.call('HSET', tuple_key, 'f', now, 'i', identity, 's', sender, 'r', recipient)
+  local fields = {'f', now, 'i', identity, 's', sender, 'r', recipient}
+  -- Where the deferred attempt came from, for smart-greylist stuck.
+  if client ~= '' then table.insert(fields, 'a') table.insert(fields, client) end
+  if rdns ~= '' then table.insert(fields, 'h') table.insert(fields, rdns) end
+  redis.call('HSET', tuple_key, unpack(fields))
   redis.call('PEXPIRE', tuple_key, window)
   deferred(status)
   return {'defer', status, 0, delayms}
@@ -155,8 +168,9 @@ for _, b in ipairs(buckets) do
 end
 stat(${C.retry})
 stat(${C.delayBucket} .. bucket)
-stat(${C.delayByKind} .. (string.match(identity, '^(%a+):') or 'other') .. ':' .. bucket)
+stat(${C.delayByKind} .. kind .. ':' .. bucket)
 stat(${C.delaySum}, waited)
+stat(${C.delaySumByKind} .. kind, waited)
 if counters_key ~= '' and waited > (tonumber(redis.call('HGET', counters_key, ${C.delayMax})) or -1) then
   redis.call('HSET', counters_key, ${C.delayMax}, waited)
 end
@@ -247,6 +261,9 @@ export interface TupleRef {
   readonly identity: Identity
   readonly sender: string
   readonly recipient: string
+  /** The client's address and rDNS name (`?name` when not forward-confirmed), kept with a new tuple. */
+  readonly client?: string
+  readonly rdnsName?: string
 }
 
 export interface StatsOptions {
@@ -269,10 +286,13 @@ export interface DecisionStoreOptions {
   readonly maxInFlight?: () => number
   /** The plugin's watch on a silent Redis, and Redis's clock for the scripts' deadline. */
   readonly health?: RedisHealth
+  /** Where this process's Redis waits and fail-open events are counted (the metrics). */
+  readonly telemetry?: Telemetry
 }
 
 export class DecisionStore implements FlagStore {
-  private failOpenPending = 0
+  /** Decisions that failed open since the last successful write, by cause. */
+  private failOpenPending = new Map<string, number>()
   private inFlight = 0
   private readonly redis: BoundedRedis
 
@@ -310,10 +330,12 @@ export class DecisionStore implements FlagStore {
       identity: identityText(t.identity).slice(0, cut),
       sender: t.sender.slice(0, cut),
       recipient: t.recipient.slice(0, cut),
+      client: t.client ?? '',
+      rdns: (t.rdnsName ?? '').slice(0, cut),
       label: stats.label ?? (stats.shadow ? 'shadow' : 'defer'),
       also: stats.also ?? '',
       stats_ttl: stats.ttlDays * 86_400_000,
-      fail_open: 0,
+      fail_open: '',
       pending_cap: timing.pendingCap,
       identities_max: identitiesPerShard(stats.identitiesMax ?? DEFAULTS.stats.identities),
       deadline: this.deadline(),
@@ -354,9 +376,11 @@ export class DecisionStore implements FlagStore {
     await this.run(CORRESPONDENT_SCRIPT, { keys: [w.key], arguments: [String(now), String(ttlMs), String(most), w.mailbox.slice(0, cut), ...pairs] })
   }
 
-  /** Remembers a decision that failed open; the next successful write counts it. */
-  noteFailOpen(): void {
-    this.failOpenPending++
+  /** Remembers a decision that failed open, and why; the next successful write counts it. */
+  noteFailOpen(cause: string): void {
+    const c = /^[a-z_]{1,32}$/.test(cause) ? cause : 'other'
+    this.opts.telemetry?.noteFailOpen(c)
+    this.failOpenPending.set(c, (this.failOpenPending.get(c) ?? 0) + 1)
   }
 
   /** A small shared verdict (the SPF guard's), or null when none is stored. */
@@ -382,7 +406,7 @@ export class DecisionStore implements FlagStore {
     if (this.inFlight >= max) throw new StoreError('busy', `${this.inFlight} Redis commands already waiting`)
     this.inFlight++
     try {
-      return await this.redis.run(command)
+      return await Telemetry.timed(this.opts.telemetry?.redis, this.redis.run(command))
     } finally {
       this.inFlight--
     }
@@ -394,13 +418,14 @@ export class DecisionStore implements FlagStore {
     return { counters_key: s.counters, identities_key: s.identities }
   }
 
-  private async withFailOpen<T>(work: (failOpen: number) => Promise<T>): Promise<T> {
+  private async withFailOpen<T>(work: (failOpen: string) => Promise<T>): Promise<T> {
+    if (!this.failOpenPending.size) return work('')
     const carry = this.failOpenPending
-    this.failOpenPending = 0
+    this.failOpenPending = new Map()
     try {
-      return await work(carry)
+      return await work([...carry].map(([c, n]) => `${c}=${n}`).join(','))
     } catch (err) {
-      this.failOpenPending += carry
+      for (const [c, n] of carry) this.failOpenPending.set(c, (this.failOpenPending.get(c) ?? 0) + n)
       throw err
     }
   }

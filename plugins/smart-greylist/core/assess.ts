@@ -64,6 +64,9 @@ export interface TupleAssessment {
   readonly key: string
   /** Counts the identity's new tuples for [limits] pending_per_identity. */
   readonly startedKey: string
+  /** The client's address and rDNS name, kept with a new tuple (what `stuck` shows). */
+  readonly client: string
+  readonly rdnsName: string
   /** Present when the (identity, sender domain) pair may be auto-whitelisted. */
   readonly awlKey?: string
   /** What the client brings for [select] policy = suspicious. */
@@ -132,12 +135,23 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
     shard: keys.shard,
     key: keys.tuple(sender, recipient),
     startedKey: keys.started,
+    client: s.ip.toString(),
+    rdnsName: rdnsName(rdns),
     ...(awl ? { awlKey: keys.awl(senderDomain, scope) } : {}),
     evidence,
     authenticatedDomain: senderAuthenticated(evidence, rdns, asSent) ? asSent : null,
     ...(rule ? { rule } : {}),
     config,
   }
+}
+
+/** The client's first forward-confirmed name, else `?` and its first PTR name, else ''. */
+export function rdnsName(rdns: RdnsFacts): string {
+  if (rdns.status !== 'ok') return ''
+  const confirmed = rdns.names.find((n) => n.confirmed)
+  if (confirmed) return confirmed.name
+  const first = rdns.names[0]
+  return first ? `?${first.name}` : ''
 }
 
 function listed(e: { kind: string; pattern: string; origin: string }): Assessment {

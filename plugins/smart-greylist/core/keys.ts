@@ -15,6 +15,8 @@
 //   <prefix>{<shard>}c:<digest>  hash {m: mailbox, <digest(domain)>: "<expires ms>|<domain>"}
 //                                a local mailbox's correspondents           TTL correspondents ttl, refreshed on write
 //   <prefix>s:<digest>           string "1" permissive / "0" strict SPF    TTL identity spf_guard_ttl
+//   <prefix>mx:stuck             hash {n: stuck pairs, at: ms}             TTL 3 x [metrics] stuck_every
+//   <prefix>mx:stuck:gate        string: the process counting now          TTL [metrics] stuck_every
 import crypto from 'node:crypto'
 
 /**
@@ -118,6 +120,14 @@ export function messageDigest(sender: string, recipients: readonly string[], mes
  */
 export function providerKeys(prefix: string): { ranges: (id: string) => string; lock: string; status: string } {
   return { ranges: (id) => `${prefix}pv:r:${id}`, lock: `${prefix}pv:lock`, status: `${prefix}pv:status` }
+}
+
+/**
+ * The metrics' count of stuck senders, made by one process of the site at a time: the count
+ * ({n, at}) and the gate that lets one process in per period. Not sharded.
+ */
+export function stuckCountKeys(prefix: string): { count: string; gate: string } {
+  return { count: `${prefix}mx:stuck`, gate: `${prefix}mx:stuck:gate` }
 }
 
 export const KEY_PATTERNS = {

@@ -226,6 +226,20 @@ export const SCHEMA = {
       timeout_ms: int(10_000, 100, 120_000, 'bound for each DNS walk or HTTP request of a refresh (ms)'),
     },
   },
+  metrics: {
+    doc: ["Prometheus metrics at /metrics: on Haraka's own HTTP server when http.ini has it listen, else on [metrics] listen."],
+    keys: {
+      enabled: bool(false, "serve the metrics (site-wide counters from Redis, this process's latencies and gauges)"),
+      listen: {
+        type: 'text',
+        default: '127.0.0.1:9464',
+        pattern: /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/,
+        what: 'host:port or [v6]:port',
+        doc: "where the metrics are served when Haraka's HTTP server is off (keep it off the Internet)",
+      } satisfies TextSpec,
+      stuck_every: int(300, 10, DAY, 'seconds between counts of stuck senders for the metrics (a SCAN of the tuples)'),
+    },
+  },
   skip: {
     doc: [],
     keys: {

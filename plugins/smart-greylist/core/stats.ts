@@ -3,7 +3,8 @@
 //
 //   <prefix>{<shard>}st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, trusted:<…>,
 //                                            would_trust:<…>, retry, known, awl, wl:<kind>,
-//                                            skip:<reason>, fail_open, d:<bucket>, dsum, dmax
+//                                            skip:<reason>, fail_open, fo:<cause>, id:<kind>,
+//                                            d:<bucket>, dsum, dmax, dk:<kind>:<bucket>, dks:<kind>
 //   <prefix>{<shard>}si:<YYYY-MM-DD>  zset   identity -> tuples deferred (new or expired) that day
 // Both expire after [stats] days. A decision counts in its identity's shard (keys.ts), inside
 // the same script and slot as its tuple; `smart-greylist stats` adds the shards up.
@@ -29,11 +30,16 @@ export const COUNTER = {
   known: 'known',
   awl: 'awl',
   failOpen: 'fail_open',
+  /** The same by cause: `fo:<cause>` (redis_timeout, redis_unavailable, internal …). */
+  failOpenBy: 'fo:',
+  /** Tuple decisions per identity kind: `id:<kind>`. */
+  identityKind: 'id:',
   delaySum: 'dsum',
   delayMax: 'dmax',
   delayBucket: 'd:',
-  /** The same histogram per identity kind: `dk:<kind>:<bucket>`. */
+  /** The same histogram per identity kind: `dk:<kind>:<bucket>`, and its sum `dks:<kind>`. */
   delayByKind: 'dk:',
+  delaySumByKind: 'dks:',
   whitelisted: 'wl:',
   skipped: 'skip:',
 } as const
@@ -94,12 +100,18 @@ export interface DayStats {
   /** defer_weak_at = data: recipients whose deferral waited for their message, by state. */
   readonly postponed: Record<string, number>
   readonly shadow: number
+  /** Shadow mode's would-be deferrals, by state. */
+  readonly shadowBy: Record<string, number>
   readonly acceptedAfterDelay: number
   readonly known: number
   readonly autoWhitelisted: number
   readonly whitelisted: Record<string, number>
   readonly skipped: Record<string, number>
   readonly failOpen: number
+  /** Fail-open events by cause (redis_timeout, redis_unavailable, redis_busy, internal …). */
+  readonly failOpenBy: Record<string, number>
+  /** Tuple decisions by identity kind (spf, host, pool, net). */
+  readonly identityKinds: Record<string, number>
   /** [select] policy = suspicious: tuples accepted on evidence that `all` would have deferred, by state. */
   readonly trusted: Record<string, number>
   /** [select] policy = all: deferrals that `suspicious` would have accepted, by state. */
@@ -107,6 +119,8 @@ export interface DayStats {
   readonly delay: { count: number; sumSeconds: number; maxSeconds: number; buckets: Record<string, number> }
   /** The delay histogram per identity kind (spf, host, pool, net). */
   readonly delayByKind: Record<string, Record<string, number>>
+  /** The delays' sum (seconds) per identity kind. */
+  readonly delaySumByKind: Record<string, number>
 }
 
 /** One day's hash as Redis returns it (field -> decimal string). */
@@ -129,16 +143,20 @@ export function parseDay(day: string, h: Record<string, string>): DayStats {
     messagesDeferredBy,
     postponed: family('postponed'),
     shadow: sum(family('shadow')),
+    shadowBy: family('shadow'),
     acceptedAfterDelay: n(COUNTER.retry),
     known: n(COUNTER.known),
     autoWhitelisted: n(COUNTER.awl),
     whitelisted: pick(COUNTER.whitelisted),
     skipped: pick(COUNTER.skipped),
     failOpen: n(COUNTER.failOpen),
+    failOpenBy: pick(COUNTER.failOpenBy),
+    identityKinds: pick(COUNTER.identityKind),
     trusted: family('trusted'),
     wouldTrust: family('would_trust'),
     delay: { count: sum(buckets), sumSeconds: n(COUNTER.delaySum), maxSeconds: n(COUNTER.delayMax), buckets },
     delayByKind: byKind(pick(COUNTER.delayByKind)),
+    delaySumByKind: pick(COUNTER.delaySumByKind),
   }
 }
 
@@ -208,12 +226,15 @@ export function mergeDays(days: readonly DayStats[]): DayStats {
       messagesDeferredBy: add(t.messagesDeferredBy, d.messagesDeferredBy),
       postponed: add(t.postponed, d.postponed),
       shadow: t.shadow + d.shadow,
+      shadowBy: add(t.shadowBy, d.shadowBy),
       acceptedAfterDelay: t.acceptedAfterDelay + d.acceptedAfterDelay,
       known: t.known + d.known,
       autoWhitelisted: t.autoWhitelisted + d.autoWhitelisted,
       whitelisted: add(t.whitelisted, d.whitelisted),
       skipped: add(t.skipped, d.skipped),
       failOpen: t.failOpen + d.failOpen,
+      failOpenBy: add(t.failOpenBy, d.failOpenBy),
+      identityKinds: add(t.identityKinds, d.identityKinds),
       trusted: add(t.trusted, d.trusted),
       wouldTrust: add(t.wouldTrust, d.wouldTrust),
       delay: {
@@ -225,6 +246,7 @@ export function mergeDays(days: readonly DayStats[]): DayStats {
       delayByKind: Object.fromEntries(
         [...new Set([...Object.keys(t.delayByKind), ...Object.keys(d.delayByKind)])].map((k) => [k, add(t.delayByKind[k] ?? {}, d.delayByKind[k] ?? {})]),
       ),
+      delaySumByKind: add(t.delaySumByKind, d.delaySumByKind),
     }),
     parseDay('total', {}),
   )

@@ -1,0 +1,61 @@
+// `smart-greylist stuck`: (sender domain, recipient) pairs deferred again and again from different
+// identities or networks without ever passing: the seed's symptom, with what would fix it.
+import { stuckPairs, type StuckPair } from '../../plugins/smart-greylist/core/stuck'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { Context } from '../context'
+
+export const stuck: Command = {
+  name: 'stuck',
+  summary: 'senders deferred again and again from other addresses without passing, worst first',
+  usage: '[--min N] [--limit N] [--config DIR] [--json]',
+  description: [
+    'A (sender domain, recipient) pair is stuck when at least N of its tuples wait for a retry within',
+    'retry_window, from two or more identities or /24 (/64) networks, and none of its tuples passed in',
+    'that window. Each pair comes with the identities, networks and rDNS names seen (?name: not',
+    'forward-confirmed) and, when one fits, the whitelist line or setting that lets it through.',
+    'Scans the tuples under the prefix (SCAN). Exit status 1 when a pair is stuck.',
+  ],
+  options: { ...COMMON_OPTIONS, min: { type: 'string', default: '3' }, limit: { type: 'string', default: '20' } },
+  optionHelp: { ...COMMON_HELP, min: 'deferrals a pair needs (default 3)', limit: 'show at most this many pairs (default 20)' },
+  async run(values, _pos, io) {
+    const min = Number(values.min)
+    const limit = Number(values.limit)
+    if (!Number.isInteger(min) || min < 2 || min > 10_000) throw new UsageError('--min takes a whole number from 2 to 10000')
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit takes a positive whole number')
+    const ctx = new Context(String(values.config))
+    return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
+      const { config } = deps
+      const now = deps.now()
+      const pairs = stuckPairs(await admin.tuples(config.redis.prefix), now, {
+        minDeferrals: min,
+        windowMs: config.main.retry_window * 1000,
+        orgDomain: deps.orgDomain,
+        deferWeakAt: config.main.defer_weak_at,
+      })
+      const shown = pairs.slice(0, limit)
+      if (values.json) {
+        io.out(JSON.stringify({ total: pairs.length, pairs: shown.map((p) => ({ ...p, firstSeen: iso(p.firstSeen), lastSeen: iso(p.lastSeen) })) }, null, 2))
+      } else {
+        for (const p of shown) for (const line of describe(p, now)) io.out(line)
+        io.out(pairs.length ? `${shown.length} of ${pairs.length} stuck pairs` : 'no stuck senders')
+      }
+      return pairs.length ? EXIT.finding : EXIT.ok
+    })
+  },
+}
+
+function describe(p: StuckPair, now: number): string[] {
+  const mins = (ms: number): string => `${Math.round(ms / 60_000)} min`
+  return [
+    `${p.senderDomain} -> ${p.recipient}: ${p.deferrals} deferrals from ${p.identities.length} identities in ${p.networks.length} networks, first ${mins(now - p.firstSeen)} ago, last ${mins(now - p.lastSeen)} ago`,
+    `  identities: ${p.identities.join(' ')}`,
+    `  networks:   ${p.networks.join(' ') || 'not recorded'}`,
+    `  rDNS:       ${p.names.join(' ') || 'none'}`,
+    ...(p.suggestion ? [`  suggest:    ${p.suggestion}`] : []),
+    ...(p.note ? [`  note:       ${p.note}`] : []),
+  ]
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString()
+}

@@ -1,0 +1,151 @@
+// Serves the Prometheus metrics: on Haraka's own HTTP server (its express app, init_http) when
+// http.ini has it listen, else on a server of our own at [metrics] listen. A scrape reads the
+// site's counters of today from Redis (every shard, so every MX and worker), the stuck count one
+// process of the site makes every [metrics] stuck_every seconds, and this process's own state.
+import http from 'node:http'
+import os from 'node:os'
+import { stuckCountKeys } from '../core/keys'
+import { providerAges, renderMetrics, type SiteMetrics } from '../core/metrics'
+import { parseDay } from '../core/stats'
+import { StuckFinder } from '../core/stuck'
+import type { Provider } from '../core/providers'
+import type { SharedRanges } from '../core/refresh'
+import type { Deps } from '../setup'
+import type { RedisClient } from './haraka-types'
+import { AdminStore } from './redis-admin'
+import type { Telemetry } from './telemetry'
+
+export const METRICS_PATH = '/metrics'
+
+export interface MetricsSources {
+  readonly deps: () => Deps
+  readonly client: () => RedisClient | undefined
+  readonly telemetry: Telemetry
+  readonly providers: () => { list: readonly Provider[]; shared: ReadonlyMap<string, SharedRanges> }
+  /** A Redis connection that answers (the health watch's word). */
+  readonly redisUp: () => boolean
+  readonly log: { loginfo(msg: string): void; logwarn(msg: string): void }
+}
+
+/** The minimal request and response both node:http and express hand a handler. */
+interface Req {
+  readonly method?: string
+  readonly url?: string
+}
+interface Res {
+  writeHead(status: number, headers: Record<string, string>): unknown
+  end(body?: string): unknown
+}
+
+export class MetricsEndpoint {
+  private server?: http.Server
+  private counting = false
+  private readonly admin: AdminStore
+
+  constructor(private readonly src: MetricsSources) {
+    this.admin = new AdminStore(src.client, () => src.deps().config.redis.timeout_ms)
+  }
+
+  /** The request handler, for our server and for Haraka's express app alike. */
+  readonly handle = (req: Req, res: Res): void => {
+    const url = (req.url ?? '').split('?')[0]
+    if (url !== METRICS_PATH || (req.method && req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' })
+      res.end('not found\n')
+      return
+    }
+    this.render()
+      .then((body) => {
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' })
+        res.end(req.method === 'HEAD' ? undefined : body)
+      })
+      .catch((err: unknown) => {
+        res.writeHead(500, { 'Content-Type': 'text/plain' })
+        res.end(`metrics failed: ${err instanceof Error ? err.message : String(err)}\n`)
+      })
+  }
+
+  async render(): Promise<string> {
+    const deps = this.src.deps()
+    const now = deps.now()
+    const site = await this.site(deps, now)
+    const { list, shared } = this.src.providers()
+    const t = this.src.telemetry
+    return renderMetrics(
+      site,
+      {
+        host: os.hostname(),
+        pid: process.pid,
+        redisUp: this.src.redisUp(),
+        redisInFlight: deps.decisions.pending,
+        redisSeconds: t.redis.snapshot(),
+        dnsSeconds: Object.fromEntries(Object.entries(t.dns).map(([k, h]) => [k, h.snapshot()])),
+        failOpen: Object.fromEntries(t.failOpen),
+        providerAgeSeconds: providerAges(list, shared, now),
+      },
+      now,
+    )
+  }
+
+  /** What Redis says of the whole site; a Redis that fails leaves the process's own series. */
+  private async site(deps: Deps, now: number): Promise<SiteMetrics> {
+    const { prefix } = deps.config.redis
+    const keys = stuckCountKeys(prefix)
+    const [counters, stuck] = await Promise.all([this.admin.counters(prefix, now).catch(() => null), this.admin.hash(keys.count).catch(() => null)])
+    const n = stuck?.n === undefined ? null : Number(stuck.n)
+    const at = stuck?.at === undefined ? null : Number(stuck.at)
+    if (stuck && (at === null || now - at >= deps.config.metrics.stuck_every * 1000)) this.countStuck(deps, now)
+    return { today: counters ? parseDay('today', counters) : null, stuckPairs: n, stuckCountedAt: at }
+  }
+
+  /**
+   * Counts the stuck pairs in the background, when this process passes the site's gate (one
+   * process of all MXs per stuck_every): a SCAN of the tuples, a batch at a time.
+   */
+  private countStuck(deps: Deps, now: number): void {
+    if (this.counting) return
+    const { config } = deps
+    const keys = stuckCountKeys(config.redis.prefix)
+    const periodMs = config.metrics.stuck_every * 1000
+    this.counting = true
+    const work = async (): Promise<void> => {
+      const gate = await this.admin.setIfAbsent(keys.gate, `${os.hostname()}:${process.pid}`, periodMs)
+      if (!gate) return
+      const finder = new StuckFinder(now, {
+        minDeferrals: 3,
+        windowMs: config.main.retry_window * 1000,
+        orgDomain: deps.orgDomain,
+        deferWeakAt: config.main.defer_weak_at,
+      })
+      for await (const batch of this.admin.tupleBatches(config.redis.prefix)) for (const t of batch) finder.add(t)
+      await this.admin.setHash(keys.count, { n: String(finder.pairs().length), at: String(now) }, 3 * periodMs)
+    }
+    work()
+      .catch((err: unknown) => this.src.log.logwarn(`metrics: stuck senders not counted (${err instanceof Error ? err.message : String(err)})`))
+      .finally(() => {
+        this.counting = false
+      })
+  }
+
+  /** Our own server, for when Haraka's HTTP server is off. */
+  listen(address: string): Promise<void> {
+    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address)
+    const host = m?.[1] ?? m?.[2]
+    if (!m || !host) return Promise.reject(new Error(`[metrics] listen: not host:port: ${address}`))
+    const server = http.createServer(this.handle)
+    this.server = server
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(Number(m[3]), host, () => {
+        server.off('error', reject)
+        this.src.log.loginfo(`metrics at http://${address}${METRICS_PATH}`)
+        resolve()
+      })
+    })
+  }
+
+  close(): void {
+    this.server?.close()
+    this.server = undefined
+  }
+}

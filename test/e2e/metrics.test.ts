@@ -1,0 +1,147 @@
+// End to end: what the admin sees. Two Harakas share one Redis, each serving Prometheus metrics
+// on [metrics] listen. An Exchange-like sender is deferred by one MX and accepted by the other;
+// either MX's scrape then shows both decisions, the delay, and its own Redis and DNS waits. An
+// unlisted six-address pool without rDNS retries to no avail: `stuck` names it, the metric counts
+// it, and `stats --chart` draws the delay real mail paid.
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import { DnsServer } from '../../scripts/harness/dns-server'
+import { HarakaInstance } from '../../scripts/harness/haraka'
+import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
+import { deliver } from '../../scripts/harness/smtp'
+import { runCli } from '../helpers/cli'
+import { sleep } from '../helpers/wait'
+import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
+
+/** Six addresses in six /16s, no PTR, no SPF record, in no provider range. */
+const POOL_IPS = ['2.58.10.5', '31.13.70.9', '45.83.1.7', '77.111.240.3', '91.199.4.8', '185.15.58.2']
+
+function scrape(port: number, path = '/metrics'): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
+        let body = ''
+        res.on('data', (d: Buffer) => (body += d.toString()))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }))
+      })
+      .on('error', reject)
+  })
+}
+
+/** A sample's value: the line `name{labels…}` whose labels include all of `labels`. */
+function value(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line)
+    if (!m || m[1] !== name) continue
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-z_]+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]))
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3])
+  }
+  return undefined
+}
+
+describe('metrics, stuck senders and the delay chart, across two MXs', function () {
+  this.timeout(120_000)
+  let redis: PrivateRedis
+  let dns: DnsServer
+  const mx: HarakaInstance[] = []
+  const metricsPorts: number[] = []
+
+  before(async function () {
+    this.timeout(60_000)
+    redis = await startPrivateRedis()
+    dns = await DnsServer.start()
+    dns.add(exchangeZone())
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort()
+      metricsPorts.push(port)
+      const ini = `[main]\ndelay=1\nretry_window=600\n[whitelist]\nproviders=false\n[awl]\npasses=0\n[metrics]\nenabled=true\nlisten=127.0.0.1:${port}\nstuck_every=10\n`
+      mx.push(await HarakaInstance.start({ redisPort: redis.port, dnsPort: dns.port, ini }))
+    }
+    for (const h of mx) await h.waitFor(/\[smart-greylist\] connected to redis/)
+    for (const h of mx) await h.waitFor(/metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/)
+  })
+  after(async () => {
+    for (const h of mx) await h.stop()
+    await dns?.close()
+    await redis?.stop()
+  })
+
+  it('one scrape of either MX shows the decisions of both after a real 451 -> 250, and its own waits', async () => {
+    const env = { helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['carol@example.com'] }
+    const first = await deliver(mx[0].port, { ...env, clientIp: EXCHANGE_IPS[0] })
+    assert.equal(first.rcpt[0].code, 451)
+    await sleep(1300)
+    const retry = await deliver(mx[1].port, { ...env, clientIp: EXCHANGE_IPS[3] })
+    assert.equal(retry.rcpt[0].code, 250)
+
+    for (const [i, port] of metricsPorts.entries()) {
+      const r = await scrape(port)
+      assert.equal(r.status, 200)
+      assert.match(r.type, /^text\/plain; version=0\.0\.4/)
+      const m = r.body
+      assert.equal(value(m, 'smart_greylist_site_up'), 1)
+      assert.equal(value(m, 'smart_greylist_decisions_total', { action: 'defer', reason: 'new' }), 1, `MX ${i + 1} sees MX 1's deferral`)
+      assert.equal(value(m, 'smart_greylist_decisions_total', { action: 'pass', reason: 'retry' }), 1, `MX ${i + 1} sees MX 2's pass`)
+      assert.equal(value(m, 'smart_greylist_identity_decisions_total', { kind: 'host' }), 2)
+      assert.equal(value(m, 'smart_greylist_delay_seconds_count'), 1)
+      assert.equal(value(m, 'smart_greylist_delay_seconds_bucket', { le: '60' }), 1)
+      assert.equal(value(m, 'smart_greylist_delay_seconds_bucket', { le: '+Inf' }), 1)
+      const waited = value(m, 'smart_greylist_delay_seconds_sum') ?? -1
+      assert.ok(waited >= 1 && waited <= 30, `delay sum ${waited}`)
+      assert.equal(value(m, 'smart_greylist_delay_by_kind_seconds_count', { kind: 'host' }), 1)
+      // This process's own series, labelled with its pid.
+      const me = { pid: String(mx[i].pid) }
+      assert.equal(value(m, 'smart_greylist_redis_up', me), 1)
+      assert.equal(value(m, 'smart_greylist_redis_in_flight', me), 0)
+      assert.ok((value(m, 'smart_greylist_redis_request_seconds_count', me) ?? 0) >= 1, 'Redis waits of this process')
+      assert.equal(value(m, 'smart_greylist_dns_lookup_seconds_count', { ...me, lookup: 'rdns' }), 1, 'one rDNS lookup per MX')
+      assert.ok((value(m, 'smart_greylist_provider_data_age_seconds', { ...me, provider: 'microsoft' }) ?? -1) > 0)
+      assert.match(m, /^# TYPE smart_greylist_decisions_total counter$/m)
+      assert.match(m, /^# TYPE smart_greylist_delay_seconds histogram$/m)
+    }
+    assert.equal((await scrape(metricsPorts[0], '/other')).status, 404)
+  })
+
+  it('an unlisted pool without rDNS that retries from six networks: stuck names it, the metric counts it', async () => {
+    const env = { from: 'news@pool.example', to: ['dave@example.com'] }
+    for (const [i, ip] of POOL_IPS.entries()) {
+      const r = await deliver(mx[i % 2].port, { ...env, clientIp: ip })
+      assert.equal(r.rcpt[0].code, 451, `attempt ${i + 1} from ${ip}`)
+    }
+    const cli = (...args: string[]): ReturnType<typeof runCli> => runCli([...args, '--config', mx[0].configDir])
+    const text = await cli('stuck')
+    assert.equal(text.code, 1, text.stderr)
+    assert.match(text.stdout, /^pool\.example -> dave@example\.com: 6 deferrals from 6 identities in 6 networks/m)
+    assert.match(text.stdout, /identities: net:2\.58\.10\.0\/24 net:31\.13\.70\.0\/24/)
+    assert.match(text.stdout, /rDNS: {7}none/)
+    assert.match(text.stdout, /suggest: {4}\[main\] defer_weak_at = data/)
+    assert.doesNotMatch(text.stdout, /contoso/, 'the Exchange-like sender passed: not stuck')
+    const json = JSON.parse((await cli('stuck', '--json')).stdout) as { total: number; pairs: { networks: string[] }[] }
+    assert.equal(json.total, 1)
+    assert.equal(json.pairs[0]?.networks.length, 6)
+    const chart = await cli('stats', '--days', '1', '--chart')
+    assert.equal(chart.code, 0, chart.stderr)
+    assert.match(chart.stdout, /^ {6}<= 60 s \| #{40} 1$/m)
+    if (process.env.SGL_SHOW_OUTPUT) console.log(`$ smart-greylist stuck\n${text.stdout}\n$ smart-greylist stats --days 1 --chart\n${chart.stdout}`)
+
+    // One process of the site counts at a time, every stuck_every (10 s): the count made at the
+    // first test's scrapes (0) holds until then, and a scrape after it starts the next.
+    let stuck: number | undefined
+    const seen = new Set<number | undefined>()
+    const until = Date.now() + 30_000
+    for (let i = 0; stuck !== 1 && Date.now() < until; i++) {
+      stuck = value((await scrape(metricsPorts[i % 2])).body, 'smart_greylist_stuck_pairs')
+      seen.add(stuck)
+      if (stuck !== 1) await sleep(500)
+    }
+    assert.equal(stuck, 1)
+    assert.deepEqual(
+      [...seen].filter((v) => v !== 1),
+      [0],
+      'the earlier count until the period ended',
+    )
+    const m = (await scrape(metricsPorts[1])).body
+    assert.equal(value(m, 'smart_greylist_decisions_total', { action: 'defer', reason: 'new' }), 7)
+    assert.equal(value(m, 'smart_greylist_identity_decisions_total', { kind: 'net' }), 6)
+  })
+})

@@ -6,7 +6,7 @@ import tlds from 'haraka-tld'
 import type { Config } from './core/settings'
 import { identityText } from './core/identity'
 import { isPostponed, messageRecord, type MessageDecision } from './core/message'
-import { answer, counterOf, decisionRecord, failureAnswer, secs, type RecipientDecision } from './core/recipient'
+import { answer, counterOf, decisionRecord, failureAnswer, secs, WATCH_NAME, watchResult, type RecipientDecision } from './core/recipient'
 import { evidenceText } from './core/select'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
 import { correspondentsOf, messageFactsOf, recipientInput, transactionNote } from './adapters/haraka-recipient'
@@ -101,7 +101,7 @@ export function register(this: Plugin): void {
     log: this,
   })
   this.sg = {
-    deps: buildDeps(loaded, { client: () => this.db, health, telemetry }),
+    deps: buildDeps(loaded, { client: () => this.db, health, ...measured(loaded, telemetry) }),
     fileProviders: loaded.fileProviders,
     providerList: loaded.providerList,
     shared,
@@ -122,6 +122,11 @@ export function register(this: Plugin): void {
   this.register_hook('data', 'sg_data')
   this.register_hook('data_post', 'sg_data_post')
   this.register_hook('queue_ok', 'sg_queue_ok')
+}
+
+/** Decisions are timed only while the metrics are on: off, they cost nothing. */
+function measured(loaded: Loaded, telemetry: Telemetry): { telemetry?: Telemetry } {
+  return loaded.config.metrics.enabled ? { telemetry } : {}
 }
 
 /** Reads every file, with this plugin's reload as haraka-config's change callback; logs what is wrong. */
@@ -146,7 +151,7 @@ function refreshedCount(loaded: Loaded): number {
 export function sg_load(this: Plugin): void {
   const loaded = loadFor(this, this.sg.deps.config, this.sg.shared)
   // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
-  this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health, telemetry: this.sg.telemetry })
+  this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health, ...measured(loaded, this.sg.telemetry) })
   this.sg.fileProviders = loaded.fileProviders
   this.sg.providerList = loaded.providerList
   const target = redisTarget(loaded.redis)
@@ -422,5 +427,6 @@ function record(plugin: Plugin, connection: Connection, rcpt: Address, d: Recipi
   // error is logged by haraka-results as it records it.
   if (d.kind === 'failed') txn.results.add(plugin, { err: r.line })
   else txn.results.add(plugin, { ...r.result, human: r.line, emit: config.main.log_decisions })
+  txn.results.redis_publish?.(WATCH_NAME, watchResult(d, config, r.line))
   if (r.dnsError) connection.logerror(plugin, r.dnsError)
 }

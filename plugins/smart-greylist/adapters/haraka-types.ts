@@ -6,6 +6,8 @@ export type Next = (code?: number, msg?: unknown) => void
 export interface Results {
   add(plugin: object | string, obj: Record<string, unknown>): void
   get(plugin: object | string): Record<string, unknown> | undefined
+  /** haraka-results >= 2: publishes a result to Redis (result-<uuid>) as haraka-plugin-watch reads them, without storing it. */
+  redis_publish?(name: string, obj: Record<string, unknown>): void
 }
 
 /** Haraka <= 3.1 exposes address() as a method, >= 3.2 as a property. */

@@ -207,3 +207,29 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
 export function secs(ms: number): number {
   return Math.round(ms / 1000)
 }
+
+/**
+ * How haraka-plugin-watch shows a recipient's decision. It places a plugin by its name's phase
+ * prefix (rcpt_to.* under RCPT TO) and colours an unknown plugin's cell by its result: pass
+ * green, fail red, err yellow, anything else grey; the tooltip is human_html.
+ */
+export const WATCH_NAME = 'rcpt_to.smart-greylist'
+
+export function watchResult(d: RecipientDecision, config: Config, line: string): Record<string, string> {
+  const cell = (outcome: 'pass' | 'fail' | 'skip' | 'err', what: string): Record<string, string> => ({ [outcome]: what, human_html: line })
+  switch (d.kind) {
+    case 'failed':
+      return cell('err', d.cause)
+    case 'whitelist':
+      return cell('pass', `whitelist:${d.what}`)
+    case 'skip':
+      return cell('skip', d.reason)
+    case 'trusted':
+    case 'correspondent':
+      return cell('skip', d.kind)
+    case 'tuple':
+      if (answer(d, config) === 'defer') return cell('fail', `greylisted:${d.verdict.status}`)
+      // Shadow mode's would-be deferrals and postponed ones were accepted, but not passed.
+      return d.verdict.action === 'pass' ? cell('pass', `greylist:${d.verdict.status}`) : cell('skip', d.postponed ? 'postponed' : 'shadow')
+  }
+}

@@ -1,9 +1,10 @@
 // The SMTP-level part of `npm run bench`: real Harakas (fcrdns and spf loaded in each) under the
-// same load, side by side: one without smart-greylist, one with it, and one whose only addition is
-// a plugin that defers every recipient and does nothing else (what Haraka itself spends on a
-// deferral: the floor for any greylisting plugin). PROXY sessions from fresh random public
-// addresses and from a pool of 200, at 10 and 50 concurrent sessions, saturated and paced, and
-// fresh addresses with STARTTLS.
+// same load, side by side: one without smart-greylist; one whose only addition is a plugin that
+// defers every recipient and does nothing else (what Haraka itself spends on a deferral: the floor
+// for any greylisting plugin); one with smart-greylist; and one with smart-greylist serving its
+// metrics, scraped every second. The decision's own CPU is smart-greylist's minus the floor's.
+// PROXY sessions from fresh random public addresses and from a pool of 200, at 10 and 50
+// concurrent sessions, saturated and paced, and fresh addresses with STARTTLS.
 //
 // Built to measure differences of a few per cent on a small shared machine:
 // - the Harakas get one CPU of their own (taskset, when there are two or more), the load
@@ -15,12 +16,13 @@
 // - Haraka's own CPU time per session (/proc) is reported next to the throughput.
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import { DnsServer } from './harness/dns-server'
 import { HarakaInstance } from './harness/haraka'
 import { percentile, runLoad, type SessionPlan } from './harness/load'
 import { connectRedis } from './harness/redis'
-import type { PrivateRedis } from './harness/redis-server'
+import { freePort, type PrivateRedis } from './harness/redis-server'
 
 export interface SmtpCell {
   readonly perSecond: number
@@ -38,12 +40,18 @@ export interface SmtpRow {
   readonly without: SmtpCell
   readonly deferOnly: SmtpCell
   readonly with: SmtpCell
+  /** smart-greylist with [metrics] on, scraped once a second. */
+  readonly withMetrics: SmtpCell
   /** Median over the rounds of with / without sessions per second, and the rounds' range. */
   readonly throughputRatio: number
   readonly ratioRange: readonly [number, number]
   /** The same for the defer-only plugin: what a deferral costs Haraka itself. */
   readonly deferOnlyRatio: number
   readonly cpuOverheadMs: number
+  /** The decision's own CPU per session: smart-greylist's minus the defer-only floor's. */
+  readonly decisionCpuMs: number
+  /** What serving the metrics adds per session: with them on and scraped, minus without. */
+  readonly metricsCpuMs: number
   readonly p50OverheadMs: number
   readonly p99OverheadMs: number
   readonly redisRoundTripsPerDecision: number
@@ -151,9 +159,30 @@ interface Slice {
   rcptMs: number[]
 }
 
-async function slice(h: HarakaInstance, concurrency: number, ms: number, rate: number | null, plan: (n: number) => SessionPlan, tls: boolean): Promise<Slice> {
+/** Fetches the metrics once a second while `work` runs, as a Prometheus server would (more often). */
+async function scraped<T>(port: number | undefined, work: Promise<T>): Promise<T> {
+  if (!port) return work
+  const timer = setInterval(() => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => res.resume()).on('error', () => undefined)
+  }, 1000)
+  try {
+    return await work
+  } finally {
+    clearInterval(timer)
+  }
+}
+
+async function slice(
+  h: HarakaInstance,
+  concurrency: number,
+  ms: number,
+  rate: number | null,
+  plan: (n: number) => SessionPlan,
+  tls: boolean,
+  metricsPort?: number,
+): Promise<Slice> {
   const before = cpuMs(h.pid)
-  const r = await runLoad({ port: h.port, concurrency, durationMs: ms, plan, tls, ...(rate ? { rate } : {}) })
+  const r = await scraped(metricsPort, runLoad({ port: h.port, concurrency, durationMs: ms, plan, tls, ...(rate ? { rate } : {}) }))
   // Sessions still closing are counted in the CPU time too: a moment for them to finish.
   await new Promise((res) => setTimeout(res, 100))
   h.log.length = 0
@@ -197,7 +226,12 @@ export async function smtpBenchmark(
     const withPlugin = await HarakaInstance.start(common)
     started.push(withPlugin)
     await withPlugin.waitFor(/\[smart-greylist\] connected to redis/, 15_000)
-    const instances = [without, deferOnly, withPlugin]
+    const metricsPort = await freePort()
+    const withMetrics = await HarakaInstance.start({ ...common, ini: `${common.ini}[metrics]\nenabled=true\nlisten=127.0.0.1:${metricsPort}\n` })
+    started.push(withMetrics)
+    await withMetrics.waitFor(/\[smart-greylist\] connected to redis/, 15_000)
+    const instances = [without, deferOnly, withPlugin, withMetrics]
+    const n = instances.length
     const pinned = pin(instances, [process.pid, redis.process.pid ?? 0].filter(Boolean))
     let offset = 10_000_000
     for (const h of instances) {
@@ -209,16 +243,16 @@ export async function smtpBenchmark(
     for (const { name: workload, plan, cells, ...w } of WORKLOADS) {
       for (const [concurrency, rate] of cells) {
         const sliceMs = (seconds * 1000) / rounds
-        const taken: Slice[][] = [[], [], []]
+        const taken: Slice[][] = instances.map(() => [])
         let redisBefore = { scripts: 0, commands: 0, bytes: 0 }
         let redisDelta = { scripts: 0, commands: 0, bytes: 0, rcpts: 0 }
         for (let r = 0; r < rounds; r++) {
-          for (let k = 0; k < 3; k++) {
-            const i = (r + k) % 3
+          for (let k = 0; k < n; k++) {
+            const i = (r + k) % n
             // Fresh addresses never repeat across slices; the pool is the same 200 throughout.
             const base = w.fresh ? (offset += 1_000_000) : 0
             if (i === 2) redisBefore = await redisCounters(redis.port)
-            const s = await slice(instances[i], concurrency, sliceMs, rate, (n) => plan(base + n), Boolean(w.tls))
+            const s = await slice(instances[i], concurrency, sliceMs, rate, (x) => plan(base + x), Boolean(w.tls), i === 3 ? metricsPort : undefined)
             taken[i].push(s)
             if (i === 2) {
               const after = await redisCounters(redis.port)
@@ -232,7 +266,7 @@ export async function smtpBenchmark(
             }
           }
         }
-        const [a, d, b] = taken.map(cell)
+        const [a, d, b, m] = taken.map(cell)
         // Each round's throughput against the baseline's in the same round.
         const toBaseline = (slices: readonly Slice[]): number[] =>
           slices.map((s, r) => s.sessions / s.elapsedMs / (taken[0][r].sessions / taken[0][r].elapsedMs))
@@ -245,10 +279,13 @@ export async function smtpBenchmark(
           without: a,
           deferOnly: d,
           with: b,
+          withMetrics: m,
           throughputRatio: round2(median(ratios)),
           ratioRange: [round2(Math.min(...ratios)), round2(Math.max(...ratios))],
           deferOnlyRatio: round2(median(deferRatios)),
           cpuOverheadMs: Math.round((b.cpuMsPerSession - a.cpuMsPerSession) * 1000) / 1000,
+          decisionCpuMs: Math.round((b.cpuMsPerSession - d.cpuMsPerSession) * 1000) / 1000,
+          metricsCpuMs: Math.round((m.cpuMsPerSession - b.cpuMsPerSession) * 1000) / 1000,
           p50OverheadMs: round2(b.p50 - a.p50),
           p99OverheadMs: round2(b.p99 - a.p99),
           redisRoundTripsPerDecision: round2(redisDelta.scripts / redisDelta.rcpts),

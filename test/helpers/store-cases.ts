@@ -59,8 +59,9 @@ export function decisionCases(ctx: () => { db: KeyedRedis; store: DecisionStore 
       await db.pExpire(started, SEED_TTL)
     }
     if (!stored.tuple) return
-    for (const [f, v] of Object.entries({ f: String(stored.tuple.firstSeen), ...who })) await db.hSet(key, f, v)
-    if (stored.tuple.passedAt !== null) await db.hSet(key, 'p', String(stored.tuple.passedAt))
+    // A pending tuple holds where its first attempt came from; a passed one no longer does.
+    const fields = { f: String(stored.tuple.firstSeen), ...who, ...(stored.tuple.passedAt === null ? whence : { p: String(stored.tuple.passedAt) }) }
+    for (const [f, v] of Object.entries(fields)) await db.hSet(key, f, v)
     await db.pExpire(key, SEED_TTL)
   }
 
@@ -99,6 +100,8 @@ export function decisionCases(ctx: () => { db: KeyedRedis; store: DecisionStore 
       }
       case 'pass':
         after.tuple.p = String(now)
+        delete after.tuple.a
+        delete after.tuple.h
         after.tupleTtl = write.ttlMs
         if (write.awlIncrement) {
           after.awl = { n: String(Number(before.awl.n ?? 0) + 1), i: who.i, d: 'contoso.com' }

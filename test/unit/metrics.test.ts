@@ -120,8 +120,12 @@ describe('renderMetrics', () => {
       'smart_greylist_redis_request_seconds_bucket{host="mx\\"1\\\\",pid="42",le="0.01"} 1',
       'smart_greylist_redis_request_seconds_bucket{host="mx\\"1\\\\",pid="42",le="+Inf"} 2',
     ])
-    assert.deepEqual(samples(text, 'smart_greylist_process_fail_open_total'), ['smart_greylist_process_fail_open_total{host="mx\\"1\\\\",pid="42",cause="redis_timeout"} 2'])
-    assert.deepEqual(samples(text, 'smart_greylist_provider_data_age_seconds'), ['smart_greylist_provider_data_age_seconds{host="mx\\"1\\\\",pid="42",provider="microsoft"} 86400'])
+    assert.deepEqual(samples(text, 'smart_greylist_process_fail_open_total'), [
+      'smart_greylist_process_fail_open_total{host="mx\\"1\\\\",pid="42",cause="redis_timeout"} 2',
+    ])
+    assert.deepEqual(samples(text, 'smart_greylist_provider_data_age_seconds'), [
+      'smart_greylist_provider_data_age_seconds{host="mx\\"1\\\\",pid="42",provider="microsoft"} 86400',
+    ])
     assert.deepEqual(samples(text, 'smart_greylist_redis_in_flight'), ['smart_greylist_redis_in_flight{host="mx\\"1\\\\",pid="42"} 3'])
     // Every line is a comment or a sample: the text format has nothing else.
     for (const line of text.trimEnd().split('\n')) assert.match(line, /^(# (HELP|TYPE) \S+ .+|[a-z_]+(\{.*\})? \S+)$/)

@@ -89,12 +89,15 @@ export class MetricsEndpoint {
 
   /** What Redis says of the whole site; a Redis that fails leaves the process's own series. */
   private async site(deps: Deps, now: number): Promise<SiteMetrics> {
+    // A silent Redis would only queue the reads behind the decisions' commands.
+    if (!this.src.redisUp()) return { today: null, stuckPairs: null, stuckCountedAt: null }
     const { prefix } = deps.config.redis
     const keys = stuckCountKeys(prefix)
     const [counters, stuck] = await Promise.all([this.admin.counters(prefix, now).catch(() => null), this.admin.hash(keys.count).catch(() => null)])
     const n = stuck?.n === undefined ? null : Number(stuck.n)
     const at = stuck?.at === undefined ? null : Number(stuck.at)
-    if (stuck && (at === null || now - at >= deps.config.metrics.stuck_every * 1000)) this.countStuck(deps, now)
+    const every = deps.config.metrics.stuck_every * 1000
+    if (every > 0 && stuck && (at === null || now - at >= every)) this.countStuck(deps, now)
     return { today: counters ? parseDay('today', counters) : null, stuckPairs: n, stuckCountedAt: at }
   }
 

@@ -155,6 +155,9 @@ if nowms - first < delayms then
   return {'defer', ${S.early}, nowms - first, delayms - (nowms - first)}
 end
 redis.call('HSET', tuple_key, 'p', now)
+-- Where the attempts came from matters while pending only (stuck): a passed tuple, kept for
+-- pass_ttl, stays as small as before.
+redis.call('HDEL', tuple_key, 'a', 'h')
 redis.call('PEXPIRE', tuple_key, pass_ttl)
 if awl_key ~= '' and awlpasses > 0 then
   redis.call('HINCRBY', awl_key, 'n', 1)

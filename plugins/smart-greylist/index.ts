@@ -39,7 +39,6 @@ interface Plugin {
   sg_load(): void
   sg_connect_redis(): void
   sg_drop_redis(why: string): void
-  sg_start_metrics(server?: unknown): void
 }
 
 interface PluginState {
@@ -56,8 +55,8 @@ interface PluginState {
   /** This process's measurements, and the endpoint that shows them with the site's counters. */
   telemetry: Telemetry
   metrics: MetricsEndpoint
-  /** Haraka's HTTP server serves the metrics (init_http came). */
-  metricsOnHaraka?: boolean
+  /** Where this process serves the metrics; unset: none (not started, or a cluster's master). */
+  metricsHome?: 'own' | 'haraka' | 'awaiting_http'
   /** The client options the current connection was made with; a change reconnects. */
   redisOptions?: RedisOptions
   connecting: boolean
@@ -163,6 +162,7 @@ export function sg_load(this: Plugin): void {
   }
   this.sg.redisOptions = loaded.redis
   if (!this.db && this.sg.started) this.sg_connect_redis()
+  syncMetrics(this)
   loadedLine(this, loaded)
 }
 
@@ -185,40 +185,52 @@ export function sg_init_master(this: Plugin, next: Next, server?: Server): void 
   next()
   start(this)
   const nodes = server?.cfg?.main?.nodes
-  if (!nodes || nodes === '0') this.sg_start_metrics(server)
+  placeMetrics(this, !nodes || nodes === '0' ? server : null)
 }
 
 export function sg_init_child(this: Plugin, next: Next, server?: Server): void {
   next()
   start(this)
-  this.sg_start_metrics(server)
+  placeMetrics(this, server)
 }
 
 /**
- * [metrics] enabled: Haraka's HTTP server (http.ini listen) serves them at init_http, which comes
- * after init_master/init_child; else, or when it has not come a few seconds on (express missing),
- * our own server at [metrics] listen. Workers of a cluster share that port.
+ * Where this process serves the metrics: on Haraka's HTTP server (http.ini listen), whose
+ * init_http comes after init_master/init_child, else (or when it has not come a few seconds on:
+ * express missing) on our own at [metrics] listen; the workers of a cluster share that port.
+ * `null`: this process serves none (a cluster's master).
  */
-export function sg_start_metrics(this: Plugin, server?: Server): void {
-  const { metrics } = this.sg.deps.config
-  if (!metrics.enabled) return
-  const own = (): void => {
-    if (this.sg.metricsOnHaraka) return
-    this.sg.metrics.listen(metrics.listen).catch((err: Error) => this.logerror(`metrics: cannot listen on ${metrics.listen}: ${err.message}`))
+function placeMetrics(plugin: Plugin, server: Server | null | undefined): void {
+  if (server === null) return
+  if (!server?.http?.cfg?.listen) {
+    plugin.sg.metricsHome = 'own'
+    return syncMetrics(plugin)
   }
-  if (!server?.http?.cfg?.listen) return own()
+  plugin.sg.metricsHome = 'awaiting_http'
   setTimeout(() => {
-    if (!this.sg.metricsOnHaraka) this.logwarn(`metrics: Haraka's HTTP server did not start (is express installed?); serving on ${metrics.listen}`)
-    own()
+    if (plugin.sg.metricsHome !== 'awaiting_http') return
+    plugin.sg.metricsHome = 'own'
+    if (plugin.sg.deps.config.metrics.enabled)
+      plugin.logwarn("metrics: Haraka's HTTP server did not start (is express installed?); serving on [metrics] listen")
+    syncMetrics(plugin)
   }, 5000).unref()
+}
+
+/** Opens, moves or closes our own metrics server as the settings now say (at start and on every reload). */
+function syncMetrics(plugin: Plugin): void {
+  const { metrics } = plugin.sg.deps.config
+  if (plugin.sg.metricsHome !== 'own' || !metrics.enabled) return plugin.sg.metrics.close()
+  plugin.sg.metrics.listen(metrics.listen).catch((err: Error) => plugin.logerror(`metrics: cannot listen on ${metrics.listen}: ${err.message}`))
 }
 
 export function sg_init_http(this: Plugin, next: Next, server?: Server): void {
   const app = server?.http?.app
-  if (this.sg.deps.config.metrics.enabled && app) {
+  if (app && this.sg.metricsHome) {
+    // The route stays; it answers 404 while [metrics] enabled is false.
     app.get(METRICS_PATH, this.sg.metrics.handle)
-    this.sg.metricsOnHaraka = true
-    this.loginfo(`metrics at ${METRICS_PATH} on Haraka's HTTP server`)
+    this.sg.metricsHome = 'haraka'
+    syncMetrics(this)
+    this.loginfo(`metrics at ${METRICS_PATH} on Haraka's HTTP server${this.sg.deps.config.metrics.enabled ? '' : ' (off: [metrics] enabled = false)'}`)
   }
   next()
 }

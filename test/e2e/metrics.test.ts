@@ -46,6 +46,9 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
   const mx: HarakaInstance[] = []
   const metricsPorts: number[] = []
 
+  const iniFor = (port: number, enabled = true): string =>
+    `[main]\ndelay=1\nretry_window=600\n[whitelist]\nproviders=false\n[awl]\npasses=0\n[metrics]\nenabled=${enabled}\nlisten=127.0.0.1:${port}\nstuck_every=10\n`
+
   before(async function () {
     this.timeout(60_000)
     redis = await startPrivateRedis()
@@ -54,8 +57,7 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     for (let i = 0; i < 2; i++) {
       const port = await freePort()
       metricsPorts.push(port)
-      const ini = `[main]\ndelay=1\nretry_window=600\n[whitelist]\nproviders=false\n[awl]\npasses=0\n[metrics]\nenabled=true\nlisten=127.0.0.1:${port}\nstuck_every=10\n`
-      mx.push(await HarakaInstance.start({ redisPort: redis.port, dnsPort: dns.port, ini }))
+      mx.push(await HarakaInstance.start({ redisPort: redis.port, dnsPort: dns.port, ini: iniFor(port) }))
     }
     for (const h of mx) await h.waitFor(/\[smart-greylist\] connected to redis/)
     for (const h of mx) await h.waitFor(/metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/)
@@ -143,5 +145,26 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     const m = (await scrape(metricsPorts[1])).body
     assert.equal(value(m, 'smart_greylist_decisions_total', { action: 'defer', reason: 'new' }), 7)
     assert.equal(value(m, 'smart_greylist_identity_decisions_total', { kind: 'net' }), 6)
+  })
+
+  it('[metrics] turned off, moved and on again takes effect without a restart', async () => {
+    const h = mx[1]
+    const refused = (port: number): Promise<boolean> =>
+      scrape(port).then(
+        () => false,
+        (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED',
+      )
+    let mark = h.log.length
+    h.writeConfig('smart-greylist.ini', iniFor(metricsPorts[1], false))
+    await h.waitFor(/loaded: whitelist/, 15_000, mark)
+    assert.ok(await refused(metricsPorts[1]), 'off: nothing listens')
+    const moved = await freePort()
+    mark = h.log.length
+    h.writeConfig('smart-greylist.ini', iniFor(moved))
+    await h.waitFor(new RegExp(`metrics at http://127\\.0\\.0\\.1:${moved}/metrics`), 15_000, mark)
+    const r = await scrape(moved)
+    assert.equal(r.status, 200)
+    assert.equal(value(r.body, 'smart_greylist_redis_up', { pid: String(h.pid) }), 1)
+    assert.ok(await refused(metricsPorts[1]), 'the old address is let go')
   })
 })

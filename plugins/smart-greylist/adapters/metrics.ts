@@ -39,6 +39,7 @@ interface Res {
 
 export class MetricsEndpoint {
   private server?: http.Server
+  private address?: string
   private counting = false
   private readonly admin: AdminStore
 
@@ -49,7 +50,8 @@ export class MetricsEndpoint {
   /** The request handler, for our server and for Haraka's express app alike. */
   readonly handle = (req: Req, res: Res): void => {
     const url = (req.url ?? '').split('?')[0]
-    if (url !== METRICS_PATH || (req.method && req.method !== 'GET' && req.method !== 'HEAD')) {
+    const off = !this.src.deps().config.metrics.enabled
+    if (off || url !== METRICS_PATH || (req.method && req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(404, { 'Content-Type': 'text/plain' })
       res.end('not found\n')
       return
@@ -130,25 +132,29 @@ export class MetricsEndpoint {
       })
   }
 
-  /** Our own server, for when Haraka's HTTP server is off. */
-  listen(address: string): Promise<void> {
+  /** Our own server, for when Haraka's HTTP server is off; listening already there: nothing to do. */
+  async listen(address: string): Promise<void> {
+    if (this.server && this.address === address) return
+    this.close()
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address)
     const host = m?.[1] ?? m?.[2]
-    if (!m || !host) return Promise.reject(new Error(`[metrics] listen: not host:port: ${address}`))
+    if (!m || !host) throw new Error(`[metrics] listen: not host:port: ${address}`)
     const server = http.createServer(this.handle)
     this.server = server
-    return new Promise((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(Number(m[3]), host, () => {
-        server.off('error', reject)
-        this.src.log.loginfo(`metrics at http://${address}${METRICS_PATH}`)
-        resolve()
+    this.address = address
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => {
+        if (this.server === server) this.close()
+        reject(err)
       })
+      server.listen(Number(m[3]), host, () => resolve())
     })
+    this.src.log.loginfo(`metrics at http://${address}${METRICS_PATH}`)
   }
 
   close(): void {
     this.server?.close()
     this.server = undefined
+    this.address = undefined
   }
 }

@@ -1,6 +1,6 @@
 // `smart-greylist stuck`: (sender domain, recipient) pairs deferred again and again from different
 // identities or networks without ever passing: the seed's symptom, with what would fix it.
-import { stuckPairs, type StuckPair } from '../../plugins/smart-greylist/core/stuck'
+import { STUCK_MIN_DEFERRALS, StuckFinder, type StuckPair } from '../../plugins/smart-greylist/core/stuck'
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
 import { Context } from '../context'
 
@@ -15,8 +15,8 @@ export const stuck: Command = {
     'forward-confirmed) and, when one fits, the whitelist line or setting that lets it through.',
     'Scans the tuples under the prefix (SCAN). Exit status 1 when a pair is stuck.',
   ],
-  options: { ...COMMON_OPTIONS, min: { type: 'string', default: '3' }, limit: { type: 'string', default: '20' } },
-  optionHelp: { ...COMMON_HELP, min: 'deferrals a pair needs (default 3)', limit: 'show at most this many pairs (default 20)' },
+  options: { ...COMMON_OPTIONS, min: { type: 'string', default: String(STUCK_MIN_DEFERRALS) }, limit: { type: 'string', default: '20' } },
+  optionHelp: { ...COMMON_HELP, min: `deferrals a pair needs (default ${STUCK_MIN_DEFERRALS})`, limit: 'show at most this many pairs (default 20)' },
   async run(values, _pos, io) {
     const min = Number(values.min)
     const limit = Number(values.limit)
@@ -26,12 +26,15 @@ export const stuck: Command = {
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const { config } = deps
       const now = deps.now()
-      const pairs = stuckPairs(await admin.tuples(config.redis.prefix), now, {
+      const finder = new StuckFinder(now, {
         minDeferrals: min,
         windowMs: config.main.retry_window * 1000,
         orgDomain: deps.orgDomain,
         deferWeakAt: config.main.defer_weak_at,
       })
+      // A batch at a time: only the window's pending tuples are held, not every record.
+      for await (const batch of admin.tupleBatches(config.redis.prefix)) for (const t of batch) finder.add(t)
+      const pairs = finder.pairs()
       const shown = pairs.slice(0, limit)
       if (values.json) {
         io.out(JSON.stringify({ total: pairs.length, pairs: shown.map((p) => ({ ...p, firstSeen: iso(p.firstSeen), lastSeen: iso(p.lastSeen) })) }, null, 2))

@@ -7,7 +7,7 @@ import os from 'node:os'
 import { stuckCountKeys } from '../core/keys'
 import { providerAges, renderMetrics, type SiteMetrics } from '../core/metrics'
 import { parseDay } from '../core/stats'
-import { StuckFinder } from '../core/stuck'
+import { STUCK_MIN_DEFERRALS, StuckFinder } from '../core/stuck'
 import type { Provider } from '../core/providers'
 import type { SharedRanges } from '../core/refresh'
 import type { Deps } from '../setup'
@@ -117,7 +117,7 @@ export class MetricsEndpoint {
       const gate = await this.admin.setIfAbsent(keys.gate, `${os.hostname()}:${process.pid}`, periodMs)
       if (!gate) return
       const finder = new StuckFinder(now, {
-        minDeferrals: 3,
+        minDeferrals: STUCK_MIN_DEFERRALS,
         windowMs: config.main.retry_window * 1000,
         orgDomain: deps.orgDomain,
         deferWeakAt: config.main.defer_weak_at,

@@ -35,6 +35,9 @@ export interface StuckPair {
   readonly note: string | null
 }
 
+/** Deferrals a pair needs to count as stuck, unless the command is told otherwise (the metric's too). */
+export const STUCK_MIN_DEFERRALS = 3
+
 export interface StuckOptions {
   /** Deferrals (pending tuples) a pair needs to count as stuck. */
   readonly minDeferrals: number

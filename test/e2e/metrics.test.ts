@@ -4,29 +4,19 @@
 // unlisted six-address pool without rDNS retries to no avail: `stuck` names it, the metric counts
 // it, and `stats --chart` draws the delay real mail paid.
 import assert from 'node:assert/strict'
-import http from 'node:http'
 import { DnsServer } from '../../scripts/harness/dns-server'
 import { HarakaInstance } from '../../scripts/harness/haraka'
 import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
 import { deliver } from '../../scripts/harness/smtp'
 import { runCli } from '../helpers/cli'
+import { httpGet } from '../helpers/http'
 import { sleep } from '../helpers/wait'
 import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
 
 /** Six addresses in six /16s, no PTR, no SPF record, in no provider range. */
 const POOL_IPS = ['2.58.10.5', '31.13.70.9', '45.83.1.7', '77.111.240.3', '91.199.4.8', '185.15.58.2']
 
-function scrape(port: number, path = '/metrics'): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
-        let body = ''
-        res.on('data', (d: Buffer) => (body += d.toString()))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }))
-      })
-      .on('error', reject)
-  })
-}
+const scrape = (port: number, path = '/metrics'): ReturnType<typeof httpGet> => httpGet(port, path)
 
 /** A sample's value: the line `name{labels…}` whose labels include all of `labels`. */
 function value(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

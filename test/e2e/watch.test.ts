@@ -5,7 +5,6 @@
 // server, not on [metrics] listen.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import http from 'node:http'
 import path from 'node:path'
 import vm from 'node:vm'
 import WebSocket from 'ws'
@@ -13,6 +12,7 @@ import { DnsServer } from '../../scripts/harness/dns-server'
 import { HarakaInstance, ROOT } from '../../scripts/harness/haraka'
 import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
 import { deliver } from '../../scripts/harness/smtp'
+import { httpGet } from '../helpers/http'
 import { sleep } from '../helpers/wait'
 import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
 
@@ -23,18 +23,6 @@ interface Cell {
 type Broadcast = Record<string, Cell | string | number | undefined>
 
 const WATCH = path.join(ROOT, 'node_modules', 'haraka-plugin-watch')
-
-function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath, timeout: 5000 }, (res) => {
-        let body = ''
-        res.on('data', (d: Buffer) => (body += d.toString()))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-      })
-      .on('error', reject)
-  })
-}
 
 /**
  * watch's browser code (html/client.js), run in a sandbox with a do-nothing jQuery, asked where
@@ -138,11 +126,11 @@ describe("haraka-plugin-watch and metrics on Haraka's HTTP server", function () 
   })
 
   it("serves the metrics on Haraka's HTTP server", async () => {
-    const r = await get(httpPort, '/metrics')
+    const r = await httpGet(httpPort, '/metrics')
     assert.equal(r.status, 200)
     assert.match(r.body, /^smart_greylist_decisions_total\{action="defer",reason="new"\} 1$/m)
     assert.match(r.body, /^smart_greylist_decisions_total\{action="pass",reason="retry"\} 1$/m)
     assert.match(r.body, /^smart_greylist_decisions_total\{action="skip",reason="private_ip"\} 1$/m)
-    assert.equal((await get(httpPort, '/watch/')).status, 200, "watch's page is served beside them")
+    assert.equal((await httpGet(httpPort, '/watch/')).status, 200, "watch's page is served beside them")
   })
 })

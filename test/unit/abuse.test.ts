@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import tlds from 'haraka-tld'
 import { assess, type Assessment, type FactSources } from '../../plugins/smart-greylist/core/assess'
 import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
-import { awlEligible, perMachineLabel, type RdnsFacts, type SpfFacts } from '../../plugins/smart-greylist/core/identity'
+import { awlEligible, type RdnsFacts, type SpfFacts } from '../../plugins/smart-greylist/core/identity'
+import { perMachineLabel } from '../../plugins/smart-greylist/core/sender-names'
 import { DomainPolicies } from '../../plugins/smart-greylist/core/domains'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { globMatch, NameMatcher } from '../../plugins/smart-greylist/core/names'
@@ -86,12 +87,26 @@ describe('helo: entries (verify_helo)', () => {
     assert.equal(dorm.kind, 'tuple', 'another host of the organisation does not vouch for mx1')
     const same = await assess(p, subject({ helo: 'mx1.bigcorp.example.com' }), facts(rdns('mx1.bigcorp.example.com'), none))
     assert.equal(same.kind, 'whitelist')
-    const eop = await assess(
-      p,
-      subject({ helo: 'EUR01-DB5-obe.outbound.protection.outlook.com' }),
-      facts(rdns('mail-eopbgr40200.outbound.protection.outlook.com'), none),
-    )
-    assert.equal(eop.kind, 'whitelist')
+  })
+  it("a per-address name backs another name only when its domain vouches for the client; an access network's backs nothing", async () => {
+    const p = policy(['helo:*.outbound.protection.outlook.com', 'helo:*.hsd1.ma.example-cable.net'])
+    const asked: string[][] = []
+    const vouching = (rdnsFacts: RdnsFacts, answer: { domain: string } | { why: string }): FactSources => ({
+      ...facts(rdnsFacts, none),
+      vouch: async (domains) => (asked.push([...domains]), answer),
+    })
+    const eopHelo = subject({ ip: '40.107.20.200', helo: 'EUR01-DB5-obe.outbound.protection.outlook.com' })
+    const eopName = rdns('mail-eopbgr200200.outbound.protection.outlook.com')
+    assert.equal((await assess(p, eopHelo, vouching(eopName, { domain: 'outlook.com' }))).kind, 'whitelist')
+    assert.deepEqual(asked, [['outlook.com', 'protection.outlook.com', 'outbound.protection.outlook.com']])
+    assert.equal((await assess(p, eopHelo, vouching(eopName, { why: 'unvouched' }))).kind, 'tuple', 'not vouched: not backed')
+    assert.equal((await assess(p, eopHelo, facts(eopName, none))).kind, 'tuple', 'nobody to ask: not backed')
+
+    asked.length = 0
+    const bot = subject({ ip: '73.12.34.56', helo: 'mx.hsd1.ma.example-cable.net' })
+    const botName = rdns('c-73-12-34-56.hsd1.ma.example-cable.net')
+    assert.equal((await assess(p, bot, vouching(botName, { domain: 'example-cable.net' }))).kind, 'tuple')
+    assert.deepEqual(asked.length, 0, 'an end-user name is not worth asking about')
   })
 })
 

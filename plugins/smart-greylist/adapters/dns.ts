@@ -2,7 +2,7 @@
 // errors are classified here: "no such name / no data" is an answer, anything else is an error.
 import { promises as dnsp } from 'node:dns'
 import type { PtrName, RdnsFacts } from '../core/identity'
-import { isListingAnswer, type DnsblFacts } from '../core/select'
+import { isListingAnswer, isPolicyListing, type DnsblFacts } from '../core/select'
 import { parseIp, reverseName, type ParsedIp } from '../core/ip'
 import { withTimeout } from './timeout'
 
@@ -103,7 +103,12 @@ export function rdnsFromFcrdnsResults(r: Record<string, unknown> | undefined, ip
 export function dnsblFromDnsListResults(r: Record<string, unknown> | undefined): DnsblFacts | undefined {
   if (!r) return undefined
   const fails = Array.isArray(r.fail) ? (r.fail as unknown[]).map(String) : []
-  return { source: 'dns-list', listed: fails }
+  // The plugin keeps no answer codes, only the text its dns-list.ini gives them: the shipped one
+  // says `PBL` for zen's 127.0.0.10 and .11. A zone that is a policy list as a whole names itself.
+  const msgs = Array.isArray(r.msg) ? (r.msg as unknown[]).map(String) : []
+  const policy = fails.filter((z) => isPolicyListing(z, ['127.0.0.2']))
+  if (msgs.some((m) => /\bPBL\b/.test(m))) policy.push(...fails.filter((z) => !policy.includes(z) && /spamhaus/i.test(z)))
+  return { source: 'dns-list', listed: fails, ...(policy.length ? { policy } : {}) }
 }
 
 /** Asks each zone for the client (`<reversed address>.<zone>` A), all at once, bounded. */
@@ -113,7 +118,7 @@ export async function lookupDnsbl(ip: ParsedIp, zones: readonly string[], resolv
     zones.map(async (zone) => {
       try {
         const a = await withTimeout(resolver.resolve4(`${base}.${zone}`), timeoutMs, `DNSBL ${zone}`)
-        return { zone, listed: a.some(isListingAnswer) }
+        return { zone, listed: a.some(isListingAnswer), policy: isPolicyListing(zone, a) }
       } catch (err) {
         return isNoAnswer(err) ? { zone, listed: false } : { zone, failed: true }
       }
@@ -123,5 +128,6 @@ export async function lookupDnsbl(ip: ParsedIp, zones: readonly string[], resolv
     source: 'own',
     listed: answers.filter((a) => 'listed' in a && a.listed).map((a) => a.zone),
     failed: answers.filter((a) => 'failed' in a).map((a) => a.zone),
+    policy: answers.filter((a) => 'policy' in a && a.policy).map((a) => a.zone),
   }
 }

@@ -19,7 +19,7 @@ import type { CorrespondentWrite } from './redis-decision'
 const NOTE = 'smart-greylist'
 
 /** What this plugin keeps on a connection: facts shared by its transactions. */
-interface ConnectionNote extends Pick<FactCache, 'rdns' | 'dnsbl'> {
+interface ConnectionNote extends Pick<FactCache, 'rdns' | 'dnsbl' | 'vouch'> {
   readonly ip: ParsedIp | null
 }
 

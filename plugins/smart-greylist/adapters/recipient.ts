@@ -14,6 +14,10 @@ import type { Deps } from '../setup'
 import { lookupDnsbl, lookupRdns } from './dns'
 import { StoreError, type StatsOptions, type TupleRef } from './redis-decision'
 import { spfFacts } from './spf-guard'
+import { checkSpf } from './spf'
+import { withTimeout } from './timeout'
+import { VOUCH_BREADTH } from '../core/sender-names'
+import type { ParsedIp } from '../core/ip'
 import { Telemetry } from './telemetry'
 
 /** Where the tuple's state is read and changed. */
@@ -38,12 +42,16 @@ export interface FactCache {
   rdns?: Promise<RdnsFacts>
   dnsbl?: Promise<DnsblFacts>
   spf?: Promise<SpfFacts>
+  /** Per connection, by the domains asked: whether the client's names' domain vouches for it. */
+  vouch?: Map<string, Promise<Vouch>>
 }
+
+type Vouch = { readonly domain: string } | { readonly why: string }
 
 export interface RecipientInput {
   readonly subject: Subject
   readonly given: GivenFacts
-  readonly connection: Pick<FactCache, 'rdns' | 'dnsbl'>
+  readonly connection: Pick<FactCache, 'rdns' | 'dnsbl' | 'vouch'>
   /** Null when there is no transaction to keep the SPF result on. */
   readonly transaction: Pick<FactCache, 'spf'> | null
 }
@@ -122,6 +130,18 @@ function factSources(deps: Deps, input: RecipientInput, dnsLeft: () => number): 
       if (txn) txn.spf = work
       return work
     },
+    vouch(domains: readonly string[]): Promise<Vouch> {
+      const asked = (conn.vouch ??= new Map<string, Promise<Vouch>>())
+      const key = domains.join(' ')
+      let work = asked.get(key)
+      if (!work) {
+        const timeoutMs = Math.min(dns.spf_timeout_ms, dnsLeft())
+        work =
+          !ip || timeoutMs < MIN_LOOKUP_MS ? Promise.resolve({ why: 'vouch_error' }) : Telemetry.timed(dnsTimes?.vouch, vouchFor(deps, ip, domains, timeoutMs))
+        asked.set(key, work)
+      }
+      return work
+    },
     dnsbl(): Promise<DnsblFacts> {
       if (!conn.dnsbl) {
         const known = given.dnsbl?.() ?? null
@@ -134,4 +154,27 @@ function factSources(deps: Deps, input: RecipientInput, dnsLeft: () => number): 
       return conn.dnsbl
     },
   }
+}
+
+/**
+ * The first of `domains` (the client's names' organisational domain, then those below it) whose
+ * SPF record authorises the client, judged by the permissive-record guard at VOUCH_BREADTH: the
+ * domain that names the machine says it sends mail. Within one bound for all of them.
+ */
+async function vouchFor(deps: Deps, ip: ParsedIp, domains: readonly string[], timeoutMs: number): Promise<Vouch> {
+  const deadline = deps.now() + timeoutMs
+  const work = async (): Promise<Vouch> => {
+    let why = 'unvouched'
+    for (const domain of domains) {
+      const opts = { resolver: deps.resolver, timeoutMs: Math.max(1, deadline - deps.now()), helo: null }
+      const result = await checkSpf(ip.toString(), domain, null, opts)
+      if (result === 'temperror' || result === 'permerror') why = 'vouch_error'
+      if (result !== 'pass') continue
+      const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, deadline - deps.now()) }, VOUCH_BREADTH)
+      if (!v.permissive) return { domain }
+      why = 'vouch_permissive'
+    }
+    return { why }
+  }
+  return withTimeout(work(), timeoutMs, 'rDNS vouching').catch(() => ({ why: 'vouch_error' }))
 }

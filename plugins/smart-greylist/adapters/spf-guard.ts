@@ -10,7 +10,7 @@ import type { Config } from '../core/settings'
 import type { SpfFacts, SpfResult } from '../core/identity'
 import type { ParsedIp } from '../core/ip'
 import { spfGuardKey } from '../core/keys'
-import { permissiveWhy } from '../core/spf-record'
+import { permissiveWhy, type Breadth } from '../core/spf-record'
 import type { Resolver } from './dns'
 import { checkSpf, PROBE_IPS, type SpfOptions } from './spf'
 import { walkSpf } from './spf-walk'
@@ -64,6 +64,7 @@ export function randomRoutable(family: 'ipv4' | 'ipv6', random: () => number): s
 
 export class SpfGuardCache {
   private readonly byText = new Map<string, Verdict & { expires: number }>()
+  /** By judged breadth and domain: a domain is judged as a sender and as a voucher of names. */
   private readonly byDomain = new Map<string, { key: string; expires: number }>()
 
   constructor(
@@ -73,25 +74,29 @@ export class SpfGuardCache {
     private readonly opts: { maxEntries?: number; readOnly?: boolean; random?: () => number } = {},
   ) {}
 
-  /** The verdict on `domain`'s record; a record that cannot be read in time is not trusted. */
-  async judge(domain: string, spf: SpfOptions & { readonly resolver: Resolver }): Promise<Verdict> {
+  /**
+   * The verdict on `domain`'s record; a record that cannot be read in time is not trusted.
+   * `breadth`: how much a record may authorise in total, [identity] spf_widest_* by default.
+   */
+  async judge(domain: string, spf: SpfOptions & { readonly resolver: Resolver }, breadth?: Breadth): Promise<Verdict> {
+    const b = breadth ?? { widestIpv4: this.config.identity.spf_widest_ipv4, widestIpv6: this.config.identity.spf_widest_ipv6 }
     const now = this.now()
-    const known = this.byDomain.get(domain)
+    const known = this.byDomain.get(`${breadthText(b)} ${domain}`)
     const cached = known && known.expires > now ? this.byText.get(known.key) : undefined
     if (cached && cached.expires > now) return cached
     try {
-      return await withTimeout(this.judgeAnew(domain, spf, now), spf.timeoutMs, 'SPF guard')
+      return await withTimeout(this.judgeAnew(domain, spf, b, now), spf.timeoutMs, 'SPF guard')
     } catch (err) {
       return { permissive: true, why: `unjudged: ${(err as Error).message}` }
     }
   }
 
-  private async judgeAnew(domain: string, spf: SpfOptions & { readonly resolver: Resolver }, now: number): Promise<Verdict> {
+  private async judgeAnew(domain: string, spf: SpfOptions & { readonly resolver: Resolver }, b: Breadth, now: number): Promise<Verdict> {
     const { identity, redis } = this.config
     const walk = await walkSpf(domain, spf.resolver, { maxLookups: 20, timeoutMs: spf.timeoutMs })
     // Macros make a record mean something else for each domain that publishes it.
     const perDomain = walk.records.some((r) => r.clientMacros.length) || /%\{/.test(walk.rootText)
-    const settings = `${identity.spf_widest_ipv4}/${identity.spf_widest_ipv6}/${identity.self_ip.join(',')}`
+    const settings = `${breadthText(b)}/${identity.self_ip.join(',')}`
     const key = spfGuardKey(redis.prefix, `${settings}\0${perDomain ? domain : ''}\0${walk.rootText}`)
     const ttlMs = identity.spf_guard_ttl * 1000
     const remember = (v: Verdict): Verdict => {
@@ -102,14 +107,14 @@ export class SpfGuardCache {
       // In memory for a minute at most: a record that changes is read again soon.
       const expires = now + Math.min(ttlMs, 60_000)
       this.byText.set(key, { ...v, expires })
-      this.byDomain.set(domain, { key, expires })
+      this.byDomain.set(`${breadthText(b)} ${domain}`, { key, expires })
       return v
     }
     const stored = await this.store.getFlag(key).catch(() => null)
     if (stored) return remember({ permissive: stored.startsWith('1'), why: stored.slice(2) || 'stored' })
 
     const random = this.opts.random ?? Math.random
-    let why = permissiveWhy(walk.records, { widestIpv4: identity.spf_widest_ipv4, widestIpv6: identity.spf_widest_ipv6 })
+    let why = permissiveWhy(walk.records, b)
     if (!why) {
       const probes = [...PROBE_IPS, ...identity.self_ip, randomRoutable('ipv4', random), randomRoutable('ipv6', random)]
       const results = await Promise.all(probes.map((ip) => checkSpf(ip, domain, null, spf)))
@@ -120,4 +125,8 @@ export class SpfGuardCache {
     if (!this.opts.readOnly) await this.store.setFlag(key, `${verdict.permissive ? 1 : 0}:${verdict.why}`, ttlMs).catch(() => undefined)
     return remember(verdict)
   }
+}
+
+function breadthText(b: Breadth): string {
+  return `${b.widestIpv4}/${b.widestIpv6}`
 }

@@ -6,7 +6,12 @@ import { Histogram } from '../core/metrics'
 /** What one process measures of itself for the metrics; made once, kept across reloads. */
 export class Telemetry {
   readonly redis = new Histogram()
-  readonly dns: Readonly<Record<'rdns' | 'spf' | 'dnsbl', Histogram>> = { rdns: new Histogram(), spf: new Histogram(), dnsbl: new Histogram() }
+  readonly dns: Readonly<Record<'rdns' | 'spf' | 'dnsbl' | 'vouch', Histogram>> = {
+    rdns: new Histogram(),
+    spf: new Histogram(),
+    dnsbl: new Histogram(),
+    vouch: new Histogram(),
+  }
   readonly failOpen = new Map<string, number>()
 
   noteFailOpen(cause: string): void {

@@ -11,12 +11,25 @@
 import { withRule, type DomainPolicies, type DomainRule } from './domains'
 import type { Config } from './settings'
 import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER, sentDomain } from './envelope'
-import { awlEligible, awlScope, identityText, resolveIdentity, type Identity, type OrgDomainFn, type RdnsFacts, type SpfFacts } from './identity'
+import {
+  awlEligible,
+  awlScope,
+  hostCandidate,
+  identityText,
+  resolveIdentity,
+  spfIdentity,
+  type HostFacts,
+  type Identity,
+  type OrgDomainFn,
+  type RdnsFacts,
+  type SpfFacts,
+} from './identity'
 import type { ParsedIp } from './ip'
 import { identityKeys } from './keys'
 import { evidenceOf, senderAuthenticated, type DnsblFacts, type Evidence } from './select'
 import type { ProviderIndex } from './providers'
-import type { Whitelist } from './whitelist'
+import { nameKind, vouchingDomains } from './sender-names'
+import type { Entry, Whitelist } from './whitelist'
 
 /** What decides a recipient short of DNS and Redis: the settings and the compiled lists. */
 export interface Policy {
@@ -46,6 +59,11 @@ export interface FactSources {
   spf(domain: string, isNull: boolean): Promise<SpfFacts>
   /** DNSBL listings of the client ([select]); absent: not asked. */
   dnsbl?(): Promise<DnsblFacts>
+  /**
+   * The first of `domains` whose SPF record authorises the client from a bounded record, or why
+   * none did (`unvouched`, `vouch_permissive`, `vouch_error`); absent: per-address names never group.
+   */
+  vouch?(domains: readonly string[]): Promise<{ readonly domain: string } | { readonly why: string }>
 }
 
 export type Assessment =
@@ -96,7 +114,7 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
 
   const rdns = await sources.rdns()
   const confirmed = rdns.status === 'ok' ? rdns.names.filter((n) => n.confirmed).map((n) => n.name) : []
-  const byName = whitelist.matchSender({ fcrdnsNames: confirmed, helo: heloIfBacked(policy, s.helo, confirmed) })
+  const byName = whitelist.matchSender({ fcrdnsNames: confirmed }) ?? (await heloEntry(policy, s.helo, confirmed, s.ip, sources))
   if (byName) return listed(byName)
 
   const pool = policy.providers.lookup(s.ip, confirmed)
@@ -118,10 +136,13 @@ export async function assess(policy: Policy, s: Subject, sources: FactSources): 
   const byFrom = senderBacked ? whitelist.matchSender({ from: sender }) : undefined
   if (byFrom) return listed(byFrom)
 
-  const identity = resolveIdentity({ ip: s.ip, spf, rdns, pool }, config.identity, policy.orgDomain)
+  const dnsbl: DnsblFacts = sources.dnsbl ? await sources.dnsbl() : { source: 'none', listed: [] }
+  // The names' domain is asked to vouch only when the rDNS is what would name the identity.
+  const host: HostFacts =
+    config.identity.rdns && !spfIdentity(spf, config.identity) ? await hostFacts(rdns, s.ip, policy.orgDomain, dnsbl, sources) : { why: 'rdns_unused' }
+  const identity = resolveIdentity({ ip: s.ip, spf, host, pool }, config.identity)
   const id = identityText(identity)
   const senderDomain = isNull ? null : domainOf(sender)
-  const dnsbl: DnsblFacts = sources.dnsbl ? await sources.dnsbl() : { source: 'none', listed: [] }
   const evidence = evidenceOf(rdns, spf, asSent, dnsbl)
   // A client a DNSBL lists earns no auto-whitelist pass: each of its tuples waits the delay.
   const awl = config.awl.passes > 0 && !dnsbl.listed.length && senderDomain !== null && awlEligible(identity, senderDomain, rdns, s.ip, pool)
@@ -154,20 +175,37 @@ export function rdnsName(rdns: RdnsFacts): string {
   return first ? `?${first.name}` : ''
 }
 
+async function hostFacts(rdns: RdnsFacts, ip: ParsedIp, orgDomain: OrgDomainFn, dnsbl: DnsblFacts, sources: FactSources): Promise<HostFacts> {
+  const c = hostCandidate(rdns, ip, orgDomain, !!dnsbl.policy?.length)
+  if (!('vouchers' in c)) return c
+  const v = sources.vouch ? await sources.vouch(c.vouchers) : { why: 'unvouched' }
+  return 'domain' in v ? { domain: c.domain, reason: 'fcrdns_spf' } : { why: `rdns_${v.why}` }
+}
+
 function listed(e: { kind: string; pattern: string; origin: string }): Assessment {
   return { kind: 'whitelist', what: e.kind, entry: `${e.kind}:${e.pattern}`, origin: e.origin }
 }
 
 /**
- * A HELO name counts for the whitelist only when it is a confirmed rDNS name or shares that
- * name's parent (first label off), and the parent is not a public suffix: an organisation's
- * other hosts (`dyn-7.dorm.bigcorp.example`) do not vouch for `mx1.bigcorp.example`.
+ * A `helo:` entry counts only when a confirmed rDNS name backs the HELO: the name itself, or one
+ * sharing its parent (first label off) when the parent is not a public suffix, so an
+ * organisation's other hosts (`dyn-7.dorm.bigcorp.example`) do not vouch for `mx1.bigcorp.example`.
+ * The rule that keeps groups narrow holds here too: an access network's generic name backs
+ * nothing, and a per-address name backs another name only when its domain vouches for the client.
+ * DNS is asked only when an entry matched.
  */
-function heloIfBacked(policy: Policy, helo: string | null, confirmed: string[]): string | null {
-  if (!helo) return null
-  if (!policy.config.whitelist.verify_helo) return helo
+async function heloEntry(policy: Policy, helo: string | null, confirmed: string[], ip: ParsedIp, sources: FactSources): Promise<Entry | undefined> {
+  const entry = helo ? policy.whitelist.matchSender({ helo }) : undefined
+  if (!entry || !helo || !policy.config.whitelist.verify_helo) return entry
   const h = helo.toLowerCase().replace(/\.$/, '')
   const parent = (n: string): string => n.slice(n.indexOf('.') + 1)
-  const backed = confirmed.some((n) => n === h || (parent(n) === parent(h) && n.includes('.') && policy.orgDomain(parent(h)) !== null))
-  return backed ? helo : null
+  const kinds = new Map(confirmed.map((n) => [n, nameKind(n, ip, policy.orgDomain)]))
+  const usable = confirmed.filter((n) => kinds.get(n) !== 'end_user')
+  if (usable.includes(h)) return entry
+  const siblings = usable.filter((n) => n.includes('.') && parent(n) === parent(h) && policy.orgDomain(parent(h)) !== null)
+  if (!siblings.length) return undefined
+  if (siblings.some((n) => kinds.get(n) === 'named')) return entry
+  const vouchers = vouchingDomains(parent(h), policy.orgDomain)
+  const v = vouchers.length && sources.vouch ? await sources.vouch(vouchers) : null
+  return v && 'domain' in v ? entry : undefined
 }

@@ -3,6 +3,7 @@
 import { normaliseHost } from './names'
 import { subnetOf, type ParsedIp } from './ip'
 import type { ProviderHit } from './providers'
+import { nameEmbedsIp, nameKind, perMachineLabel, vouchingDomains } from './sender-names'
 
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror'
 
@@ -89,11 +90,44 @@ export interface IdentitySettings {
   readonly ipv6_prefix: number
 }
 
+/**
+ * What the client's rDNS gives the identity: a domain with the reason it may group the client
+ * (`fcrdns`: a name somebody chose; `fcrdns_spf`: a per-address name its domain's SPF record
+ * authorises), or why it may not.
+ */
+export type HostFacts = { readonly domain: string; readonly reason: 'fcrdns' | 'fcrdns_spf' } | { readonly why: string }
+
+/** What the names alone decide, or the domains to ask whether they speak for the client. */
+export type HostCandidate = HostFacts | { readonly domain: string; readonly vouchers: readonly string[] }
+
+/**
+ * An rDNS domain groups only what one sender operates. A client a policy block list names as end
+ * user space (Spamhaus PBL), or whose names are an access network's generic ones, is never
+ * grouped by them; names that spell the address or number the machine (Exchange Online's, SES's,
+ * an ESP's, but also an ISP's without telling words) group only when a domain of theirs vouches
+ * for the client; names somebody chose group as they are.
+ */
+export function hostCandidate(rdns: RdnsFacts, ip: ParsedIp, orgDomain: OrgDomainFn, policyListed: boolean): HostCandidate {
+  const r = rdnsIdentity(rdns, orgDomain)
+  if (!('domain' in r)) return r
+  if (policyListed) return { why: 'rdns_policy_listed' }
+  const kinds = rdns.status === 'ok' ? rdns.names.map((n) => nameKind(n.name, ip, orgDomain)) : []
+  if (kinds.includes('end_user')) return { why: 'rdns_end_user' }
+  if (!kinds.includes('per_address')) return { domain: r.domain, reason: 'fcrdns' }
+  const vouchers = vouchingDomains(r.domain, orgDomain)
+  return vouchers.length ? { domain: r.domain, vouchers } : { why: 'rdns_unvouched' }
+}
+
 export interface IdentityInputs {
   readonly ip: ParsedIp
   readonly spf: SpfFacts
-  readonly rdns: RdnsFacts
+  readonly host: HostFacts
   readonly pool: ProviderHit | undefined
+}
+
+/** The SPF-authenticated domain when it is the identity (a pass from a bounded record), else null. */
+export function spfIdentity(spf: SpfFacts, settings: Pick<IdentitySettings, 'spf'>): string | null {
+  return settings.spf && spf.result === 'pass' && spf.domain && !spf.permissive ? spf.domain : null
 }
 
 /**
@@ -101,19 +135,16 @@ export interface IdentityInputs {
  * domain, provider pool, subnet. For a subnet, the reason lists why each better kind was passed
  * over (`spf_none,no_rdns,no_pool`).
  */
-export function resolveIdentity(inputs: IdentityInputs, settings: IdentitySettings, orgDomain: OrgDomainFn): Identity {
+export function resolveIdentity(inputs: IdentityInputs, settings: IdentitySettings): Identity {
   const why: string[] = []
-  const { spf } = inputs
-  if (!settings.spf) why.push('spf_off')
-  else if (spf.result === 'pass' && spf.domain && !spf.permissive) return { kind: 'spf', value: spf.domain, reason: 'spf_pass' }
-  else why.push(spf.result === 'pass' ? 'spf_permissive' : `spf_${spf.result}`)
+  const { spf, host } = inputs
+  const bySpf = spfIdentity(spf, settings)
+  if (bySpf) return { kind: 'spf', value: bySpf, reason: 'spf_pass' }
+  why.push(!settings.spf ? 'spf_off' : spf.result === 'pass' ? 'spf_permissive' : `spf_${spf.result}`)
 
   if (!settings.rdns) why.push('rdns_off')
-  else {
-    const r = rdnsIdentity(inputs.rdns, orgDomain)
-    if ('domain' in r) return { kind: 'host', value: r.domain, reason: 'fcrdns' }
-    why.push(r.why)
-  }
+  else if ('domain' in host) return { kind: 'host', value: host.domain, reason: host.reason }
+  else why.push(host.why)
 
   if (!settings.pools) why.push('pools_off')
   else if (inputs.pool) return { kind: 'pool', value: inputs.pool.provider.id, reason: `pool_${inputs.pool.via}` }
@@ -135,12 +166,6 @@ export function awlEligible(identity: Identity, senderDomain: string | null, rdn
   return rdns.status === 'ok' && !rdns.names.some((n) => nameEmbedsIp(n.name, ip) || perMachineLabel(n.name))
 }
 
-/** A first label that numbers machines: a run of 4+ digits, or 8 hex characters (an address). */
-export function perMachineLabel(name: string): boolean {
-  const first = firstLabel(name)
-  return /[0-9]{4,}/.test(first) || /(?:^|[^0-9a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{8}(?:$|[^0-9a-f])/.test(first)
-}
-
 /**
  * The part of the Internet an auto-whitelist entry is earned for: the provider pool that holds
  * the client, else its network of the configured prefix. Mail of the same sender domain from
@@ -149,22 +174,4 @@ export function perMachineLabel(name: string): boolean {
 export function awlScope(ip: ParsedIp, pool: ProviderHit | undefined, prefixes: { ipv4: number; ipv6: number }): string {
   if (pool) return `pool:${pool.provider.id}`
   return `net:${subnetOf(ip, ip.kind() === 'ipv4' ? prefixes.ipv4 : prefixes.ipv6)}`
-}
-
-/**
- * Whether a name's first label spells the address: `1-2-3-4.dyn…`, `a8-12.smtp-out…` for
- * x.x.8.12, `mail-eopbgr220092…` for x.x.22.92. Such names are per-address pool names.
- */
-export function nameEmbedsIp(name: string, ip: ParsedIp): boolean {
-  const first = firstLabel(name)
-  if (ip.kind() !== 'ipv4') return /(?:[0-9a-f]{1,4}-){3,}[0-9a-f]{1,4}/.test(first)
-  const [, , c = '', d = ''] = ip.toByteArray().map(String)
-  const runs = first.split(/[^0-9]+/).filter(Boolean)
-  if (runs.some((r, i) => r === c && runs[i + 1] === d)) return true
-  const packed = [c + d.padStart(3, '0'), c + d.padStart(4, '0'), c.padStart(3, '0') + d.padStart(3, '0')]
-  return runs.some((r) => packed.some((p) => r.endsWith(p)))
-}
-
-function firstLabel(name: string): string {
-  return name.toLowerCase().split('.', 1)[0] ?? ''
 }

@@ -10,6 +10,8 @@ export interface DnsblFacts {
   readonly listed: readonly string[]
   /** Zones that could not be asked in time (an unknown answer is not a clean one). */
   readonly failed?: readonly string[]
+  /** Zones that list the client as end-user address space (a policy block list: Spamhaus PBL). */
+  readonly policy?: readonly string[]
 }
 
 export interface Evidence {
@@ -75,4 +77,28 @@ export function isListingAnswer(address: string): boolean {
   const m = /^127\.(\d+)\.(\d+)\.(\d+)$/.exec(address)
   if (!m) return false
   return !(m[1] === '255' && m[2] === '255')
+}
+
+/**
+ * Zones whose answers say "end-user address space, not meant to send mail directly": policy block
+ * lists, not spam sightings. A listed zone maps to the answers that mean it, or to null when every
+ * listing of the zone does. Matched on the zone's last labels, so Spamhaus's DQS zones
+ * (`<key>.zen.dq.spamhaus.net`) count too.
+ */
+const POLICY_ZONES: readonly [suffix: string, answers: readonly string[] | null][] = [
+  ['pbl.spamhaus.org', null],
+  ['pbl.dq.spamhaus.net', null],
+  ['zen.spamhaus.org', ['127.0.0.10', '127.0.0.11']],
+  ['zen.dq.spamhaus.net', ['127.0.0.10', '127.0.0.11']],
+  ['dul.dnsbl.sorbs.net', null],
+  ['dnsbl.sorbs.net', ['127.0.0.10']],
+]
+
+/** Whether `zone`'s answers list the client as end-user space. */
+export function isPolicyListing(zone: string, answers: readonly string[]): boolean {
+  const z = zone.toLowerCase().replace(/\.$/, '')
+  const hit = POLICY_ZONES.find(([suffix]) => z === suffix || z.endsWith(`.${suffix}`))
+  if (!hit) return false
+  const [, codes] = hit
+  return codes === null ? answers.some(isListingAnswer) : answers.some((a) => codes.includes(a))
 }

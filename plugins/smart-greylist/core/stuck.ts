@@ -2,7 +2,8 @@
 // recipient) deferred again and again within the retry window, each attempt from another identity
 // or network, and never accepted. Pure: the tuple records come from the caller (a SCAN of Redis).
 import { domainOf } from './envelope'
-import { nameEmbedsIp, perMachineLabel, type OrgDomainFn } from './identity'
+import type { OrgDomainFn } from './identity'
+import { nameEmbedsIp, perMachineLabel } from './sender-names'
 import { parseIp, subnetOf } from './ip'
 
 /** A tuple record as Redis holds it (keys.ts), read back. */

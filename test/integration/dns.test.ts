@@ -97,6 +97,9 @@ describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', (
       a: {
         '6.10.184.93.bl.test.example': ['127.0.0.2'],
         '6.10.184.93.refused.test.example': ['127.255.255.254'],
+        '6.10.184.93.zen.spamhaus.org': ['127.0.0.4'],
+        '7.10.184.93.zen.spamhaus.org': ['127.0.0.10'],
+        '7.10.184.93.pbl.spamhaus.org': ['127.0.0.10'],
       },
     })
   })
@@ -105,8 +108,16 @@ describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', (
 
   it("names the zones that list a client, and not a zone's error code", async () => {
     const zones = ['bl.test.example', 'refused.test.example', 'clean.test.example']
-    assert.deepEqual(await lookupDnsbl(ip('93.184.10.6'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: ['bl.test.example'], failed: [] })
-    assert.deepEqual(await lookupDnsbl(ip('93.184.10.5'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: [], failed: [] })
+    assert.deepEqual(await lookupDnsbl(ip('93.184.10.6'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: ['bl.test.example'], failed: [], policy: [] })
+    assert.deepEqual(await lookupDnsbl(ip('93.184.10.5'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: [], failed: [], policy: [] })
+  })
+
+  it("names the zones whose answer says end-user space (Spamhaus PBL), not zen's spam sightings", async () => {
+    const zones = ['zen.spamhaus.org', 'pbl.spamhaus.org']
+    const exploited = await lookupDnsbl(ip('93.184.10.6'), zones, resolverFor(dns.port), 1000)
+    assert.deepEqual(exploited, { source: 'own', listed: ['zen.spamhaus.org'], failed: [], policy: [] }, 'XBL (127.0.0.4) is a listing, not a policy one')
+    const enduser = await lookupDnsbl(ip('93.184.10.7'), zones, resolverFor(dns.port), 1000)
+    assert.deepEqual(enduser.policy, ['zen.spamhaus.org', 'pbl.spamhaus.org'])
   })
 
   it('reports a zone that does not answer in time as failed, never as clean', async () => {
@@ -114,7 +125,7 @@ describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', (
     try {
       const started = Date.now()
       const r = await lookupDnsbl(ip('93.184.10.5'), ['bl.test.example'], resolverFor(dns.port, 200), 300)
-      assert.deepEqual(r, { source: 'own', listed: [], failed: ['bl.test.example'] })
+      assert.deepEqual(r, { source: 'own', listed: [], failed: ['bl.test.example'], policy: [] })
       assert.ok(Date.now() - started < 1000)
     } finally {
       dns.silent = false
@@ -124,5 +135,8 @@ describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', (
   it("reads the dns-list plugin's results: fail entries are listings", () => {
     assert.deepEqual(dnsblFromDnsListResults({ fail: ['zen.spamhaus.org'], pass: ['bl.spamcop.net'] }), { source: 'dns-list', listed: ['zen.spamhaus.org'] })
     assert.equal(dnsblFromDnsListResults(undefined), undefined)
+    // Its shipped dns-list.ini names zen's 127.0.0.10 and .11 `PBL`: the one code it keeps.
+    assert.deepEqual(dnsblFromDnsListResults({ fail: ['zen.spamhaus.org', 'bl.spamcop.net'], msg: ['PBL'] })?.policy, ['zen.spamhaus.org'])
+    assert.deepEqual(dnsblFromDnsListResults({ fail: ['pbl.spamhaus.org'] })?.policy, ['pbl.spamhaus.org'])
   })
 })

@@ -108,7 +108,12 @@ describe('lookupDnsbl ([select] zones, when the dns-list plugin did not run)', (
 
   it("names the zones that list a client, and not a zone's error code", async () => {
     const zones = ['bl.test.example', 'refused.test.example', 'clean.test.example']
-    assert.deepEqual(await lookupDnsbl(ip('93.184.10.6'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: ['bl.test.example'], failed: [], policy: [] })
+    assert.deepEqual(await lookupDnsbl(ip('93.184.10.6'), zones, resolverFor(dns.port), 1000), {
+      source: 'own',
+      listed: ['bl.test.example'],
+      failed: [],
+      policy: [],
+    })
     assert.deepEqual(await lookupDnsbl(ip('93.184.10.5'), zones, resolverFor(dns.port), 1000), { source: 'own', listed: [], failed: [], policy: [] })
   })
 

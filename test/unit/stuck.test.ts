@@ -91,10 +91,17 @@ describe('stuckPairs', () => {
   it('never suggests a public suffix, and warns when the names number machines', () => {
     const spread = ['a.one.co.uk', 'b.two.co.uk', 'c.three.co.uk'].map((n, i) => tuple({ client: POOL[i], identity: `host:${n}`, rdns: n }))
     assert.equal(stuckPairs(spread, NOW, opts)[0]?.suggestion, null)
-    const dyn = POOL.slice(0, 3).map((ip) => tuple({ client: ip, identity: 'host:x', rdns: `${ip.replace(/\./g, '-')}.dyn.ispnet.net` }))
-    const [p] = stuckPairs(dyn, NOW, opts)
-    assert.equal(p?.suggestion, 'host:*.dyn.ispnet.net')
+    const spelled = POOL.slice(0, 3).map((ip) => tuple({ client: ip, identity: 'host:x', rdns: `${ip.replace(/\./g, '-')}.out.ispnet.net` }))
+    const [p] = stuckPairs(spelled, NOW, opts)
+    assert.equal(p?.suggestion, 'host:*.out.ispnet.net')
     assert.match(p?.note ?? '', /number machines/)
+  })
+
+  it("never suggests a line for an access network's customer names", () => {
+    const dyn = POOL.slice(0, 3).map((ip) => tuple({ client: ip, identity: `net:${ip}`, rdns: `${ip.replace(/\./g, '-')}.dyn.ispnet.net` }))
+    const [p] = stuckPairs(dyn, NOW, opts)
+    assert.equal(p?.suggestion, null)
+    assert.match(p?.note ?? '', /access network's customer lines under dyn\.ispnet\.net/)
   })
 })
 

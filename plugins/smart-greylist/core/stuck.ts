@@ -3,7 +3,7 @@
 // or network, and never accepted. Pure: the tuple records come from the caller (a SCAN of Redis).
 import { domainOf } from './envelope'
 import type { OrgDomainFn } from './identity'
-import { nameEmbedsIp, perMachineLabel } from './sender-names'
+import { nameEmbedsIp, nameKind, perMachineLabel, type NameKind } from './sender-names'
 import { parseIp, subnetOf } from './ip'
 
 /** A tuple record as Redis holds it (keys.ts), read back. */
@@ -113,6 +113,10 @@ function advice(g: readonly TupleSeen[], identities: readonly string[], o: Stuck
   const org = suffix ? o.orgDomain(suffix) : null
   const usable = suffix !== null && org !== null && (suffix === org || suffix.endsWith(`.${org}`))
   if (usable && confirmed.length === g.length) {
+    // An access network's customers: a host: line would let every bot of the ISP in.
+    if (confirmed.some((t) => nameKindText(t.rdns, t.client, o.orgDomain) === 'end_user')) {
+      return { suggestion: null, note: `the names are an access network's customer lines under ${suffix}: no whitelist line is safe for them` }
+    }
     const perMachine = confirmed.some((t) => perMachineLabel(t.rdns) || nameEmbedsIpText(t.rdns, t.client))
     return {
       suggestion: `host:*.${suffix}`,
@@ -131,6 +135,11 @@ function advice(g: readonly TupleSeen[], identities: readonly string[], o: Stuck
       : { suggestion: null, note: 'no SPF, rDNS or provider names this sender, and its messages do not come back the same (defer_weak_at = data)' }
   }
   return { suggestion: null, note: 'the identities share no name a whitelist line could hold' }
+}
+
+function nameKindText(name: string, client: string, orgDomain: OrgDomainFn): NameKind | null {
+  const ip = parseIp(client)
+  return ip ? nameKind(name, ip, orgDomain) : null
 }
 
 function nameEmbedsIpText(name: string, client: string): boolean {

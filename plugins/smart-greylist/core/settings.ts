@@ -190,7 +190,7 @@ export const SCHEMA = {
         default: '',
         pattern: /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?:[\s,]+|$))*$/,
         what: 'DNS zone names, space separated',
-        doc: 'DNSBL zones asked when the dns-list plugin did not run',
+        doc: "DNSBL zones asked when the dns-list plugin did not run; a policy list's answer (zen's PBL) also keeps the client's rDNS from grouping it",
       } satisfies TextSpec,
     },
   },

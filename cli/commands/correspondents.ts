@@ -2,6 +2,7 @@
 // their authenticated replies skip greylisting), and forgetting them.
 import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
 import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
+import { safeField } from '../../plugins/smart-greylist/core/text'
 import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
 import { Context } from '../context'
 
@@ -23,7 +24,7 @@ export const correspondentsList: Command = {
         .map((c) => ({ mailbox: c.mailbox, domain: c.domain, expires: new Date(c.expiresAt).toISOString() }))
       if (values.json) io.out(JSON.stringify({ correspondents: rows }, null, 2))
       else {
-        for (const r of rows) io.out(`<${r.mailbox}>  ${r.domain}  until ${r.expires}`)
+        for (const r of rows) io.out(`<${safeField(r.mailbox)}>  ${safeField(r.domain)}  until ${r.expires}`)
         io.out(`${rows.length} correspondent(s)`)
       }
       return EXIT.ok
@@ -52,7 +53,7 @@ export const correspondentsForget: Command = {
         removed = await admin.hdel(key, [correspondentField((optionText(values.domain) ?? '').toLowerCase().replace(/\.$/, ''))])
       }
       if (values.json) io.out(JSON.stringify({ removed }))
-      else io.out(`forgot ${removed} correspondent(s) of <${mailbox}>`)
+      else io.out(`forgot ${removed} correspondent(s) of <${safeField(mailbox)}>`)
       return EXIT.ok
     })
   },

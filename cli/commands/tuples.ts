@@ -1,6 +1,7 @@
 // `smart-greylist list` and `smart-greylist flush`: the tuples in Redis, and removing them.
 import { normaliseAddress } from '../../plugins/smart-greylist/core/envelope'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
+import { safeField } from '../../plugins/smart-greylist/core/text'
 import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
 import { Context } from '../context'
 
@@ -42,7 +43,8 @@ export const list: Command = {
         for (const r of rows) {
           const state =
             'passedAt' in r ? `passed after ${r.delayedSeconds} s` : r.retryAcceptedInSeconds ? `retry in ${r.retryAcceptedInSeconds} s` : 'retry accepted now'
-          io.out(`${r.firstSeen}  ${state.padEnd(20)} ${r.identity}  <${r.sender}> -> <${r.recipient}>`)
+          // The records hold what clients sent; the JSON keeps it raw, the table shows it escaped.
+          io.out(`${r.firstSeen}  ${state.padEnd(20)} ${safeField(r.identity)}  <${safeField(r.sender)}> -> <${safeField(r.recipient)}>`)
         }
         io.out(`${rows.length} of ${all.length} ${values.pending ? 'pending' : 'passed'} tuples`)
       }

@@ -12,7 +12,7 @@ import { evidenceText, isTrusted } from '../../plugins/smart-greylist/core/selec
 import { safeField } from '../../plugins/smart-greylist/core/text'
 import netUtils from 'haraka-net-utils'
 import type { Config } from '../../plugins/smart-greylist/core/settings'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, type Command, jsonText } from '../command'
 import { Context } from '../context'
 
 /** What `check --json` prints: the decision the plugin would take (the union itself), and why. */
@@ -124,7 +124,7 @@ export const check: Command = {
         },
         redis: { target: redisTarget, error: redisError },
       }
-      if (values.json) io.out(JSON.stringify(report, null, 2))
+      if (values.json) io.out(jsonText(report, 2))
       else for (const line of describe(report, config)) io.out(line)
       return report.answer === 'unknown' ? EXIT.unknown : report.answer === 'accept' ? EXIT.ok : EXIT.finding
     })

@@ -3,7 +3,7 @@
 import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
 import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, jsonText } from '../command'
 import { Context } from '../context'
 
 export const correspondentsList: Command = {
@@ -22,7 +22,7 @@ export const correspondentsList: Command = {
         .filter((c) => c.expiresAt > now && (only === null || c.mailbox === only))
         .sort((a, b) => a.mailbox.localeCompare(b.mailbox) || a.domain.localeCompare(b.domain))
         .map((c) => ({ mailbox: c.mailbox, domain: c.domain, expires: new Date(c.expiresAt).toISOString() }))
-      if (values.json) io.out(JSON.stringify({ correspondents: rows }, null, 2))
+      if (values.json) io.out(jsonText({ correspondents: rows }, 2))
       else {
         for (const r of rows) io.out(`<${safeField(r.mailbox)}>  ${safeField(r.domain)}  until ${r.expires}`)
         io.out(`${rows.length} correspondent(s)`)
@@ -52,7 +52,7 @@ export const correspondentsForget: Command = {
       } else {
         removed = await admin.hdel(key, [correspondentField((optionText(values.domain) ?? '').toLowerCase().replace(/\.$/, ''))])
       }
-      if (values.json) io.out(JSON.stringify({ removed }))
+      if (values.json) io.out(jsonText({ removed }))
       else io.out(`forgot ${removed} correspondent(s) of <${safeField(mailbox)}>`)
       return EXIT.ok
     })

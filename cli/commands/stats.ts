@@ -2,7 +2,7 @@
 // identities it delayed most.
 import { dayOf, delayChart, delayPercentile, mergeDays, parseDay, type DayStats } from '../../plugins/smart-greylist/core/stats'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
 import { Context } from '../context'
 import { providerData } from '../provider-data'
 
@@ -52,7 +52,7 @@ export const stats: Command = {
         .slice(0, 10)
         .map(([identity, deferred]) => ({ identity, deferred }))
       if (values.json) {
-        io.out(JSON.stringify({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top, providerData: providerData(refresh, now).json }, null, 2))
+        io.out(jsonText({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top, providerData: providerData(refresh, now).json }, 2))
         return EXIT.ok
       }
       io.out('day          deferred  accepted-after-delay  known  whitelisted  auto-wl  shadow  fail-open')

@@ -2,7 +2,7 @@
 // identities or networks without ever passing: the seed's symptom, with what would fix it.
 import { STUCK_MIN_DEFERRALS, StuckFinder, type StuckPair } from '../../plugins/smart-greylist/core/stuck'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
 import { Context } from '../context'
 
 export const stuck: Command = {
@@ -38,7 +38,7 @@ export const stuck: Command = {
       const pairs = finder.pairs()
       const shown = pairs.slice(0, limit)
       if (values.json) {
-        io.out(JSON.stringify({ total: pairs.length, pairs: shown.map((p) => ({ ...p, firstSeen: iso(p.firstSeen), lastSeen: iso(p.lastSeen) })) }, null, 2))
+        io.out(jsonText({ total: pairs.length, pairs: shown.map((p) => ({ ...p, firstSeen: iso(p.firstSeen), lastSeen: iso(p.lastSeen) })) }, 2))
       } else {
         for (const p of shown) for (const line of describe(p, now)) io.out(line)
         io.out(pairs.length ? `${shown.length} of ${pairs.length} stuck pairs` : 'no stuck senders')

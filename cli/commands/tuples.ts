@@ -2,7 +2,7 @@
 import { normaliseAddress } from '../../plugins/smart-greylist/core/envelope'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, jsonText } from '../command'
 import { Context } from '../context'
 
 export const list: Command = {
@@ -38,7 +38,7 @@ export const list: Command = {
           sender: t.sender,
           recipient: t.recipient,
         }))
-      if (values.json) io.out(JSON.stringify({ total: all.length, tuples: rows }, null, 2))
+      if (values.json) io.out(jsonText({ total: all.length, tuples: rows }, 2))
       else {
         for (const r of rows) {
           const state =
@@ -97,7 +97,7 @@ export const flush: Command = {
         keys = (await store.tuples(prefix)).filter((t) => t.sender === sender).map((t) => t.key)
       }
       const removed = await store.del(keys)
-      if (values.json) io.out(JSON.stringify({ removed }))
+      if (values.json) io.out(jsonText({ removed }))
       else io.out(`removed ${removed} key${removed === 1 ? '' : 's'}`)
       return EXIT.ok
     })

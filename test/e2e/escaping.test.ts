@@ -39,13 +39,15 @@ describe('outside text in a running Haraka', function () {
   const from = `"x> pass reason=retry identity=spf:bank.example\u0085accept <z"@${domain}`
   const to = '"b> pass reason=known\u0085to= <c"@example.com'
 
-  it('Haraka itself refuses U+2028 and U+2029 in an address (its parser splits on them), so only U+0085 reaches us', async () => {
+  // Its command line pattern (`.`) does not match them: "500 Unrecognized command". A HELO (not
+  // EHLO) session refuses every 8-bit line. So of the Unicode line breaks only U+0085 reaches us.
+  it('Haraka itself refuses U+2028 and U+2029 in an address', async () => {
     const s = await SmtpSession.open(stack.haraka.port, ip)
     try {
       assert.equal((await s.command('EHLO client.example.net')).code, 250)
       for (const sep of ['\u2028', '\u2029']) {
         const r = await s.command(`MAIL FROM:<"a${sep}b"@${domain}>`)
-        assert.equal(r.code, 501, r.text)
+        assert.ok(r.code >= 500 && r.code < 600, r.text)
       }
     } finally {
       await s.quit()
@@ -86,18 +88,19 @@ describe('outside text in a running Haraka', function () {
     assert.match(header, /^delayed [1-9]\d* seconds by smart-greylist; identity=net:85\.214\.132\.0\/24\r?$/)
   })
 
-  it('list prints the stored sender escaped in its table, raw in its JSON', async () => {
+  it('list prints the stored sender escaped in its table, and as itself in ASCII JSON', async () => {
     const cli = (...args: string[]): ReturnType<typeof runCli> => runCli([...args, '--config', stack.haraka.configDir])
     const text = await cli('list', '--passed')
     assert.equal(text.code, 0, text.stderr)
-    const rows = text.stdout.split('\n').filter((l) => l.includes(domain))
+    // The record keeps [limits] stored_chars of the sender, so the row is found by its network.
+    const rows = text.stdout.split('\n').filter((l) => l.includes('net:85.214.132.0/24'))
     assert.equal(rows.length, 1, text.stdout)
     assert.doesNotMatch(rows[0], LINE_BREAK)
     assert.match(rows[0], /^[\x20-\x7e]+$/)
     const raw = await cli('list', '--passed', '--json')
     assert.match(raw.stdout, /^[\x00-\x7f]*$/, 'the JSON text is ASCII: U+0085 written as \\u0085')
     const json = JSON.parse(raw.stdout) as { tuples: { sender: string; recipient: string }[] }
-    const stored = json.tuples.find((r) => r.sender.endsWith(domain))
+    const stored = json.tuples.find((r) => r.sender.startsWith('"x> pass'))
     assert.ok(stored, 'the JSON has the tuple')
     assert.match(stored.sender, /\u0085/, 'the JSON value is the stored one, raw')
     assert.ok(rows[0].includes(`<${safeField(stored.sender)}> -> <${safeField(stored.recipient)}>`), rows[0])

@@ -150,7 +150,7 @@ function describe(r: CheckReport, config: Config): string[] {
         ? rdns.names.map((n) => `${safeField(n.name)} (${n.confirmed ? 'forward-confirmed' : 'not confirmed'})`).join(', ')
         : rdns.status === 'none'
           ? 'no PTR'
-          : `lookup failed: ${safeField(rdns.error)}`,
+          : `lookup failed: ${rdns.error}`,
     )
   if (spf)
     row(

@@ -11,6 +11,16 @@ export function optionText(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined
 }
 
+/**
+ * What `--json` prints: JSON whose text is ASCII only. The values stay as stored (a client's
+ * U+0085 or U+2028 is still one in the parsed value), but JSON.stringify writes those characters
+ * raw, which a reader of the text that splits on Unicode line breaks would take for a new line;
+ * as `\uXXXX` escapes they are the same JSON.
+ */
+export function jsonText(value: unknown, indent?: number, replacer?: (key: string, value: unknown) => unknown): string {
+  return JSON.stringify(value, replacer, indent).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 export interface Io {
   out(line: string): void
   err(line: string): void

@@ -4,14 +4,15 @@
 import { TuplePeek } from '../../plugins/smart-greylist/adapters/redis-admin'
 import { decideRecipient, type FactCache } from '../../plugins/smart-greylist/adapters/recipient'
 import { domainOf, normaliseAddress, normaliseRecipient, NULL_SENDER } from '../../plugins/smart-greylist/core/envelope'
-import { identityText, spfResultFrom, type RdnsFacts, type SpfFacts } from '../../plugins/smart-greylist/core/identity'
+import { identityField, spfResultFrom, type RdnsFacts, type SpfFacts } from '../../plugins/smart-greylist/core/identity'
 import { ruleText } from '../../plugins/smart-greylist/core/domains'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { answer, decisionRecord, secs, type RecipientDecision } from '../../plugins/smart-greylist/core/recipient'
 import { evidenceText, isTrusted } from '../../plugins/smart-greylist/core/select'
+import { safeField } from '../../plugins/smart-greylist/core/text'
 import netUtils from 'haraka-net-utils'
 import type { Config } from '../../plugins/smart-greylist/core/settings'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, type Command, jsonText } from '../command'
 import { Context } from '../context'
 
 /** What `check --json` prints: the decision the plugin would take (the union itself), and why. */
@@ -123,7 +124,7 @@ export const check: Command = {
         },
         redis: { target: redisTarget, error: redisError },
       }
-      if (values.json) io.out(JSON.stringify(report, null, 2))
+      if (values.json) io.out(jsonText(report, 2))
       else for (const line of describe(report, config)) io.out(line)
       return report.answer === 'unknown' ? EXIT.unknown : report.answer === 'accept' ? EXIT.ok : EXIT.finding
     })
@@ -134,6 +135,7 @@ function domainOrNull(sender: string): string | null {
   return sender === NULL_SENDER ? null : domainOf(sender)
 }
 
+/** The text report; every name and address in it (from the options, DNS or Redis) through safeField. */
 function describe(r: CheckReport, config: Config): string[] {
   const lines: string[] = []
   const row = (k: string, v: string): void => {
@@ -145,14 +147,18 @@ function describe(r: CheckReport, config: Config): string[] {
     row(
       'rDNS',
       rdns.status === 'ok'
-        ? rdns.names.map((n) => `${n.name} (${n.confirmed ? 'forward-confirmed' : 'not confirmed'})`).join(', ')
+        ? rdns.names.map((n) => `${safeField(n.name)} (${n.confirmed ? 'forward-confirmed' : 'not confirmed'})`).join(', ')
         : rdns.status === 'none'
           ? 'no PTR'
           : `lookup failed: ${rdns.error}`,
     )
-  if (spf) row('SPF', `${spf.domain ?? 'none'}: ${spf.result}${spf.permissive ? ` (permissive record, not trusted: ${spf.guard ?? ''})` : ''}`)
-  row('envelope', `<${r.facts.sender}> -> <${r.facts.recipient}>`)
-  if ('identity' in r) row('identity', `${identityText(r.identity)} (${r.identity.reason})`)
+  if (spf)
+    row(
+      'SPF',
+      `${spf.domain === null ? 'none' : safeField(spf.domain)}: ${spf.result}${spf.permissive ? ` (permissive record, not trusted: ${spf.guard ?? ''})` : ''}`,
+    )
+  row('envelope', `<${safeField(r.facts.sender)}> -> <${safeField(r.facts.recipient)}>`)
+  if ('identity' in r) row('identity', `${identityField(r.identity)} (${r.identity.reason})`)
   const rule = 'rule' in r ? r.rule : undefined
   if (rule) row('rule', `${ruleText(rule)} (${rule.origin})`)
   const policy = rule?.settings.policy ?? config.select.policy
@@ -162,7 +168,7 @@ function describe(r: CheckReport, config: Config): string[] {
   else if (r.stored)
     row('tuple', t ? `first seen ${t.firstSeen}${t.passedAt ? `, passed ${t.passedAt}` : ', pending'}; expires in ${t.expiresInSeconds} s` : 'not seen before')
   const awl = r.stored?.autoWhitelist
-  if (awl) row('auto-wl', `${awl.passes} of ${awl.needed} passes for ${awl.senderDomain ?? 'the null sender'}`)
+  if (awl) row('auto-wl', `${awl.passes} of ${awl.needed} passes for ${awl.senderDomain === null ? 'the null sender' : safeField(awl.senderDomain)}`)
   row('decision', decisionText(r, config))
   row('log', r.line)
   return lines
@@ -173,9 +179,9 @@ function decisionText(r: CheckReport, config: Config): string {
     case 'skip':
       return `accept: skipped: ${r.reason}`
     case 'whitelist':
-      return `accept: whitelist:${r.what} ${r.entry} (${r.origin})`
+      return `accept: whitelist:${r.what} ${safeField(r.entry)} (${r.origin})`
     case 'correspondent':
-      return `accept: correspondent: <${r.facts.recipient}> wrote to ${r.domain}`
+      return `accept: correspondent: <${safeField(r.facts.recipient)}> wrote to ${safeField(r.domain)}`
     case 'failed':
       return `unknown: tuple state unknown: Redis ${r.redis.error ? 'unreachable' : `failed (${r.cause})`}; the plugin would now ${answer(r, config) === 'accept' ? 'accept (fail open)' : 'defer (on_error = defer)'}`
     case 'trusted':

@@ -1,5 +1,5 @@
 // `smart-greylist config check`: what the plugin would log when it loads this directory.
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command, jsonText } from '../command'
 import { Context, FILES } from '../context'
 import { providerData } from '../provider-data'
 import { redisTarget } from '../../plugins/smart-greylist/adapters/redis-client'
@@ -29,7 +29,7 @@ export const configCheck: Command = {
       notes: loaded.notes,
       providerData: shared.json,
     }
-    if (values.json) io.out(JSON.stringify(summary, (k, v: unknown) => (k === 'password' ? '***' : v), 2))
+    if (values.json) io.out(jsonText(summary, 2, (k, v) => (k === 'password' ? '***' : v)))
     else {
       for (const p of loaded.problems) io.out(p)
       for (const n of loaded.notes) io.out(`note: ${n}`)

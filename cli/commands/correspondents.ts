@@ -2,7 +2,8 @@
 // their authenticated replies skip greylisting), and forgetting them.
 import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
 import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
+import { safeField } from '../../plugins/smart-greylist/core/text'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, jsonText } from '../command'
 import { Context } from '../context'
 
 export const correspondentsList: Command = {
@@ -21,9 +22,9 @@ export const correspondentsList: Command = {
         .filter((c) => c.expiresAt > now && (only === null || c.mailbox === only))
         .sort((a, b) => a.mailbox.localeCompare(b.mailbox) || a.domain.localeCompare(b.domain))
         .map((c) => ({ mailbox: c.mailbox, domain: c.domain, expires: new Date(c.expiresAt).toISOString() }))
-      if (values.json) io.out(JSON.stringify({ correspondents: rows }, null, 2))
+      if (values.json) io.out(jsonText({ correspondents: rows }, 2))
       else {
-        for (const r of rows) io.out(`<${r.mailbox}>  ${r.domain}  until ${r.expires}`)
+        for (const r of rows) io.out(`<${safeField(r.mailbox)}>  ${safeField(r.domain)}  until ${r.expires}`)
         io.out(`${rows.length} correspondent(s)`)
       }
       return EXIT.ok
@@ -51,8 +52,8 @@ export const correspondentsForget: Command = {
       } else {
         removed = await admin.hdel(key, [correspondentField((optionText(values.domain) ?? '').toLowerCase().replace(/\.$/, ''))])
       }
-      if (values.json) io.out(JSON.stringify({ removed }))
-      else io.out(`forgot ${removed} correspondent(s) of <${mailbox}>`)
+      if (values.json) io.out(jsonText({ removed }))
+      else io.out(`forgot ${removed} correspondent(s) of <${safeField(mailbox)}>`)
       return EXIT.ok
     })
   },

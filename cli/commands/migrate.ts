@@ -2,7 +2,7 @@
 // not greylist every known correspondent once more. Run it once all MXs run 0.5 (a 0.4 MX still
 // running would keep writing the old layout).
 import { LEGACY_PATTERNS, migratedKey } from '../../plugins/smart-greylist/core/keys'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command, jsonText } from '../command'
 import { Context } from '../context'
 
 export const migrate: Command = {
@@ -44,7 +44,7 @@ export const migrate: Command = {
           }
         }
       }
-      if (values.json) io.out(JSON.stringify({ dryRun: values['dry-run'], ...counts }))
+      if (values.json) io.out(jsonText({ dryRun: values['dry-run'], ...counts }))
       else {
         io.out(`${values['dry-run'] ? 'would move' : 'moved'} ${counts.moved} record(s)`)
         if (counts.kept_newer) io.out(`${counts.kept_newer} already written by 0.5: the newer kept, the old removed`)

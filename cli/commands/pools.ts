@@ -4,7 +4,7 @@ import { canonicalRange, implausible } from '../../plugins/smart-greylist/core/r
 import { parseProviders, sortRanges, writeRanges } from '../../plugins/smart-greylist/core/providers'
 import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
 import { rangesFromSpf } from '../../plugins/smart-greylist/adapters/provider-refresh'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
 import { Context, FILES } from '../context'
 
 export const poolsList: Command = {
@@ -33,7 +33,7 @@ export const poolsList: Command = {
         source: p.source,
       }
     })
-    if (values.json) io.out(JSON.stringify({ providers: rows }, null, 2))
+    if (values.json) io.out(jsonText({ providers: rows }, 2))
     else {
       for (const r of rows)
         io.out(`${r.id.padEnd(12)} ${r.action.padEnd(6)} ${String(r.ranges).padStart(4)} ranges (${r.from}, ${r.updated ?? 'by hand'})  ${r.hosts.join(' ')}`)
@@ -109,7 +109,7 @@ export const poolsRefresh: Command = {
       if (bad) throw new Error(`refusing to write: ${bad.origin}: ${bad.message}`)
       return { text: changed && !values['dry-run'] ? (text.endsWith('\n') ? text : `${text}\n`) : null, result: null }
     })
-    if (values.json) io.out(JSON.stringify({ written, providers: report }, null, 2))
+    if (values.json) io.out(jsonText({ written, providers: report }, 2))
     else {
       for (const r of report) {
         if (r.status === 'kept') io.out(`${r.id.padEnd(12)} kept ${r.ranges} ranges: ${r.error}`)

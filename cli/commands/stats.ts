@@ -1,7 +1,8 @@
 // `smart-greylist stats`: the plugin's daily counters, the delay greylisting added, and the
 // identities it delayed most.
 import { dayOf, delayChart, delayPercentile, mergeDays, parseDay, type DayStats } from '../../plugins/smart-greylist/core/stats'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { safeField } from '../../plugins/smart-greylist/core/text'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
 import { Context } from '../context'
 import { providerData } from '../provider-data'
 
@@ -51,7 +52,7 @@ export const stats: Command = {
         .slice(0, 10)
         .map(([identity, deferred]) => ({ identity, deferred }))
       if (values.json) {
-        io.out(JSON.stringify({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top, providerData: providerData(refresh, now).json }, null, 2))
+        io.out(jsonText({ days: rows, total, delaySeconds: delay, topDelayedIdentities: top, providerData: providerData(refresh, now).json }, 2))
         return EXIT.ok
       }
       io.out('day          deferred  accepted-after-delay  known  whitelisted  auto-wl  shadow  fail-open')
@@ -85,7 +86,8 @@ export const stats: Command = {
         io.out(`  ${`${kind}:`.padEnd(6)} median <= ${k.median} s, p90 <= ${k.p90} s, p99 <= ${k.p99} s (${k.count})`)
       if (values.chart) for (const line of delayChart(total.delay.buckets)) io.out(line)
       io.out('identities delayed most:')
-      for (const t of top) io.out(`  ${String(t.deferred).padStart(6)}  ${t.identity}`)
+      // An identity's value may be a domain a sender chose.
+      for (const t of top) io.out(`  ${String(t.deferred).padStart(6)}  ${safeField(t.identity)}`)
       for (const l of providerData(refresh, now).lines) io.out(l)
       return EXIT.ok
     })

@@ -1,7 +1,8 @@
 // `smart-greylist stuck`: (sender domain, recipient) pairs deferred again and again from different
 // identities or networks without ever passing: the seed's symptom, with what would fix it.
 import { STUCK_MIN_DEFERRALS, StuckFinder, type StuckPair } from '../../plugins/smart-greylist/core/stuck'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command } from '../command'
+import { safeField } from '../../plugins/smart-greylist/core/text'
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
 import { Context } from '../context'
 
 export const stuck: Command = {
@@ -37,7 +38,7 @@ export const stuck: Command = {
       const pairs = finder.pairs()
       const shown = pairs.slice(0, limit)
       if (values.json) {
-        io.out(JSON.stringify({ total: pairs.length, pairs: shown.map((p) => ({ ...p, firstSeen: iso(p.firstSeen), lastSeen: iso(p.lastSeen) })) }, null, 2))
+        io.out(jsonText({ total: pairs.length, pairs: shown.map((p) => ({ ...p, firstSeen: iso(p.firstSeen), lastSeen: iso(p.lastSeen) })) }, 2))
       } else {
         for (const p of shown) for (const line of describe(p, now)) io.out(line)
         io.out(pairs.length ? `${shown.length} of ${pairs.length} stuck pairs` : 'no stuck senders')
@@ -47,13 +48,15 @@ export const stuck: Command = {
   },
 }
 
+/** A pair's lines: its domains, identities and names are what senders sent, shown through safeField. */
 function describe(p: StuckPair, now: number): string[] {
+  const list = (values: readonly string[]): string => values.map(safeField).join(' ')
   const mins = (ms: number): string => `${Math.round(ms / 60_000)} min`
   return [
-    `${p.senderDomain} -> ${p.recipient}: ${p.deferrals} deferrals from ${p.identities.length} identities in ${p.networks.length} networks, first ${mins(now - p.firstSeen)} ago, last ${mins(now - p.lastSeen)} ago`,
-    `  identities: ${p.identities.join(' ')}`,
-    `  networks:   ${p.networks.join(' ') || 'not recorded'}`,
-    `  rDNS:       ${p.names.join(' ') || 'none'}`,
+    `${safeField(p.senderDomain)} -> ${safeField(p.recipient)}: ${p.deferrals} deferrals from ${p.identities.length} identities in ${p.networks.length} networks, first ${mins(now - p.firstSeen)} ago, last ${mins(now - p.lastSeen)} ago`,
+    `  identities: ${list(p.identities)}`,
+    `  networks:   ${list(p.networks) || 'not recorded'}`,
+    `  rDNS:       ${list(p.names) || 'none'}`,
     ...(p.suggestion ? [`  suggest:    ${p.suggestion}`] : []),
     ...(p.note ? [`  note:       ${p.note}`] : []),
   ]

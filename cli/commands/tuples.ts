@@ -1,7 +1,8 @@
 // `smart-greylist list` and `smart-greylist flush`: the tuples in Redis, and removing them.
 import { normaliseAddress } from '../../plugins/smart-greylist/core/envelope'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError } from '../command'
+import { safeField } from '../../plugins/smart-greylist/core/text'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, jsonText } from '../command'
 import { Context } from '../context'
 
 export const list: Command = {
@@ -37,12 +38,13 @@ export const list: Command = {
           sender: t.sender,
           recipient: t.recipient,
         }))
-      if (values.json) io.out(JSON.stringify({ total: all.length, tuples: rows }, null, 2))
+      if (values.json) io.out(jsonText({ total: all.length, tuples: rows }, 2))
       else {
         for (const r of rows) {
           const state =
             'passedAt' in r ? `passed after ${r.delayedSeconds} s` : r.retryAcceptedInSeconds ? `retry in ${r.retryAcceptedInSeconds} s` : 'retry accepted now'
-          io.out(`${r.firstSeen}  ${state.padEnd(20)} ${r.identity}  <${r.sender}> -> <${r.recipient}>`)
+          // The records hold what clients sent; the JSON keeps it raw, the table shows it escaped.
+          io.out(`${r.firstSeen}  ${state.padEnd(20)} ${safeField(r.identity)}  <${safeField(r.sender)}> -> <${safeField(r.recipient)}>`)
         }
         io.out(`${rows.length} of ${all.length} ${values.pending ? 'pending' : 'passed'} tuples`)
       }
@@ -95,7 +97,7 @@ export const flush: Command = {
         keys = (await store.tuples(prefix)).filter((t) => t.sender === sender).map((t) => t.key)
       }
       const removed = await store.del(keys)
-      if (values.json) io.out(JSON.stringify({ removed }))
+      if (values.json) io.out(jsonText({ removed }))
       else io.out(`removed ${removed} key${removed === 1 ? '' : 's'}`)
       return EXIT.ok
     })

@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { canonicalEntry, coveringRange, hostBitsSet, parseEntry, parseWhitelist, type Entry } from '../../plugins/smart-greylist/core/whitelist'
 import { isPublicSuffix } from '../../plugins/smart-greylist/setup'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, type Io, optionText, UsageError } from '../command'
+import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, type Io, optionText, UsageError, jsonText } from '../command'
 import { Context, FILES } from '../context'
 
 /** The entries as the plugin would read them, or null (each refusal said) when one is bad. */
@@ -68,7 +68,7 @@ export const whitelistAdd: Command = {
       return refused ? { text: null, result: true } : { text: [...trimEnd(current), ...added].join('\n') + '\n', result: false }
     })
     if (dup) return EXIT.finding
-    if (values.json) io.out(JSON.stringify({ file, added: entries.map((e) => `${e.kind}:${e.pattern}`) }))
+    if (values.json) io.out(jsonText({ file, added: entries.map((e) => `${e.kind}:${e.pattern}`) }))
     else for (const a of added) io.out(`added ${a}  (${file})`)
     return EXIT.ok
   },
@@ -102,7 +102,7 @@ export const whitelistRemove: Command = {
       return missing.length ? { text: null, result: null } : { text: trimEnd(lines.filter((_, i) => !drop.has(i))).join('\n') + '\n', result: found }
     })
     if (!found) return EXIT.finding
-    if (values.json) io.out(JSON.stringify({ file, removed: [...found] }))
+    if (values.json) io.out(jsonText({ file, removed: [...found] }))
     else for (const f of found) io.out(`removed ${f}  (${file})`)
     return EXIT.ok
   },
@@ -120,7 +120,7 @@ export const whitelistList: Command = {
     // Read directly, so a file that cannot be read is an error here (haraka-config reads it as empty).
     const text = fs.readFileSync(ctx.filePath(FILES.whitelist), 'utf8')
     const { entries, errors } = parseWhitelist(text.split(/\r?\n/), FILES.whitelist, isPublicSuffix)
-    if (values.json) io.out(JSON.stringify({ file: ctx.filePath(FILES.whitelist), entries, errors }, null, 2))
+    if (values.json) io.out(jsonText({ file: ctx.filePath(FILES.whitelist), entries, errors }, 2))
     else {
       io.out(`# ${ctx.filePath(FILES.whitelist)}`)
       for (const e of entries) io.out(`${`${e.kind}:${e.pattern}`.padEnd(48)} ${e.origin}`)

@@ -4,10 +4,10 @@ import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
 import tlds from 'haraka-tld'
 import type { Config } from './core/settings'
-import { identityText } from './core/identity'
 import { isPostponed, messageRecord, type MessageDecision } from './core/message'
-import { answer, counterOf, decisionRecord, failureAnswer, secs, WATCH_NAME, watchResult, type RecipientDecision } from './core/recipient'
-import { evidenceText } from './core/select'
+import { headerValue } from './core/header'
+import { safeField } from './core/text'
+import { answer, counterOf, decisionRecord, failureAnswer, WATCH_NAME, watchResult, type RecipientDecision } from './core/recipient'
 import { addressOf, type Address, type Connection, type Next, type RedisClient } from './adapters/haraka-types'
 import { correspondentsOf, messageFactsOf, recipientInput, transactionNote } from './adapters/haraka-recipient'
 import { decideMessage } from './adapters/message'
@@ -362,7 +362,7 @@ export function sg_queue_ok(this: Plugin, next: Next, connection: Connection): v
   const { ttl, per_mailbox } = deps.config.correspondents
   deps.decisions
     .recordCorrespondents(w, deps.now(), ttl * 1000, per_mailbox)
-    .then(() => connection.loginfo(this, `correspondents recorded: <${w.mailbox}> wrote to ${w.domains.map((d) => d.domain).join(', ')}`))
+    .then(() => connection.loginfo(this, `correspondents recorded: <${safeField(w.mailbox)}> wrote to ${w.domains.map((d) => safeField(d.domain)).join(', ')}`))
     .catch((err: Error) => connection.logwarn(this, `correspondents not recorded (${err.message})`))
 }
 
@@ -405,28 +405,6 @@ export function sg_data_post(this: Plugin, next: Next, connection: Connection): 
     }
     return []
   })
-}
-
-/** One header for the message: the longest delay, else the whitelist entry, else why it passed. */
-export function headerValue(passed: readonly RecipientDecision[], message?: MessageDecision): string | null {
-  if (message?.verdict.status === 'retry') {
-    return `delayed ${secs(message.verdict.waitedMs)} seconds by smart-greylist (its message, retried); identity=${identityText(message.identity)}`
-  }
-  const tuples = passed.filter((o): o is Extract<RecipientDecision, { kind: 'tuple' }> => o.kind === 'tuple')
-  const delayed = tuples.filter((o) => o.verdict.status === 'retry').sort((a, b) => b.verdict.waitedMs - a.verdict.waitedMs)[0]
-  if (delayed) return `delayed ${secs(delayed.verdict.waitedMs)} seconds by smart-greylist; identity=${identityText(delayed.identity)}`
-  const listed = passed.find((o): o is Extract<RecipientDecision, { kind: 'whitelist' }> => o.kind === 'whitelist')
-  if (listed) return `passed by smart-greylist; whitelist entry ${listed.entry} (${listed.origin})`
-  const known = passed.find((o): o is Extract<RecipientDecision, { kind: 'correspondent' }> => o.kind === 'correspondent')
-  if (known) return `passed by smart-greylist; correspondent ${known.domain}`
-  const trusted = passed.find((o): o is Extract<RecipientDecision, { kind: 'trusted' }> => o.kind === 'trusted')
-  if (trusted) return `passed by smart-greylist; trusted: ${evidenceText(trusted.evidence)}`
-  const first = tuples[0]
-  if (!first) return null
-  const why =
-    // Accepted although deferred: shadow mode.
-    first.verdict.action === 'defer' ? 'shadow mode, would have been deferred' : first.verdict.status === 'awl' ? 'auto-whitelisted' : 'known sender'
-  return `passed by smart-greylist; ${why}; identity=${identityText(first.identity)}`
 }
 
 function record(plugin: Plugin, connection: Connection, rcpt: Address, d: RecipientDecision): void {

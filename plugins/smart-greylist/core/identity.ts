@@ -4,6 +4,7 @@ import { normaliseHost } from './names'
 import { subnetOf, type ParsedIp } from './ip'
 import type { ProviderHit } from './providers'
 import { nameEmbedsIp, nameKind, perMachineLabel, vouchingDomains } from './sender-names'
+import { safeField } from './text'
 
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror'
 
@@ -33,8 +34,14 @@ export interface Identity {
   readonly reason: string
 }
 
+/** The identity as stored and compared (tuple records, `flush --identity`): raw. */
 export function identityText(id: Identity): string {
   return `${id.kind}:${id.value}`
+}
+
+/** The identity as a field of a line or header: its value may be a name of the client's choosing (SPF, HELO). */
+export function identityField(id: Identity): string {
+  return safeField(identityText(id))
 }
 
 export interface PtrName {

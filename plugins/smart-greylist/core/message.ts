@@ -3,11 +3,12 @@
 // retries. Pure: what to ask the message's record, and how the answer reads.
 import { timingFrom, type Timing, type Verdict } from './decision'
 import { normaliseAddress, normaliseRecipient } from './envelope'
-import { identityText, type Identity } from './identity'
+import { identityField, identityText, type Identity } from './identity'
 import { messageDigest, messageKeys } from './keys'
 import type { RecipientDecision, TupleKeys } from './recipient'
 import { secs } from './recipient'
 import type { Config } from './settings'
+import { safeField } from './text'
 
 /** A recipient whose deferral waits for its message. */
 export type PostponedRecipient = Extract<RecipientDecision, { kind: 'tuple' }> & { readonly postponed: TupleKeys & { readonly delayMs: number } }
@@ -71,13 +72,13 @@ export interface MessageDecision {
   readonly recipients: number
 }
 
-/** The message's one log line and results. */
+/** The message's one log line and results (the line's outside values through safeField). */
 export function messageRecord(d: MessageDecision, sender: string): { result: Record<string, unknown>; line: string } {
   const v = d.verdict
   const timing = `waited=${secs(v.waitedMs)}s` + (v.action === 'defer' ? ` retry_in=${secs(v.retryInMs)}s` : '')
   const result = v.action === 'defer' ? { fail: `greylisted:message_${v.status}` } : { pass: `greylist:message_${v.status}` }
   return {
     result: { ...result, identity: identityText(d.identity), message: d.digest.slice(0, 16) },
-    line: `message ${v.action} reason=${v.status} message=${d.digest.slice(0, 16)} identity=${identityText(d.identity)} from=<${sender}> recipients=${d.recipients} ${timing}`,
+    line: `message ${v.action} reason=${v.status} message=${d.digest.slice(0, 16)} identity=${identityField(d.identity)} from=<${safeField(sender)}> recipients=${d.recipients} ${timing}`,
   }
 }

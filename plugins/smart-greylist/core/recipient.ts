@@ -5,10 +5,11 @@
 import type { Assessment, TupleAssessment } from './assess'
 import type { Verdict } from './decision'
 import type { DomainRule } from './domains'
-import { identityText, type Identity } from './identity'
+import { identityField, identityText, type Identity } from './identity'
 import { evidenceText, isTrusted, type Evidence } from './select'
 import type { Config } from './settings'
 import { COUNTER, type AlsoLabel, type DeferLabel } from './stats'
+import { safeField } from './text'
 
 export type RecipientDecision =
   | Exclude<Assessment, TupleAssessment>
@@ -150,10 +151,12 @@ export interface DecisionRecord {
 
 /**
  * The decision as the plugin records it. `envelope` is the addresses as received; `onError` is
- * `[main] on_error` (for failures).
+ * `[main] on_error` (for failures). Every value that came from outside (addresses, names, the
+ * identity's value, whitelist entries) is rendered by safeField, so the line stays one line and
+ * its fields are ours; the results keep the values raw (they are data, not text).
  */
 export function decisionRecord(d: RecipientDecision, envelope: { from: string; to: string }, onError: string): DecisionRecord {
-  const env = `from=<${envelope.from}> to=<${envelope.to}>`
+  const env = `from=<${safeField(envelope.from)}> to=<${safeField(envelope.to)}>`
   // The smart-greylist.domains rule that applied, by its line.
   const applied = 'rule' in d ? d.rule : undefined
   const rule = applied ? ` rule=${applied.origin}` : ''
@@ -166,20 +169,23 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
     case 'skip':
       return rec({ skip: d.reason }, `skip reason=${d.reason}${rule} ${env}`)
     case 'whitelist':
-      return rec({ pass: `whitelist:${d.what}`, whitelist: d.entry }, `accept reason=whitelist:${d.what} entry="${d.entry}" (${d.origin}) ${env}`)
+      return rec({ pass: `whitelist:${d.what}`, whitelist: d.entry }, `accept reason=whitelist:${d.what} entry="${safeField(d.entry)}" (${d.origin}) ${env}`)
     case 'correspondent':
-      return rec({ skip: 'correspondent', correspondent: d.domain }, `skip reason=correspondent domain=${d.domain} identity=${identityText(d.identity)} ${env}`)
+      return rec(
+        { skip: 'correspondent', correspondent: d.domain },
+        `skip reason=correspondent domain=${safeField(d.domain)} identity=${identityField(d.identity)} ${env}`,
+      )
     case 'failed': {
       // The same words as any other internal failure of the plugin (index.ts).
       const text = `error (${d.cause}): ${d.message}; on_error=${d.shadow ? 'accept (shadow mode)' : onError}`
-      return rec({ err: text }, `${text} identity=${identityText(d.identity)}${rule} ${env}`)
+      return rec({ err: text }, `${text} identity=${identityField(d.identity)}${rule} ${env}`)
     }
     case 'trusted': {
       const evidence = evidenceText(d.evidence)
       const id = identityText(d.identity)
       return rec(
         { skip: 'trusted', evidence, identity: id, tuple: d.verdict.status },
-        `skip reason=trusted evidence=${evidence} identity=${id} tuple=${d.verdict.status}${rule} ${env}`,
+        `skip reason=trusted evidence=${evidence} identity=${safeField(id)} tuple=${d.verdict.status}${rule} ${env}`,
       )
     }
     case 'tuple': {
@@ -197,8 +203,8 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
       const dns = d.identity.reason.split(',').filter((r) => r === 'rdns_error' || r === 'spf_temperror')
       return rec(
         { ...result, identity: id, identity_reason: d.identity.reason, ...(d.shadow ? { shadow: true } : {}) },
-        `${action} reason=${v.status} identity=${id} identity_reason=${d.identity.reason}${rule} ${env} ${timing}${other}`,
-        dns.length ? `dns error (${dns.join(', ')}): identity fell back to ${id}` : null,
+        `${action} reason=${v.status} identity=${safeField(id)} identity_reason=${d.identity.reason}${rule} ${env} ${timing}${other}`,
+        dns.length ? `dns error (${dns.join(', ')}): identity fell back to ${safeField(id)}` : null,
       )
     }
   }

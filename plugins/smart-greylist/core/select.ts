@@ -2,6 +2,7 @@
 // accept a first contact ([select] policy = suspicious), and whether the sender's domain is
 // authenticated enough to count as a correspondent of a local mailbox. Pure.
 import type { RdnsFacts, SpfFacts } from './identity'
+import { safeField } from './text'
 
 /** DNSBL listings of the client: from the dns-list plugin, from [select] zones, or not asked. */
 export interface DnsblFacts {
@@ -36,7 +37,10 @@ export function isTrusted(e: Evidence): boolean {
   return e.fcrdns !== null && e.spf !== null && e.dnsbl.listed.length === 0 && !e.dnsbl.failed?.length
 }
 
-/** For the log line: `fcrdns:<name>,spf:<domain>,dnsbl:clean` (or what is missing). */
+/**
+ * For the log line: `fcrdns:<name>,spf:<domain>,dnsbl:clean` (or what is missing). The name is
+ * the client's PTR, the domain its MAIL FROM's: both through safeField, so neither can add a part.
+ */
 export function evidenceText(e: Evidence): string {
   const dnsbl = e.dnsbl.listed.length
     ? `listed:${e.dnsbl.listed.join('+')}`
@@ -45,7 +49,7 @@ export function evidenceText(e: Evidence): string {
       : e.dnsbl.source === 'none'
         ? 'not_asked'
         : `clean(${e.dnsbl.source})`
-  return `fcrdns:${e.fcrdns ?? 'none'},spf:${e.spf ?? 'none'},dnsbl:${dnsbl}`
+  return `fcrdns:${e.fcrdns === null ? 'none' : safeField(e.fcrdns)},spf:${e.spf === null ? 'none' : safeField(e.spf)},dnsbl:${dnsbl}`
 }
 
 /**

@@ -5,6 +5,7 @@ import { domainOf } from './envelope'
 import type { OrgDomainFn } from './identity'
 import { nameEmbedsIp, nameKind, perMachineLabel, type NameKind } from './sender-names'
 import { parseIp, subnetOf } from './ip'
+import { safeField } from './text'
 
 /** A tuple record as Redis holds it (keys.ts), read back. */
 export interface TupleSeen {
@@ -112,19 +113,21 @@ function advice(g: readonly TupleSeen[], identities: readonly string[], o: Stuck
   const suffix = commonSuffix(named.map((t) => t.rdns.replace(/^\?/, '')))
   const org = suffix ? o.orgDomain(suffix) : null
   const usable = suffix !== null && org !== null && (suffix === org || suffix.endsWith(`.${org}`))
+  // The suffix is of names the senders' DNS chose: shown through safeField, as every such name is.
+  const shown = suffix === null ? '' : safeField(suffix)
   if (usable && confirmed.length === g.length) {
     // An access network's customers: a host: line would let every bot of the ISP in.
     if (confirmed.some((t) => nameKindText(t.rdns, t.client, o.orgDomain) === 'end_user')) {
-      return { suggestion: null, note: `the names are an access network's customer lines under ${suffix}: no whitelist line is safe for them` }
+      return { suggestion: null, note: `the names are an access network's customer lines under ${shown}: no whitelist line is safe for them` }
     }
     const perMachine = confirmed.some((t) => perMachineLabel(t.rdns) || nameEmbedsIpText(t.rdns, t.client))
     return {
-      suggestion: `host:*.${suffix}`,
-      note: perMachine ? `the names number machines: make sure ${suffix} sends mail and is not an access network` : null,
+      suggestion: `host:*.${shown}`,
+      note: perMachine ? `the names number machines: make sure ${shown} sends mail and is not an access network` : null,
     }
   }
   if (usable && named.length) {
-    return { suggestion: null, note: `the rDNS names share ${suffix} but not all are forward-confirmed, so a host: entry would not match them` }
+    return { suggestion: null, note: `the rDNS names share ${shown} but not all are forward-confirmed, so a host: entry would not match them` }
   }
   if (identities.every((i) => i.startsWith('net:'))) {
     return o.deferWeakAt === 'rcpt'

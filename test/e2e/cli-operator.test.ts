@@ -79,7 +79,7 @@ describe('smart-greylist command with a running Haraka', function () {
     const fresh = await cli(...args)
     assert.equal(fresh.code, 1, fresh.stderr)
     assert.match(fresh.stdout, /rDNS\s+mail-eopbgr220092\.outbound\.protection\.outlook\.com \(forward-confirmed\)/)
-    assert.match(fresh.stdout, /identity\s+host:outbound\.protection\.outlook\.com \(fcrdns\)/)
+    assert.match(fresh.stdout, /identity\s+host:outbound\.protection\.outlook\.com \(fcrdns_spf\)/)
     assert.match(fresh.stdout, /tuple\s+not seen before/)
     assert.match(fresh.stdout, /decision\s+defer: new; a retry is accepted in 2 s/)
     assert.equal((await db.keys(KEY_PATTERNS.tuples('sgl:'))).length, keysBefore, 'check wrote nothing')
@@ -89,7 +89,7 @@ describe('smart-greylist command with a running Haraka', function () {
     const pending = await runCli([...args.slice(0, 2), EXCHANGE_IPS[3], ...args.slice(3), '--json', '--config', stack.haraka.configDir])
     const report = JSON.parse(pending.stdout) as CheckReport
     assert.ok(report.kind === 'tuple', pending.stdout)
-    assert.deepEqual(report.identity, { kind: 'host', value: 'outbound.protection.outlook.com', reason: 'fcrdns' })
+    assert.deepEqual(report.identity, { kind: 'host', value: 'outbound.protection.outlook.com', reason: 'fcrdns_spf' })
     assert.equal(report.stored?.tuple?.passedAt, null)
     assert.equal(report.verdict.status, 'early')
     assert.ok(report.verdict.retryInMs >= 0 && report.verdict.retryInMs <= 2000)

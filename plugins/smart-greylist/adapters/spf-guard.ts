@@ -3,8 +3,10 @@
 // and its includes (core/spf-record.ts judges what they authorise: a pass-qualified all, ranges
 // wider than [identity] spf_widest_*, client-dependent macros), then evaluates the record for
 // addresses no sender lists (documentation addresses, the MX's own, two random routable ones).
-// Verdicts are cached by the record's text, in memory and in Redis, so a changed record is judged
-// anew and a thousand wildcard subdomains publishing one record cost one judgement.
+// Verdicts are kept in Redis by the record's text, so a changed record is judged anew and a
+// thousand wildcard subdomains publishing one record cost one judgement. In memory each sender
+// domain keeps its verdict for a minute, in one least-recently-used map bounded in entries: the
+// domains are the client's to choose, so only a count cap keeps the process's memory fixed.
 import ipaddr from 'ipaddr.js'
 import type { Config } from '../core/settings'
 import type { SpfFacts, SpfResult } from '../core/identity'
@@ -62,23 +64,48 @@ export function randomRoutable(family: 'ipv4' | 'ipv6', random: () => number): s
   }
 }
 
+/** A domain's verdict in memory, with the Redis key of the record it judged. */
+interface Remembered extends Verdict {
+  readonly key: string
+  readonly expires: number
+}
+
+/** Domains whose verdicts are kept in memory at most, unless the caller says otherwise. */
+export const SPF_GUARD_MAX_ENTRIES = 10_000
+
 export class SpfGuardCache {
-  private readonly byText = new Map<string, Verdict & { expires: number }>()
-  private readonly byDomain = new Map<string, { key: string; expires: number }>()
+  /**
+   * By sender domain, least recently used first: a Map iterates in insertion order, so a hit is
+   * moved to the end and eviction takes the first key.
+   */
+  private readonly byDomain = new Map<string, Remembered>()
+  private readonly maxEntries: number
 
   constructor(
     private readonly store: FlagStore,
     private readonly config: Config,
     private readonly now: () => number,
     private readonly opts: { maxEntries?: number; readOnly?: boolean; random?: () => number } = {},
-  ) {}
+  ) {
+    this.maxEntries = opts.maxEntries ?? SPF_GUARD_MAX_ENTRIES
+  }
+
+  /** Domains whose verdicts are held in memory now (never more than maxEntries). */
+  get size(): number {
+    return this.byDomain.size
+  }
 
   /** The verdict on `domain`'s record; a record that cannot be read in time is not trusted. */
   async judge(domain: string, spf: SpfOptions & { readonly resolver: Resolver }): Promise<Verdict> {
     const now = this.now()
     const known = this.byDomain.get(domain)
-    const cached = known && known.expires > now ? this.byText.get(known.key) : undefined
-    if (cached && cached.expires > now) return cached
+    if (known) {
+      this.byDomain.delete(domain)
+      if (known.expires > now) {
+        this.byDomain.set(domain, known)
+        return known
+      }
+    }
     try {
       return await withTimeout(this.judgeAnew(domain, spf, now), spf.timeoutMs, 'SPF guard')
     } catch (err) {
@@ -95,14 +122,13 @@ export class SpfGuardCache {
     const key = spfGuardKey(redis.prefix, `${settings}\0${perDomain ? domain : ''}\0${walk.rootText}`)
     const ttlMs = identity.spf_guard_ttl * 1000
     const remember = (v: Verdict): Verdict => {
-      if (this.byText.size >= (this.opts.maxEntries ?? 10_000)) {
-        this.byText.delete(this.byText.keys().next().value as string)
-        this.byDomain.delete(this.byDomain.keys().next().value as string)
-      }
       // In memory for a minute at most: a record that changes is read again soon.
-      const expires = now + Math.min(ttlMs, 60_000)
-      this.byText.set(key, { ...v, expires })
-      this.byDomain.set(domain, { key, expires })
+      this.byDomain.delete(domain) // a concurrent judgement of the same domain may have got here first
+      this.byDomain.set(domain, { ...v, key, expires: now + Math.min(ttlMs, 60_000) })
+      for (const oldest of this.byDomain.keys()) {
+        if (this.byDomain.size <= this.maxEntries) break
+        this.byDomain.delete(oldest)
+      }
       return v
     }
     const stored = await this.store.getFlag(key).catch(() => null)

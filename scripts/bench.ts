@@ -1,5 +1,6 @@
 // `npm run bench`: decision latency of the rcpt_ok hook against a private redis-server on
-// loopback, Redis memory per pending tuple, and whitelist lookup cost against list size.
+// loopback, Redis memory per pending tuple, whitelist lookup cost against list size, and the
+// heap of the SPF guard's in-memory verdicts.
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import { parseIp } from '../plugins/smart-greylist/core/ip'
@@ -20,6 +21,7 @@ import { shardCapacity } from './capacity'
 import { percentile } from './harness/load'
 import { bodyDigest } from '../plugins/smart-greylist/adapters/message'
 import { OUTLOOK_SPF } from '../test/helpers/world'
+import { gcNote, spfGuardMemory } from './spf-guard-memory'
 
 // Haraka's own message store, as a transaction holds the message.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -34,6 +36,7 @@ const { values: args } = parseArgs({
     decisions: { type: 'string', default: '20000' },
     tuples: { type: 'string', default: '100000' },
     'capacity-decisions': { type: 'string', default: '100000' },
+    'guard-domains': { type: 'string', default: '1000000' },
     'smtp-seconds': { type: 'string', default: '15' },
     'smtp-rounds': { type: 'string', default: '5' },
     'smtp-only': { type: 'boolean', default: false },
@@ -43,7 +46,7 @@ const { values: args } = parseArgs({
 })
 if (args.help) {
   console.log(
-    'usage: npm run bench -- [--decisions N] [--tuples N] [--capacity-decisions N] [--smtp-seconds N per cell (0 = skip)] [--smtp-rounds N] [--smtp-only] [--json]',
+    'usage: npm run bench -- [--decisions N] [--tuples N] [--capacity-decisions N] [--guard-domains N (0 = skip)] [--smtp-seconds N per cell (0 = skip)] [--smtp-rounds N] [--smtp-only] [--json]',
   )
   process.exit(0)
 }
@@ -318,6 +321,7 @@ async function inProcessBenchmarks(port: number, dns: DnsServer) {
     whitelist: whitelistScaling(),
     pools: poolScaling(),
     messageDigest: await messageDigestCost(),
+    spfGuard: Number(args['guard-domains']) > 0 ? await spfGuardMemory(Number(args['guard-domains'])) : [],
   }
 }
 
@@ -331,6 +335,7 @@ function printInProcess({
   whitelist,
   pools,
   messageDigest,
+  spfGuard,
 }: Awaited<ReturnType<typeof inProcessBenchmarks>>): void {
   const f = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(3))
   console.log(
@@ -357,6 +362,11 @@ function printInProcess({
   for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
   console.log(`end-of-data message digest (defer_weak_at = data, first ${DEFAULTS.main.data_hash_bytes} bytes of the body), CPU per digest`)
   for (const r of messageDigest) console.log(`  ${String(r.message_kb).padStart(7)} KB message  ${r.cpu_us_per_digest} us`)
+  if (spfGuard.length) console.log(`SPF guard verdicts in memory for ${spfGuard[0]?.domains} sender domains on one record (heap after a full GC${gcNote()})`)
+  for (const r of spfGuard)
+    console.log(
+      `  maxEntries ${String(r.maxEntries).padStart(7)}  ${String(r.held).padStart(7)} held  ${(r.heapBytes / 1e6).toFixed(1).padStart(6)} MB  ${r.bytesPerEntry} bytes/entry  (${r.seconds} s)`,
+    )
 }
 
 async function main(): Promise<void> {

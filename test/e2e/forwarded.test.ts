@@ -1,7 +1,8 @@
 // End to end: mail an SRS forwarder re-sends. SPF speaks for the envelope as sent (the
 // forwarder's own domain), so the forwarder's pool is grouped by its SPF identity and the spf
 // plugin's result for that domain is reused; the tuple key still uses the original sender, so
-// a retry whose SRS hash and timestamp changed matches.
+// a retry whose SRS hash and timestamp changed matches. A from: entry for the original sender
+// does not let the forwarded copy through: no SPF pass speaks for that address.
 import assert from 'node:assert/strict'
 import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
@@ -24,6 +25,7 @@ describe('SRS-forwarded mail in a running Haraka with the spf plugin', function 
       },
     ],
     ini: '[main]\ndelay=1\nretry_window=20\n[whitelist]\nproviders=false\n[awl]\npasses=0\n',
+    whitelist: 'from:*@orig.example\n',
   })
 
   it("is grouped by spf:<forwarder domain>, reuses the spf plugin's result, and passes at the first retry from another /24", async () => {
@@ -51,5 +53,16 @@ describe('SRS-forwarded mail in a running Haraka with the spf plugin', function 
     // The spf plugin asked once for this transaction; our own evaluation would be a second query
     // (the guard's verdict on the record is cached since the first message).
     assert.equal(txtQueries() - before, 1, 'only the spf plugin asked for fwd.example: its result was reused')
+  })
+
+  it("is not whitelisted by a from: entry for the original sender: SPF passed for the forwarder's domain only", async () => {
+    const r = await deliver(stack.haraka.port, {
+      clientIp: FORWARDER_IPS[0],
+      helo: 'mout.fwd.example',
+      from: 'SRS0=AbC2=TT=orig.example=bob@fwd.example',
+      to: ['dave@example.com'],
+    })
+    assert.equal(r.rcpt[0].code, 451)
+    assert.match(await stack.haraka.waitFor(/\[smart-greylist\] defer reason=new .*to=<dave@example\.com>/), /identity=spf:fwd\.example/)
   })
 })

@@ -1,5 +1,5 @@
 // The permissive-record guard against a DNS server on loopback: records judged by what they
-// authorise and by probes, verdicts cached by the record's text.
+// authorise and by probes, verdicts cached by the record's text (in memory per domain, bounded).
 import assert from 'node:assert/strict'
 import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
 import { randomRoutable, SpfGuardCache, type FlagStore } from '../../plugins/smart-greylist/adapters/spf-guard'
@@ -75,6 +75,37 @@ describe('SpfGuardCache (loopback DNS)', function () {
       'only the record itself is read again',
     )
     assert.equal(flags.flags.size, 1)
+  })
+
+  it('keeps at most maxEntries domains in memory, however many share one record', async () => {
+    // A sender picks its domains freely: 20,000 tenants of one provider's record once left
+    // 20,000 entries under a bound of 100. Their record comes from memory here, as 20,000
+    // loopback queries would take seconds and test the DNS, not the bound.
+    const oneRecord = { resolveTxt: async () => [['v=spf1 ip4:185.250.236.0/22 -all']] }
+    const tenants = { resolver: oneRecord as never, timeoutMs: 2000, helo: null }
+    const flags = new MemoryFlags()
+    const g = new SpfGuardCache(flags, DEFAULTS, () => clock, { maxEntries: 100, random: () => 0.42 })
+    for (let i = 0; i < 20_000; i++) {
+      assert.equal((await g.judge(`t${i}.tenant.example`, tenants)).permissive, false)
+      if (g.size > 100) assert.fail(`${g.size} domains held after ${i + 1}`)
+    }
+    // Past the bound the least recently used sixteenth goes at once (100 - 6).
+    assert.ok(g.size > 90, `${g.size} domains held: the cache still serves`)
+    assert.equal(flags.flags.size, 1, 'in Redis one verdict still serves them all')
+  })
+
+  it('evicts the least recently used domain, not the first one judged', async () => {
+    const g = new SpfGuardCache(new MemoryFlags(), DEFAULTS, () => clock, { maxEntries: 3, random: () => 0.42 })
+    const asked = async (domain: string): Promise<boolean> => {
+      const mark = dns.queries.length
+      await g.judge(domain, spf())
+      return dns.queries.slice(mark).some((q) => q.name === domain)
+    }
+    for (const d of ['u1', 'u2', 'u3']) assert.equal(await asked(`${d}.wild.example`), true)
+    assert.equal(await asked('u1.wild.example'), false, 'held: answered from memory')
+    assert.equal(await asked('u4.wild.example'), true) // evicts u2, the least recently used
+    assert.equal(await asked('u1.wild.example'), false, 'used recently, so it survived')
+    assert.equal(await asked('u2.wild.example'), true, 'evicted, so its record is read again')
   })
 
   it('does not trust a record it cannot read in time', async () => {

@@ -42,6 +42,19 @@ describe('from: entries (verify_from)', () => {
     const strict = await assess(p, subject(), facts(NO_RDNS, { domain: 'carve.example', result: 'pass', permissive: false }))
     assert.equal(strict.kind, 'whitelist')
   })
+  it('do not count through an SRS-normalised address, nor on a pass SPF gave another domain', async () => {
+    // The key spells the sender as carve.example's, but SPF passed for the forwarder that
+    // rewrote it: that pass speaks for forwarder.example, not for the address the entry names.
+    const p = policy(['from:*@carve.example'])
+    const pass = (domain: string): SpfFacts => ({ domain, result: 'pass', permissive: false })
+    const srs = await assess(p, subject({ sender: 'SRS0=HHH=TT=carve.example=alice@forwarder.example' }), facts(NO_RDNS, pass('forwarder.example')))
+    assert.equal(srs.kind, 'tuple', 'SPF vouches for the forwarder only')
+    // A fact source that answers for a different domain (HELO's, a cached neighbour's) vouches for nothing here.
+    const other = await assess(p, subject({ sender: 'alice@carve.example' }), facts(NO_RDNS, pass('forwarder.example')))
+    assert.equal(other.kind, 'tuple', 'a pass for forwarder.example is not one for carve.example')
+    const direct = await assess(p, subject({ sender: 'alice@carve.example' }), facts(NO_RDNS, pass('carve.example')))
+    assert.equal(direct.kind, 'whitelist')
+  })
 })
 
 describe('recipients', () => {
@@ -78,6 +91,19 @@ describe('auto-whitelist eligibility of rDNS identities', () => {
   })
 })
 
+describe('auto-whitelist passes', () => {
+  it('are not earned by a client a DNSBL lists', async () => {
+    const p = policy([])
+    const spf: SpfFacts = { domain: 'carve.example', result: 'none' }
+    const dnsbl = (listed: string[]): FactSources => ({ ...facts(NO_RDNS, spf), dnsbl: async () => ({ source: 'own', listed }) })
+    const clean = await assess(p, subject(), dnsbl([]))
+    assert.ok(clean.kind === 'tuple' && clean.awlKey, 'the same client unlisted may earn passes')
+    const listed = await assess(p, subject(), dnsbl(['zen.spamhaus.org']))
+    assert.equal(listed.kind, 'tuple')
+    assert.equal(listed.kind === 'tuple' && listed.awlKey, undefined, 'a listed client waits the delay every time')
+  })
+})
+
 describe('helo: entries (verify_helo)', () => {
   const rdns = (name: string): RdnsFacts => ({ status: 'ok', names: [{ name, confirmed: true }] })
   const none: SpfFacts = { domain: null, result: 'none' }
@@ -107,6 +133,15 @@ describe('helo: entries (verify_helo)', () => {
     const botName = rdns('c-73-12-34-56.hsd1.ma.example-cable.net')
     assert.equal((await assess(p, bot, vouching(botName, { domain: 'example-cable.net' }))).kind, 'tuple')
     assert.deepEqual(asked.length, 0, 'an end-user name is not worth asking about')
+  })
+  it('do not count for a sibling whose parent is a public suffix', async () => {
+    // Anyone can register evil.co.uk and forward-confirm it; sharing "co.uk" with bank.co.uk
+    // says nothing about who runs either.
+    const p = policy(['helo:bank.co.uk'])
+    const squatter = await assess(p, subject({ helo: 'bank.co.uk' }), facts(rdns('evil.co.uk'), none))
+    assert.equal(squatter.kind, 'tuple', 'a name under co.uk does not vouch for bank.co.uk')
+    const own = await assess(p, subject({ helo: 'bank.co.uk' }), facts(rdns('bank.co.uk'), none))
+    assert.equal(own.kind, 'whitelist')
   })
 })
 

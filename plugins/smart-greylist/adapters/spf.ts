@@ -13,9 +13,17 @@ export interface SpfOptions {
   readonly helo?: string | null
 }
 
+// The library writes its trace to stderr, also from each record an include: recurses into (a new
+// SPF with the prototype's log_debug): a mail server's log has no room for it. The spf plugin,
+// when loaded, routes the prototype's to Haraka's debug log; that choice is left alone.
+const LIBRARY_TRACE = SPF.prototype.log_debug // eslint-disable-line @typescript-eslint/unbound-method
+function quietLibrary(): void {
+  if (SPF.prototype.log_debug === LIBRARY_TRACE) SPF.prototype.log_debug = () => undefined
+}
+
 export async function checkSpf(ip: string, domain: string, mailFrom: string | null, opts: SpfOptions): Promise<SpfResult> {
+  quietLibrary()
   const spf = new SPF()
-  // The library writes its trace to stderr; a mail server's log has no room for it.
   spf.log_debug = () => undefined
   if (opts.resolver) spf.resolver = opts.resolver
   spf.helo = opts.helo ?? 'unknown'

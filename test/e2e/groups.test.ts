@@ -29,6 +29,9 @@ const cableName = (ip: string): string => `c-${ip.replace(/\./g, '-')}.hsd1.ma.e
 // Another's, with nothing that tells, and no SPF: the names spell the address, so nothing vouches.
 const TELCO_BOTS = ['99.12.34.56', '99.40.7.8', '99.77.120.3'] as const
 const telcoName = (ip: string): string => `${ip.replace(/\./g, '-')}.lightspeed.example-telco.net`
+// Another's, whose SPF lists a whole /8: too wide to vouch for anything.
+const WIDE_BOTS = ['101.40.1.2', '101.41.3.4', '101.99.7.8'] as const
+const wideName = (ip: string): string => `host${ip.replace(/\./g, '-')}.static.example-telco2.net`
 // Chosen names, but a policy block list says the addresses are end-user space.
 const PBL_BOTS = [
   ['81.10.4.5', 'alpha.smallbiz-example.net'],
@@ -64,6 +67,7 @@ function world(): Zone {
     aaaa: {},
     txt: {
       'example-cable.net': ['v=spf1 ip4:73.0.0.0/12 -all'],
+      'example-telco2.net': ['v=spf1 ip4:101.0.0.0/8 -all'],
       'amazonses.com': ['v=spf1 ip4:54.240.0.0/18 ip4:69.169.224.0/20 -all'],
       'google.com': ['v=spf1 include:_netblocks2.google.com -all'],
       '_netblocks2.google.com': ['v=spf1 ip6:2607:f8b0:4000::/36 ip6:2a00:1450:4000::/36 -all'],
@@ -77,6 +81,10 @@ function world(): Zone {
   named(
     zone,
     TELCO_BOTS.map((ip) => [ip, telcoName(ip)] as const),
+  )
+  named(
+    zone,
+    WIDE_BOTS.map((ip) => [ip, wideName(ip)] as const),
   )
   named(zone, PBL_BOTS)
   named(zone, SES)
@@ -118,6 +126,12 @@ describe('smart-greylist groups no one can widen', function () {
     const from = 'deals@spam-sender2.com'
     assert.deepEqual(await retried(TELCO_BOTS, { from, to: ['victim2@example.com'] }), [451, 451, 451])
     assert.match(line(from, 1), /identity=net:99\.40\.7\.0\/24 identity_reason=spf_none,rdns_unvouched,pools_off /)
+  })
+
+  it('bots whose ISP vouches for a whole /8 in SPF are all deferred', async () => {
+    const from = 'cheap@spam-sender4.com'
+    assert.deepEqual(await retried(WIDE_BOTS, { from, to: ['victim4@example.com'] }), [451, 451, 451])
+    assert.match(line(from, 2), /identity=net:101\.99\.7\.0\/24 identity_reason=spf_none,rdns_vouch_permissive,pools_off /)
   })
 
   it('bots a policy block list names are deferred even with names of their own', async () => {

@@ -12,7 +12,8 @@ import { addressOf, type Address, type Connection, type Next, type RedisClient }
 import { correspondentsOf, messageFactsOf, recipientInput, transactionNote } from './adapters/haraka-recipient'
 import { decideMessage } from './adapters/message'
 import { decideRecipient } from './adapters/recipient'
-import { closeRedis, openRedis, redisTarget, StoreError, type RedisOptions } from './adapters/redis-client'
+import { closeRedis, redisTarget, StoreError } from './adapters/redis-client'
+import { RedisConnection } from './adapters/redis-connection'
 import type { CorrespondentWrite } from './adapters/redis-decision'
 import { RedisHealth } from './adapters/redis-health'
 import { withTimeout } from './adapters/timeout'
@@ -22,9 +23,6 @@ import { ProviderRefresher } from './adapters/provider-refresh'
 import { buildDeps, load, sourcesForPlugin, type ConfigReader, type Deps, type Loaded } from './setup'
 import { MetricsEndpoint, METRICS_PATH } from './adapters/metrics'
 import { Telemetry } from './adapters/telemetry'
-
-/** Connecting (TCP, then INFO) may take this long before it is given up and retried. */
-const CONNECT_BOUND_MS = 5000
 
 /** What Haraka gives a plugin object, plus the state this plugin keeps on it. */
 interface Plugin {
@@ -37,7 +35,6 @@ interface Plugin {
   logerror(msg: string): void
   sg: PluginState
   sg_load(): void
-  sg_connect_redis(): void
   sg_drop_redis(why: string): void
 }
 
@@ -57,12 +54,13 @@ interface PluginState {
   metrics: MetricsEndpoint
   /** Where this process serves the metrics; unset: none (not started, or a cluster's master). */
   metricsHome?: 'own' | 'haraka' | 'awaiting_http'
-  /** The client options the current connection was made with; a change reconnects. */
-  redisOptions?: RedisOptions
-  connecting: boolean
-  /** init_master/init_child ran: connecting is allowed (not while Haraka only loads plugins). */
-  started?: boolean
-  retryTimer?: NodeJS.Timeout
+  /** The decisions' connection (its client is `db`). */
+  redis: RedisConnection
+  /**
+   * The admin reads' own connection (the metrics' 256 HGETALLs, the stuck count's SCAN), open
+   * while this process serves the metrics, so a scrape never queues ahead of a decision.
+   */
+  admin: RedisConnection
 }
 
 export function register(this: Plugin): void {
@@ -91,9 +89,13 @@ export function register(this: Plugin): void {
   const shared = new Map<string, SharedRanges>()
   const loaded = loadFor(this, undefined, shared)
   const telemetry = new Telemetry()
+  const redis = new RedisConnection('', this, () => health.reset(), { get: () => this.db, set: (db) => (this.db = db) })
+  redis.configure(loaded.redis)
+  const admin = new RedisConnection('admin reads', this)
+  admin.configure(loaded.redis)
   const metrics = new MetricsEndpoint({
     deps: () => this.sg.deps,
-    client: () => this.db,
+    client: () => this.sg.admin.client,
     telemetry,
     providers: () => ({ list: this.sg.providerList, shared: this.sg.shared }),
     redisUp: () => this.db !== undefined && this.db.isReady !== false && this.sg.health.responsive,
@@ -108,8 +110,8 @@ export function register(this: Plugin): void {
     health,
     telemetry,
     metrics,
-    redisOptions: loaded.redis,
-    connecting: false,
+    redis,
+    admin,
   }
   loadedLine(this, loaded)
   // The public-suffix list loads asynchronously; until then no entry can be judged against it.
@@ -153,15 +155,8 @@ export function sg_load(this: Plugin): void {
   this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health, ...measured(loaded, this.sg.telemetry) })
   this.sg.fileProviders = loaded.fileProviders
   this.sg.providerList = loaded.providerList
-  const target = redisTarget(loaded.redis)
-  if (this.sg.redisOptions && redisTarget(this.sg.redisOptions) !== target && this.db) {
-    this.loginfo(`Redis settings changed: reconnecting to ${target}`)
-    const old = this.db
-    this.db = undefined
-    void closeRedis(old)
-  }
-  this.sg.redisOptions = loaded.redis
-  if (!this.db && this.sg.started) this.sg_connect_redis()
+  this.sg.redis.configure(loaded.redis)
+  this.sg.admin.configure(loaded.redis)
   syncMetrics(this)
   loadedLine(this, loaded)
 }
@@ -174,8 +169,7 @@ interface Server {
 
 // Start-up never waits for Redis: with Redis down, Haraka still starts and fails open.
 function start(plugin: Plugin): void {
-  plugin.sg.started = true
-  plugin.sg_connect_redis()
+  plugin.sg.redis.open()
   plugin.sg.health.start()
   plugin.sg.refresher.start()
 }
@@ -216,9 +210,14 @@ function placeMetrics(plugin: Plugin, server: Server | null | undefined): void {
   }, 5000).unref()
 }
 
-/** Opens, moves or closes our own metrics server as the settings now say (at start and on every reload). */
+/**
+ * Opens, moves or closes our own metrics server, and the admin reads' connection, as the settings
+ * now say (at start and on every reload).
+ */
 function syncMetrics(plugin: Plugin): void {
   const { metrics } = plugin.sg.deps.config
+  if (metrics.enabled && plugin.sg.metricsHome) plugin.sg.admin.open()
+  else plugin.sg.admin.close()
   if (plugin.sg.metricsHome !== 'own' || !metrics.enabled) return plugin.sg.metrics.close()
   plugin.sg.metrics.listen(metrics.listen).catch((err: Error) => plugin.logerror(`metrics: cannot listen on ${metrics.listen}: ${err.message}`))
 }
@@ -235,47 +234,29 @@ export function sg_init_http(this: Plugin, next: Next, server?: Server): void {
   next()
 }
 
-/** Drops a client that stopped answering (a black-holed link can stay "open" for minutes). */
+/**
+ * Drops a client that stopped answering (a black-holed link can stay "open" for minutes); the
+ * admin reads' connection goes to the same Redis, so it is made anew too.
+ */
 export function sg_drop_redis(this: Plugin, why: string): void {
-  const old = this.db
-  if (!old) return
+  if (!this.db) return
   this.logwarn(`Redis ${why}: dropping the connection and connecting anew; failing open meanwhile`)
-  this.db = undefined
   this.sg.health.reset()
-  void closeRedis(old, 200)
-  this.sg_connect_redis()
-}
-
-export function sg_connect_redis(this: Plugin): void {
-  if (this.db || this.sg.connecting || !this.sg.redisOptions) return
-  this.sg.connecting = true
-  // Connecting includes an INFO that a silent Redis never answers: bounded, and a client that
-  // connects after we gave up on it is closed rather than leaked.
-  const opening = openRedis(this.sg.redisOptions, this)
-  withTimeout(opening, CONNECT_BOUND_MS, 'Redis connect')
-    .then((client) => {
-      this.db = client
-      this.sg.health.reset()
-    })
-    .catch((err: Error) => {
-      opening.then((late) => closeRedis(late, 200)).catch(() => undefined)
-      this.logwarn(`Redis not reachable (${err.message}); failing open, retrying in 5 s`)
-      this.sg.retryTimer = setTimeout(() => this.sg_connect_redis(), 5000)
-      this.sg.retryTimer.unref()
-    })
-    .finally(() => {
-      this.sg.connecting = false
-    })
+  this.sg.redis.drop()
+  this.sg.admin.drop()
 }
 
 export function shutdown(this: Plugin): void {
-  if (this.sg?.retryTimer) clearTimeout(this.sg.retryTimer)
   this.sg?.health.stop()
   this.sg?.refresher.stop()
   this.sg?.metrics.close()
-  const db = this.db
-  this.db = undefined
-  void closeRedis(db)
+  this.sg?.admin.close()
+  if (this.sg) this.sg.redis.close()
+  else {
+    const db = this.db
+    this.db = undefined
+    void closeRedis(db)
+  }
 }
 
 /** Calls next exactly once and turns any failure into the configured on_error answer. */

@@ -4,9 +4,11 @@
 // unlisted six-address pool without rDNS retries to no avail: `stuck` names it, the metric counts
 // it, and `stats --chart` draws the delay real mail paid.
 import assert from 'node:assert/strict'
+import net from 'node:net'
 import { DnsServer } from '../../scripts/harness/dns-server'
 import { HarakaInstance } from '../../scripts/harness/haraka'
 import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
+import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
 import { deliver } from '../../scripts/harness/smtp'
 import { runCli } from '../helpers/cli'
 import { httpGet } from '../helpers/http'
@@ -51,6 +53,7 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     }
     for (const h of mx) await h.waitFor(/\[smart-greylist\] connected to redis/)
     for (const h of mx) await h.waitFor(/metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/)
+    for (const h of mx) await h.waitFor(/admin reads: connected to redis/)
   })
   after(async () => {
     for (const h of mx) await h.stop()
@@ -117,7 +120,8 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     if (process.env.SGL_SHOW_OUTPUT) console.log(`$ smart-greylist stuck\n${text.stdout}\n$ smart-greylist stats --days 1 --chart\n${chart.stdout}`)
 
     // One process of the site counts at a time, every stuck_every (10 s): the count made at the
-    // first test's scrapes (0) holds until then, and a scrape after it starts the next.
+    // first test's scrapes (0) holds until then, and a scrape after it starts the next. A scrape
+    // within cache_ms (5 s) of the first test's shows that test's read, made before any count.
     let stuck: number | undefined
     const seen = new Set<number | undefined>()
     const until = Date.now() + 30_000
@@ -128,26 +132,39 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     }
     assert.equal(stuck, 1)
     assert.deepEqual(
-      [...seen].filter((v) => v !== 1),
+      [...seen].filter((v) => v !== 1 && v !== undefined),
       [0],
-      'the earlier count until the period ended',
+      `the earlier count until the period ended: ${[...seen].join(' ')}`,
     )
     const m = (await scrape(metricsPorts[1])).body
     assert.equal(value(m, 'smart_greylist_decisions_total', { action: 'defer', reason: 'new' }), 7)
     assert.equal(value(m, 'smart_greylist_identity_decisions_total', { kind: 'net' }), 6)
   })
 
-  it('[metrics] turned off, moved and on again takes effect without a restart', async () => {
+  it("[metrics] turned off, moved and on again takes effect without a restart, the admin reads' connection with it", async () => {
     const h = mx[1]
     const refused = (port: number): Promise<boolean> =>
       scrape(port).then(
         () => false,
         (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED',
       )
+    const db = await connectRedis(redis.port)
+    // Both MXs' connections (decisions, admin reads) and this one.
+    const clients = async (): Promise<number> =>
+      String(await db.sendCommand(['CLIENT', 'LIST']))
+        .split('\n')
+        .filter(Boolean).length
+    const connections = async (n: number): Promise<void> => {
+      const until = Date.now() + 5000
+      while ((await clients()) !== n && Date.now() < until) await sleep(50)
+      assert.equal(await clients(), n)
+    }
+    await connections(5)
     let mark = h.log.length
     h.writeConfig('smart-greylist.ini', iniFor(metricsPorts[1], false))
     await h.waitFor(/loaded: whitelist/, 15_000, mark)
     assert.ok(await refused(metricsPorts[1]), 'off: nothing listens')
+    await connections(4)
     const moved = await freePort()
     mark = h.log.length
     h.writeConfig('smart-greylist.ini', iniFor(moved))
@@ -156,5 +173,111 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     assert.equal(r.status, 200)
     assert.equal(value(r.body, 'smart_greylist_redis_up', { pid: String(h.pid) }), 1)
     assert.ok(await refused(metricsPorts[1]), 'the old address is let go')
+    await connections(5)
+    await db.quit()
+  })
+})
+
+/** Calls of one Redis command so far (INFO commandstats). */
+async function commandCalls(db: TestRedis, command: string): Promise<number> {
+  const m = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(await db.info('commandstats'))
+  return Number(m?.[1] ?? 0)
+}
+
+/**
+ * Every command Redis runs from now on, with the address of the connection that sent it (MONITOR
+ * on a connection of its own).
+ */
+async function monitor(port: number): Promise<{ lines: string[]; stop(): void }> {
+  const sock = net.connect({ host: '127.0.0.1', port })
+  const lines: string[] = []
+  let rest = ''
+  sock.on('data', (d: Buffer) => {
+    const parts = (rest + d.toString()).split('\r\n')
+    rest = parts.pop() ?? ''
+    lines.push(...parts)
+  })
+  await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject))
+  sock.write('MONITOR\r\n')
+  const until = Date.now() + 5000
+  while (!lines.includes('+OK') && Date.now() < until) await sleep(10)
+  return { lines, stop: () => sock.destroy() }
+}
+
+/** `+1700000000.123 [0 127.0.0.1:5555] "HGETALL" "sgl:…"` -> the address and the command. */
+function monitored(line: string): { from: string; command: string; key: string } | null {
+  const m = /^\+[\d.]+ \[\d+ ([^\]]+)\] "([^"]+)"(?: "([^"]*)")?/.exec(line)
+  return m ? { from: m[1] ?? '', command: (m[2] ?? '').toUpperCase(), key: m[3] ?? '' } : null
+}
+
+describe('a scrape costs Redis once, on a connection of its own, for allowed addresses only', function () {
+  this.timeout(60_000)
+  let redis: PrivateRedis
+  let dns: DnsServer
+  let haraka: HarakaInstance
+  let metricsPort: number
+  let db: TestRedis
+  /** The only address [metrics] allow lets scrape here. */
+  const SCRAPER = '127.0.0.2'
+
+  before(async function () {
+    this.timeout(60_000)
+    redis = await startPrivateRedis()
+    dns = await DnsServer.start()
+    dns.add(exchangeZone())
+    metricsPort = await freePort()
+    const ini = `[main]\ndelay=1\n[whitelist]\nproviders=false\n[awl]\npasses=0\n[metrics]\nenabled=true\nlisten=127.0.0.1:${metricsPort}\nstuck_every=0\ncache_ms=3000\nallow=${SCRAPER}/32\n`
+    haraka = await HarakaInstance.start({ redisPort: redis.port, dnsPort: dns.port, ini })
+    await haraka.waitFor(/\[smart-greylist\] connected to redis/)
+    await haraka.waitFor(/metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/)
+    await haraka.waitFor(/admin reads: connected to redis/)
+    db = await connectRedis(redis.port)
+  })
+  after(async () => {
+    await db?.quit().catch(() => undefined)
+    await haraka?.stop()
+    await dns?.close()
+    await redis?.stop()
+  })
+
+  it('ten concurrent scrapes, and the scrapes that follow within cache_ms, read the site once', async () => {
+    const before = await commandCalls(db, 'hgetall')
+    const all = await Promise.all(Array.from({ length: 10 }, () => httpGet(metricsPort, '/metrics', SCRAPER)))
+    for (const r of all) assert.equal(r.status, 200)
+    assert.equal(value(all[0]?.body ?? '', 'smart_greylist_site_up'), 1)
+    const concurrent = (await commandCalls(db, 'hgetall')) - before
+    for (let i = 0; i < 3; i++) assert.equal((await httpGet(metricsPort, '/metrics', SCRAPER)).status, 200)
+    const sequential = (await commandCalls(db, 'hgetall')) - before - concurrent
+    if (process.env.SGL_SHOW_OUTPUT) console.log(`      HGETALL calls: 10 concurrent scrapes ${concurrent}, 3 more within cache_ms ${sequential}`)
+    // 256 shards of the day's counters and the stuck count's hash.
+    assert.equal(concurrent, 257)
+    assert.equal(sequential, 0)
+  })
+
+  it("the scrape's reads come on a connection of their own, not the decisions' one", async () => {
+    const watch = await monitor(redis.port)
+    try {
+      const r = await deliver(haraka.port, { helo: EXCHANGE_HELO, from: 'alice@contoso.example', to: ['erin@example.com'], clientIp: EXCHANGE_IPS[0] })
+      assert.equal(r.rcpt[0].code, 451)
+      // Past cache_ms: this scrape reads Redis.
+      await sleep(3100)
+      assert.equal((await httpGet(metricsPort, '/metrics', SCRAPER)).status, 200)
+      await sleep(200)
+    } finally {
+      watch.stop()
+    }
+    const seen = watch.lines.flatMap((l) => monitored(l) ?? [])
+    const decisions = new Set(seen.filter((c) => c.command === 'EVALSHA' || c.command === 'EVAL').map((c) => c.from))
+    const scrape = new Set(seen.filter((c) => c.command === 'HGETALL' && /\}st:/.test(c.key)).map((c) => c.from))
+    assert.ok(decisions.size > 0, 'the decision was seen')
+    assert.equal(scrape.size, 1, `the counters came on one connection: ${[...scrape].join(' ')}`)
+    for (const a of scrape) assert.ok(!decisions.has(a), `the scrape's connection ${a} is not the decisions' (${[...decisions].join(' ')})`)
+  })
+
+  it('[metrics] allow: an address outside it is refused with 403 on our own listener', async () => {
+    const r = await httpGet(metricsPort, '/metrics', '127.0.0.1')
+    assert.equal(r.status, 403)
+    assert.doesNotMatch(r.body, /smart_greylist/)
+    assert.equal((await httpGet(metricsPort, '/metrics', SCRAPER)).status, 200)
   })
 })

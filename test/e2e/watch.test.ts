@@ -23,6 +23,7 @@ interface Cell {
 type Broadcast = Record<string, Cell | string | number | undefined>
 
 const WATCH = path.join(ROOT, 'node_modules', 'haraka-plugin-watch')
+const INI = '[main]\ndelay=1\n[whitelist]\nproviders=false\n[awl]\npasses=0\n[metrics]\nenabled=true\n'
 
 /**
  * watch's browser code (html/client.js), run in a sandbox with a do-nothing jQuery, asked where
@@ -63,13 +64,14 @@ describe("haraka-plugin-watch and metrics on Haraka's HTTP server", function () 
     haraka = await HarakaInstance.start({
       redisPort: redis.port,
       dnsPort: dns.port,
-      ini: '[main]\ndelay=1\n[whitelist]\nproviders=false\n[awl]\npasses=0\n[metrics]\nenabled=true\n',
+      ini: INI,
       // haraka-results publishes results through the redis plugin's shared client; watch reads them on [pubsub].
       pluginsBefore: ['redis', 'watch'],
       files: { 'http.ini': `[main]\nlisten=127.0.0.1:${httpPort}\n`, 'redis.ini': `[server]\n${server}[pubsub]\n${server}` },
     })
     await haraka.waitFor(/\[smart-greylist\] connected to redis/)
     await haraka.waitFor(/metrics at \/metrics on Haraka's HTTP server/)
+    await haraka.waitFor(/admin reads: connected to redis/)
     await haraka.waitFor(/watch init_wss done/)
     ws = new WebSocket(`ws://127.0.0.1:${httpPort}/`)
     ws.on('message', (data: Buffer) => seen.push(JSON.parse(data.toString()) as Broadcast))
@@ -132,5 +134,18 @@ describe("haraka-plugin-watch and metrics on Haraka's HTTP server", function () 
     assert.match(r.body, /^smart_greylist_decisions_total\{action="pass",reason="retry"\} 1$/m)
     assert.match(r.body, /^smart_greylist_decisions_total\{action="skip",reason="private_ip"\} 1$/m)
     assert.equal((await httpGet(httpPort, '/watch/')).status, 200, "watch's page is served beside them")
+  })
+
+  it("[metrics] allow holds on Haraka's HTTP server too: an address outside it gets 403", async () => {
+    const mark = haraka.log.length
+    haraka.writeConfig('smart-greylist.ini', `${INI}allow=127.0.0.2/32\n`)
+    await haraka.waitFor(/loaded: whitelist/, 15_000, mark)
+    const refused = await httpGet(httpPort, '/metrics', '127.0.0.1')
+    assert.equal(refused.status, 403)
+    assert.doesNotMatch(refused.body, /smart_greylist/)
+    const allowed = await httpGet(httpPort, '/metrics', '127.0.0.2')
+    assert.equal(allowed.status, 200)
+    assert.match(allowed.body, /^smart_greylist_site_up 1$/m)
+    assert.equal((await httpGet(httpPort, '/watch/', '127.0.0.1')).status, 200, "watch's page is not ours to guard")
   })
 })

@@ -8,9 +8,11 @@ import constants from 'haraka-constants'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
 import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection } from '../../scripts/harness/fixtures'
-import type { TestRedis } from '../../scripts/harness/redis'
+import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
 import { usePrivateRedis } from '../helpers/private-redis'
+import type { RedisConnection } from '../../plugins/smart-greylist/adapters/redis-connection'
 import { sleep } from '../helpers/wait'
+import { freePort } from '../../scripts/harness/redis-server'
 
 const NO_RDNS = { ptr_names: [], fail: ['has_rdns'] }
 
@@ -173,5 +175,37 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     const c3 = conn()
     await callRcptOk(off, c3, 'carol@example.com')
     assert.equal(c3.transaction!.results.get(off)!.identity, 'net:198.2.130.0/24')
+  })
+
+  it("a Redis that stopped answering takes the admin reads' connection down with the decisions' one, both made anew", async () => {
+    const port = await freePort()
+    const plugin = makePlugin(
+      plain(`[metrics]\nenabled=true\nlisten=127.0.0.1:${port}\n[redis]\nhost=127.0.0.1\nport=${redis.server.port}\n`),
+      // A client of its own: dropping it must not close the suite's.
+      await connectRedis(redis.server.port),
+    )
+    const p = plugin as unknown as {
+      sg: { admin: RedisConnection }
+      sg_init_master(next: () => void, server: object): void
+      sg_drop_redis(why: string): void
+      shutdown(): void
+    }
+    // One process (no nodes), no HTTP server: it serves the metrics, with the admin reads' connection.
+    p.sg_init_master(() => undefined, { cfg: { main: {} } })
+    const idOf = async (): Promise<string> => {
+      const deadline = Date.now() + 5000
+      while (!p.sg.admin.client && Date.now() < deadline) await sleep(20)
+      return String(await (await p.sg.admin.client?.sgMasters())?.[0]?.sendCommand(['CLIENT', 'ID']))
+    }
+    try {
+      const before = await idOf()
+      assert.match(before, /^\d+$/)
+      p.sg_drop_redis('no answer for 5000 ms')
+      const after = await idOf()
+      assert.match(after, /^\d+$/)
+      assert.notEqual(after, before)
+    } finally {
+      p.shutdown()
+    }
   })
 })

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { Histogram, providerAges, renderMetrics, type ProcessMetrics } from '../../plugins/smart-greylist/core/metrics'
+import { allowSet, Histogram, mayScrape, providerAges, renderMetrics, SharedRead, type ProcessMetrics } from '../../plugins/smart-greylist/core/metrics'
 import { parseDay } from '../../plugins/smart-greylist/core/stats'
 
 const NOW = Date.UTC(2030, 0, 15, 12)
@@ -145,4 +145,94 @@ describe('providerAges', () => {
     )
     assert.deepEqual(ages, { microsoft: 3600, google: 36 * 3600, local: null })
   })
+})
+
+describe('SharedRead', () => {
+  /** A read the test finishes by hand, counting how often it was started. */
+  function reads(): { read: () => Promise<string>; started: () => number; settle: (v: string | Error) => void } {
+    let n = 0
+    const pending: ((v: string | Error) => void)[] = []
+    return {
+      read: () => {
+        n++
+        return new Promise<string>((resolve, reject) => pending.push((v) => (v instanceof Error ? reject(v) : resolve(v))))
+      },
+      started: () => n,
+      settle: (v) => pending.shift()?.(v),
+    }
+  }
+
+  it('callers while a read is in flight share it', async () => {
+    const shared = new SharedRead<string>()
+    const r = reads()
+    const all = [shared.get(NOW, 0, r.read), shared.get(NOW + 10, 0, r.read), shared.get(NOW + 20, 0, r.read)]
+    r.settle('site')
+    assert.deepEqual(await Promise.all(all), ['site', 'site', 'site'])
+    assert.equal(r.started(), 1)
+  })
+
+  it('keeps a read for keepMs from when it started, then reads again', async () => {
+    const shared = new SharedRead<string>()
+    const r = reads()
+    const first = shared.get(NOW, 5000, r.read)
+    r.settle('one')
+    assert.equal(await first, 'one')
+    assert.equal(await shared.get(NOW + 4999, 5000, r.read), 'one')
+    assert.equal(r.started(), 1)
+    const again = shared.get(NOW + 5000, 5000, r.read)
+    r.settle('two')
+    assert.equal(await again, 'two')
+    assert.equal(r.started(), 2)
+  })
+
+  it('keeps nothing with keepMs = 0', async () => {
+    const shared = new SharedRead<string>()
+    const r = reads()
+    const first = shared.get(NOW, 0, r.read)
+    r.settle('one')
+    await first
+    const second = shared.get(NOW, 0, r.read)
+    r.settle('two')
+    assert.equal(await second, 'two')
+  })
+
+  it('does not keep a failed read: its callers see the failure, the next caller reads again', async () => {
+    const shared = new SharedRead<string>()
+    const r = reads()
+    const both = [shared.get(NOW, 5000, r.read), shared.get(NOW, 5000, r.read)]
+    r.settle(new Error('Redis timeout'))
+    for (const p of both) await assert.rejects(p, /Redis timeout/)
+    const next = shared.get(NOW + 1, 5000, r.read)
+    r.settle('fresh')
+    assert.equal(await next, 'fresh')
+    assert.equal(r.started(), 2)
+  })
+
+  it('reads again when the clock went back, rather than keep an old read until it catches up', async () => {
+    const shared = new SharedRead<string>()
+    const r = reads()
+    const first = shared.get(NOW, 5000, r.read)
+    r.settle('one')
+    await first
+    const back = shared.get(NOW - 60_000, 5000, r.read)
+    r.settle('two')
+    assert.equal(await back, 'two')
+  })
+})
+
+describe('mayScrape', () => {
+  const cases: [string, readonly string[], string | undefined, boolean][] = [
+    ['loopback, by default', ['127.0.0.0/8', '::1/128'], '127.0.0.1', true],
+    ['IPv6 loopback, by default', ['127.0.0.0/8', '::1/128'], '::1', true],
+    ['an IPv4-mapped peer as its IPv4 address', ['127.0.0.2/32'], '::ffff:127.0.0.2', true],
+    ['a neighbour outside the network', ['127.0.0.2/32'], '127.0.0.1', false],
+    ['a mapped neighbour outside the network', ['127.0.0.2/32'], '::ffff:127.0.0.1', false],
+    ['an outside address, by default', ['127.0.0.0/8', '::1/128'], '192.0.2.1', false],
+    ['a peer whose address is unknown (socket gone)', ['127.0.0.0/8'], undefined, false],
+    ['anyone with an empty list', [], '127.0.0.1', false],
+    ['anyone when the admin allows all', ['0.0.0.0/0', '::/0'], '2001:db8::1', true],
+  ]
+  for (const [what, allow, remote, expected] of cases) {
+    it(`${expected ? 'allows' : 'refuses'} ${what}`, () => assert.equal(mayScrape(allowSet(allow), remote), expected))
+  }
 })

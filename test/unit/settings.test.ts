@@ -54,6 +54,11 @@ describe('parseSettings', () => {
     ['a misspelt key', { main: { delya: 10 } }, /\[main\] delya: unknown key, ignored \(did you mean delay\?\)/],
     ['an unknown section', { mian: { delay: 10 } }, /\[mian\]: unknown section, ignored \(did you mean \[main\]\?\)/],
     ['a bad provider action', { providers: { google: 'maybe' } }, /\[providers\] google: "maybe" is not one of skip, group, off/],
+    [
+      'a scraper that is no network',
+      { metrics: { allow: '10.0.0.0/8 localhost' } },
+      /\[metrics\] allow: not an address or network: localhost; keeping "127\.0\.0\.0\/8 ::1\/128"/,
+    ],
   ]
   for (const [what, raw, message] of bad) {
     it(`reports ${what} with the file and key`, () => {
@@ -64,6 +69,14 @@ describe('parseSettings', () => {
       )
     })
   }
+
+  it('reads [metrics] allow as networks: loopback by default, bare addresses as /32 and /128, mapped IPv6 as IPv4', () => {
+    assert.deepEqual(parseSettings({}).config.metrics.allow, ['127.0.0.0/8', '::1/128'])
+    const { config, problems } = parseSettings({ metrics: { allow: '192.0.2.7, 2001:db8::/32 ::ffff:198.51.100.0/120' } })
+    assert.deepEqual(problems, [])
+    assert.deepEqual(config.metrics.allow, ['192.0.2.7/32', '2001:db8::/32', '198.51.100.0/24'])
+    assert.deepEqual(parseSettings({ metrics: { allow: '' } }).config.metrics.allow, [])
+  })
 
   it('keeps the previous good value of a key whose new value is bad, and takes the good ones', () => {
     const previous = parseSettings({ main: { delay: 60 }, identity: { spf: false } }).config

@@ -1,11 +1,14 @@
 // Serves the Prometheus metrics: on Haraka's own HTTP server (its express app, init_http) when
-// http.ini has it listen, else on a server of our own at [metrics] listen. A scrape reads the
-// site's counters of today from Redis (every shard, so every MX and worker), the stuck count one
-// process of the site makes every [metrics] stuck_every seconds, and this process's own state.
+// http.ini has it listen, else on a server of our own at [metrics] listen; to [metrics] allow only,
+// wherever they are served. A scrape shows the site's counters of today from Redis (every shard,
+// so every MX and worker), the stuck count one process of the site makes every [metrics]
+// stuck_every seconds, and this process's own state. The site's part is one read shared by the
+// scrapes that come at once and reused for [metrics] cache_ms, on the admin reads' connection.
 import http from 'node:http'
 import os from 'node:os'
 import { stuckCountKeys } from '../core/keys'
-import { providerAges, renderMetrics, type SiteMetrics } from '../core/metrics'
+import type { CidrSet } from '../core/ip'
+import { allowSet, mayScrape, providerAges, renderMetrics, SharedRead, type SiteMetrics } from '../core/metrics'
 import { parseDay } from '../core/stats'
 import { STUCK_MIN_DEFERRALS, StuckFinder } from '../core/stuck'
 import type { Provider } from '../core/providers'
@@ -17,8 +20,15 @@ import type { Telemetry } from './telemetry'
 
 export const METRICS_PATH = '/metrics'
 
+/** What one read of the site brings back from Redis. */
+interface SiteRead {
+  readonly counters: Record<string, string>
+  readonly stuck: Record<string, string>
+}
+
 export interface MetricsSources {
   readonly deps: () => Deps
+  /** The admin reads' connection, not the decisions'. */
   readonly client: () => RedisClient | undefined
   readonly telemetry: Telemetry
   readonly providers: () => { list: readonly Provider[]; shared: ReadonlyMap<string, SharedRanges> }
@@ -31,6 +41,7 @@ export interface MetricsSources {
 interface Req {
   readonly method?: string
   readonly url?: string
+  readonly socket?: { readonly remoteAddress?: string }
 }
 interface Res {
   writeHead(status: number, headers: Record<string, string>): unknown
@@ -42,6 +53,8 @@ export class MetricsEndpoint {
   private address?: string
   private counting = false
   private readonly admin: AdminStore
+  private readonly siteRead = new SharedRead<SiteRead>()
+  private allow?: { readonly list: readonly string[]; readonly set: CidrSet<true> }
 
   constructor(private readonly src: MetricsSources) {
     this.admin = new AdminStore(src.client, () => src.deps().config.redis.timeout_ms)
@@ -54,6 +67,12 @@ export class MetricsEndpoint {
     if (off || url !== METRICS_PATH || (req.method && req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(404, { 'Content-Type': 'text/plain' })
       res.end('not found\n')
+      return
+    }
+    // The TCP peer, not express's req.ip: a forwarded-for header is the client's to write.
+    if (!mayScrape(this.allowed(), req.socket?.remoteAddress)) {
+      res.writeHead(403, { 'Content-Type': 'text/plain' })
+      res.end('forbidden: not in [metrics] allow\n')
       return
     }
     this.render()
@@ -89,18 +108,36 @@ export class MetricsEndpoint {
     )
   }
 
+  /** `[metrics] allow` as a set, made again when a reload gave another list. */
+  private allowed(): CidrSet<true> {
+    const list = this.src.deps().config.metrics.allow
+    if (this.allow?.list !== list) this.allow = { list, set: allowSet(list) }
+    return this.allow.set
+  }
+
   /** What Redis says of the whole site; a Redis that fails leaves the process's own series. */
   private async site(deps: Deps, now: number): Promise<SiteMetrics> {
-    // A silent Redis would only queue the reads behind the decisions' commands.
-    if (!this.src.redisUp()) return { today: null, stuckPairs: null, stuckCountedAt: null }
+    const none = { today: null, stuckPairs: null, stuckCountedAt: null }
+    // A silent Redis would only queue the reads, whichever connection they are on.
+    if (!this.src.redisUp()) return none
+    const read = await this.siteRead.get(now, deps.config.metrics.cache_ms, () => this.readSite(deps, now)).catch(() => null)
+    if (!read) return none
+    const { counters, stuck } = read
+    return {
+      today: parseDay('today', counters),
+      stuckPairs: stuck.n === undefined ? null : Number(stuck.n),
+      stuckCountedAt: stuck.at === undefined ? null : Number(stuck.at),
+    }
+  }
+
+  /** The one read of the site a burst of scrapes shares; it fails whole, so no failure is kept. */
+  private async readSite(deps: Deps, now: number): Promise<SiteRead> {
     const { prefix } = deps.config.redis
-    const keys = stuckCountKeys(prefix)
-    const [counters, stuck] = await Promise.all([this.admin.counters(prefix, now).catch(() => null), this.admin.hash(keys.count).catch(() => null)])
-    const n = stuck?.n === undefined ? null : Number(stuck.n)
-    const at = stuck?.at === undefined ? null : Number(stuck.at)
+    const [counters, stuck] = await Promise.all([this.admin.counters(prefix, now), this.admin.hash(stuckCountKeys(prefix).count)])
+    const at = stuck.at === undefined ? null : Number(stuck.at)
     const every = deps.config.metrics.stuck_every * 1000
-    if (every > 0 && stuck && (at === null || now - at >= every)) this.countStuck(deps, now)
-    return { today: counters ? parseDay('today', counters) : null, stuckPairs: n, stuckCountedAt: at }
+    if (every > 0 && (at === null || now - at >= every)) this.countStuck(deps, now)
+    return { counters, stuck }
   }
 
   /**

@@ -6,6 +6,7 @@
 // to Redis (stats.ts), so one scrape of any MX shows the whole site. They are today's (UTC) and
 // start again at 00:00 UTC, which Prometheus's rate() and increase() read as a counter reset.
 // Per-process series carry `host` and `pid`.
+import { CidrSet, parseCidr, parseIp } from './ip'
 import { DELAY_BUCKETS, type DayStats } from './stats'
 
 /** Bounds (seconds) of the Redis and DNS latency histograms: 0.5 ms to 5 s. */
@@ -40,6 +41,49 @@ export class Histogram {
   snapshot(): HistogramSnapshot {
     return { bounds: this.bounds, counts: [...this.counts], sum: this.sum, count: this.count }
   }
+}
+
+/**
+ * One read at a time, its result reused for `keepMs`: callers that come while a read is in flight
+ * share it, so a burst of scrapes costs Redis one read; a read that failed is not kept, so the
+ * next caller tries again.
+ */
+export class SharedRead<T> {
+  private inFlight?: Promise<T>
+  private kept?: { readonly at: number; readonly value: T }
+
+  get(now: number, keepMs: number, read: () => Promise<T>): Promise<T> {
+    if (this.inFlight) return this.inFlight
+    // A clock that went back would otherwise keep an old read until it catches up.
+    const k = this.kept
+    if (k && now >= k.at && now - k.at < keepMs) return Promise.resolve(k.value)
+    const reading: Promise<T> = read()
+      .then((value) => {
+        this.kept = { at: now, value }
+        return value
+      })
+      .finally(() => {
+        if (this.inFlight === reading) this.inFlight = undefined
+      })
+    this.inFlight = reading
+    return reading
+  }
+}
+
+/** `[metrics] allow` as a set to look addresses up in. */
+export function allowSet(list: readonly string[]): CidrSet<true> {
+  const set = new CidrSet<true>()
+  for (const item of list) {
+    const n = parseCidr(item)
+    if (n) set.add(n.ip, n.prefix, true)
+  }
+  return set
+}
+
+/** Whether a scraper at `remote` (a socket's peer; `::ffff:a.b.c.d` is a.b.c.d) may read the metrics. */
+export function mayScrape(allow: CidrSet<true>, remote: string | undefined): boolean {
+  const ip = parseIp(remote)
+  return ip !== null && allow.lookup(ip) === true
 }
 
 /** What this process knows of itself. */

@@ -2,7 +2,7 @@
 // line of doc. The Config type, the defaults, validation, the shipped config/smart-greylist.ini
 // and the settings table of docs/settings.md are all derived from SCHEMA (test/unit/settings.test.ts fails
 // when the shipped files disagree with it). Pure: no file is read here.
-import { parseIp } from './ip'
+import { parseCidr, parseIp } from './ip'
 
 /** The plugin's files in Haraka's config directory. */
 export const FILES = {
@@ -48,13 +48,19 @@ interface IpListSpec {
   readonly default: readonly string[]
   readonly doc: string
 }
+/** Addresses and networks (a.b.c.d/n, v6/n), space or comma separated; held as `address/prefix`. */
+interface CidrListSpec {
+  readonly type: 'cidr_list'
+  readonly default: readonly string[]
+  readonly doc: string
+}
 /** Redis nodes as host:port ([v6]:port), space or comma separated. */
 interface NodeListSpec {
   readonly type: 'node_list'
   readonly default: readonly string[]
   readonly doc: string
 }
-export type KeySpec = IntSpec | BoolSpec | EnumSpec | TextSpec | IpListSpec | NodeListSpec
+export type KeySpec = IntSpec | BoolSpec | EnumSpec | TextSpec | IpListSpec | CidrListSpec | NodeListSpec
 
 export interface RedisNode {
   readonly host: string
@@ -243,6 +249,17 @@ export const SCHEMA = {
         DAY,
         'seconds between counts of stuck senders for the metrics, by one process of the site (a SCAN of the tuples: ~2.5 s CPU per 100k); 0 = never',
       ),
+      cache_ms: int(
+        5000,
+        0,
+        300_000,
+        "ms a scrape's read of the site's counters (256 HGETALLs) is reused by the scrapes after it; scrapes at the same time always share one",
+      ),
+      allow: {
+        type: 'cidr_list',
+        default: ['127.0.0.0/8', '::1/128'],
+        doc: "addresses and networks that may scrape, on our listener and on Haraka's HTTP server alike; others get 403 (empty: none)",
+      } satisfies CidrListSpec,
     },
   },
   skip: {
@@ -297,7 +314,7 @@ type ValueOf<S> = S extends IntSpec
       ? V
       : S extends TextSpec
         ? string
-        : S extends IpListSpec | NodeListSpec
+        : S extends IpListSpec | CidrListSpec | NodeListSpec
           ? readonly string[]
           : never
 
@@ -362,6 +379,15 @@ function parseValue(spec: KeySpec, v: unknown): { value: unknown } | { error: st
       const bad = items.filter((ip) => !parseIp(ip))
       if (bad.length) return { error: `not an IP address: ${bad.join(', ')}` }
       return { value: items.flatMap((ip) => parseIp(ip)?.toString() ?? []) }
+    }
+    case 'cidr_list': {
+      const items = asText(s)
+        .split(/[\s,]+/)
+        .filter(Boolean)
+      const nets = items.map(parseCidr)
+      const bad = items.filter((_, i) => !nets[i])
+      if (bad.length) return { error: `not an address or network: ${bad.join(', ')}` }
+      return { value: nets.flatMap((n) => (n ? [`${n.ip.toString()}/${n.prefix}`] : [])) }
     }
     case 'node_list': {
       const nodes = parseNodeList(asText(s))
@@ -494,6 +520,8 @@ function range(spec: KeySpec): string {
       return spec.what
     case 'ip_list':
       return 'addresses'
+    case 'cidr_list':
+      return 'addresses/networks'
     case 'node_list':
       return 'host:port list'
   }

@@ -2,7 +2,7 @@
 // line of doc. The Config type, the defaults, validation, the shipped config/smart-greylist.ini
 // and the settings table of docs/settings.md are all derived from SCHEMA (test/unit/settings.test.ts fails
 // when the shipped files disagree with it). Pure: no file is read here.
-import { parseIp } from './ip'
+import { parseCidr, parseIp } from './ip'
 
 /** The plugin's files in Haraka's config directory. */
 export const FILES = {
@@ -48,13 +48,19 @@ interface IpListSpec {
   readonly default: readonly string[]
   readonly doc: string
 }
+/** CIDR ranges (or addresses), space or comma separated. */
+interface CidrListSpec {
+  readonly type: 'cidr_list'
+  readonly default: readonly string[]
+  readonly doc: string
+}
 /** Redis nodes as host:port ([v6]:port), space or comma separated. */
 interface NodeListSpec {
   readonly type: 'node_list'
   readonly default: readonly string[]
   readonly doc: string
 }
-export type KeySpec = IntSpec | BoolSpec | EnumSpec | TextSpec | IpListSpec | NodeListSpec
+export type KeySpec = IntSpec | BoolSpec | EnumSpec | TextSpec | IpListSpec | CidrListSpec | NodeListSpec
 
 export interface RedisNode {
   readonly host: string
@@ -224,6 +230,11 @@ export const SCHEMA = {
         doc: "Microsoft 365's endpoints web service (version polled, Exchange's port 25 ranges); empty = not asked",
       } satisfies TextSpec,
       timeout_ms: int(10_000, 100, 120_000, 'bound for each DNS walk or HTTP request of a refresh (ms)'),
+      accept_new: {
+        type: 'cidr_list',
+        default: [],
+        doc: "ranges a refresh may add to any provider although they are new and wider than /20 (IPv6 /40) or grow it past 4x its files' space",
+      } satisfies CidrListSpec,
     },
   },
   metrics: {
@@ -297,7 +308,7 @@ type ValueOf<S> = S extends IntSpec
       ? V
       : S extends TextSpec
         ? string
-        : S extends IpListSpec | NodeListSpec
+        : S extends IpListSpec | CidrListSpec | NodeListSpec
           ? readonly string[]
           : never
 
@@ -362,6 +373,14 @@ function parseValue(spec: KeySpec, v: unknown): { value: unknown } | { error: st
       const bad = items.filter((ip) => !parseIp(ip))
       if (bad.length) return { error: `not an IP address: ${bad.join(', ')}` }
       return { value: items.flatMap((ip) => parseIp(ip)?.toString() ?? []) }
+    }
+    case 'cidr_list': {
+      const items = asText(s)
+        .split(/[\s,]+/)
+        .filter(Boolean)
+      const bad = items.filter((r) => !parseCidr(r))
+      if (bad.length) return { error: `not a CIDR range: ${bad.join(', ')}` }
+      return { value: items.flatMap((r) => parseCidr(r) ?? []).map((c) => `${c.ip.toString()}/${c.prefix}`) }
     }
     case 'node_list': {
       const nodes = parseNodeList(asText(s))
@@ -494,6 +513,8 @@ function range(spec: KeySpec): string {
       return spec.what
     case 'ip_list':
       return 'addresses'
+    case 'cidr_list':
+      return 'CIDR ranges'
     case 'node_list':
       return 'host:port list'
   }

@@ -115,9 +115,11 @@ ip = 17.0.0.0/8
       const keys = providerKeys('sgl:')
       await redis.db.hSet(keys.ranges('google'), { ranges: '0.0.0.0/0 ::/0', updated: String(Date.now()), source: 'spf' })
       await redis.db.hSet(keys.ranges('microsoft'), { ranges: '40.92.0.0/15', updated: '1e300', source: 'endpoints' })
+      await redis.db.hSet(keys.status, { checked: '1e300', error: '', by: 'forged' })
       const dir = path.join(configDir({ 'redis.ini': `[server]\nhost=127.0.0.1\nport=${redis.server.port}\n` }), 'config')
       const r = await runCli(['config', 'check', '--config', dir])
       assert.equal(r.code, 1, r.stdout + r.stderr)
+      assert.match(r.stdout, /^provider data: never refreshed through Redis/m, 'a status dated 1e300 is no status')
       assert.match(r.stdout, /^provider data: ignoring the shared record of google in Redis \(its files' ranges stay\): 0\.0\.0\.0\/0 is wider than \/12$/m)
       assert.match(r.stdout, /^provider data: ignoring the shared record of microsoft in Redis .*updated "1e300" is not a time/m)
       const json = JSON.parse((await runCli(['config', 'check', '--json', '--config', dir])).stdout) as { providerData: { refused: { id: string }[] } }

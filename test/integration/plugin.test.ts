@@ -176,6 +176,13 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
       throw new Error('EACCES reading smart-greylist.ini')
     }
     assert.doesNotThrow(() => plugin.sg_load())
+    // New shared ranges arriving while the files cannot be read: the refresher's tick survives,
+    // and the shared ranges in force stay the last good ones.
+    const ms = { ranges: '40.92.0.0/15 52.106.0.0/24', updated: String(Date.now()), source: 'endpoints', version: '1' }
+    await db.hSet(providerKeys('sgl:').ranges('microsoft'), ms)
+    await plugin.sg.refresher.tick()
+    assert.equal(plugin.sg.shared.size, 0, 'the last good shared ranges (none) stay')
+    assert.match(errors.join('\n'), /reload with the shared provider ranges failed, the last good ones stay in force: EACCES/)
     plugin.config.get = get
     assert.equal(plugin.sg.deps, before, 'the last good world stays')
     assert.match(errors.join('\n'), /reload failed, the last good configuration stays in force: EACCES/)

@@ -113,6 +113,19 @@ describe("rangesFromEndpoints: what the endpoints service's answer may be", func
   })
 })
 
+describe('rangesFromEndpoints past the refresh deadline', () => {
+  it('asks nothing, and says the refresh ran out of time', async () => {
+    const srv = await httpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(VERSION))
+    try {
+      const r = await rangesFromEndpoints(srv.url, null, 5000, AbortSignal.abort())
+      assert.deepEqual(r, { error: 'the refresh ran out of time' })
+      assert.deepEqual(srv.sent.requests, [])
+    } finally {
+      await srv.close()
+    }
+  })
+})
+
 describe('ProviderRefresher (real Redis, loopback DNS)', function () {
   this.timeout(30_000)
   const redis = usePrivateRedis()
@@ -180,15 +193,18 @@ describe('ProviderRefresher (real Redis, loopback DNS)', function () {
     dns.add({ txt })
     dns.delayMs = 150
     const clock = { now: Date.UTC(2026, 11, 1) }
-    const { r, log, config } = refresher([provider('slow', ['c0.slow.example'], ['198.51.100.0/24'])], { refresh: { every: '60', timeout_ms: '200' } }, clock)
-    const { deadlineMs, holdMs } = refreshTimes(1, config)
+    const providers = [provider('slow', ['c0.slow.example'], ['198.51.100.0/24']), provider('after', ['spf.after.example'], ['203.0.113.0/24'])]
+    dns.add({ txt: { 'spf.after.example': ['v=spf1 ip4:203.0.113.0/24 -all'] } })
+    const { r, log, config } = refresher(providers, { refresh: { every: '60', timeout_ms: '200' } }, clock)
+    const { deadlineMs, holdMs } = refreshTimes(2, config)
     assert.ok(deadlineMs < holdMs)
     const started = Date.now()
     await r.tick()
     const took = Date.now() - started
     assert.ok(took < deadlineMs + 500, `took ${took} ms, deadline ${deadlineMs} ms`)
     assert.deepEqual({ ...(await redis.db.hGetAll(KEYS.ranges('slow'))) }, {})
-    assert.match((await redis.db.hGetAll(KEYS.status)).error ?? '', /slow: the refresh ran out of time/)
+    assert.match((await redis.db.hGetAll(KEYS.status)).error ?? '', /slow: the refresh ran out of time; after: the refresh ran out of time/)
+    assert.ok(!dns.queries.some((q) => q.name === 'spf.after.example'), 'nothing is asked after the deadline')
     assert.ok(
       log.some((l) => /kept the last good data of slow: the refresh ran out of time/.test(l)),
       log.join('\n'),

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import tlds from 'haraka-tld'
 import { AdminStore } from '../plugins/smart-greylist/adapters/redis-admin'
-import { readShared } from '../plugins/smart-greylist/adapters/provider-refresh'
+import { readShared, sharedCheck } from '../plugins/smart-greylist/adapters/provider-refresh'
 import { BoundedRedis, closeRedis, openRedis, redisTarget } from '../plugins/smart-greylist/adapters/redis-client'
 import type { RedisClient } from '../plugins/smart-greylist/adapters/haraka-types'
 import { withTimeout } from '../plugins/smart-greylist/adapters/timeout'
@@ -172,6 +172,7 @@ export class Context {
           bounded,
           loaded.config.redis.prefix,
           loaded.fileProviders.map((p) => p.id),
+          sharedCheck(loaded.config, loaded.anchors, Date.now()),
         ).catch(() => null)
         if (refresh?.shared.size) deps = buildDeps(load(this.sources, undefined, undefined, 'command', refresh.shared), runtime)
       }

@@ -10,7 +10,8 @@ export const configCheck: Command = {
   usage: '[--config DIR] [--json]',
   description: [
     `Reads ${FILES.ini}, ${FILES.redis}, ${FILES.whitelist}, ${FILES.providers} and ${FILES.providersLocal}`,
-    'exactly as the plugin does. Exit 0: no problems (notes may be printed); 1: problems (each with its file and key or line).',
+    "exactly as the plugin does, and the providers' shared ranges in Redis as every MX checks them.",
+    'Exit 0: no problems (notes may be printed); 1: problems (each with its file and key or line, or a shared record that is ignored).',
   ],
   options: { ...COMMON_OPTIONS },
   optionHelp: COMMON_HELP,
@@ -39,6 +40,7 @@ export const configCheck: Command = {
           `providers ${summary.providers} (${summary.providerRanges} ranges); redis ${summary.redis.target}`,
       )
     }
-    return loaded.problems.length ? EXIT.finding : EXIT.ok
+    // A shared record in Redis that every MX ignores is a finding too.
+    return loaded.problems.length || shared.refused ? EXIT.finding : EXIT.ok
   },
 }

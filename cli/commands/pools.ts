@@ -1,6 +1,6 @@
 // `smart-greylist pools list | refresh`: the shipped provider data, and rebuilding its ranges
 // from the providers' published SPF records.
-import { canonicalRange, implausible } from '../../plugins/smart-greylist/core/refresh'
+import { canonicalRange, implausible, refreshBounds } from '../../plugins/smart-greylist/core/refresh'
 import { parseProviders, sortRanges, writeRanges } from '../../plugins/smart-greylist/core/providers'
 import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
 import { rangesFromSpf } from '../../plugins/smart-greylist/adapters/provider-refresh'
@@ -52,8 +52,11 @@ export const poolsRefresh: Command = {
     'it had. Changed ranges are written to DIR/smart-greylist.providers.local with the day (every other',
     'line of that file is kept), which a running Haraka picks up without a restart; the shipped',
     'smart-greylist.providers is never written, and an upgrade whose data is newer wins over a refresh.',
-    'A provider whose record now holds a range wider than /12 (IPv4) or /24 (IPv6), or whose ranges',
-    "more than quadruple, keeps its ranges too unless --force: an include chain is the provider's to change.",
+    'A provider keeps its ranges too unless --force when its record now holds a range wider than /12',
+    '(IPv4) or /24 (IPv6), a new range (touching none of its shipped or local ranges) wider than /20 or',
+    "/40 that [refresh] accept_new does not cover, more than 4x its files' address space plus one",
+    "[identity] spf_widest_* network, or too many ranges: an include chain is the provider's to change.",
+    'A record under the chain that passes for any client (+all, client macros) is refused, even with --force.',
     'Exit 0: all refreshed; 1: some kept their old ranges.',
   ],
   options: {
@@ -67,7 +70,7 @@ export const poolsRefresh: Command = {
     ...COMMON_HELP,
     dns: 'ask this DNS server instead of the system resolver (repeatable)',
     'dry-run': 'report the changes without writing the file',
-    force: 'write ranges the sanity bounds refuse (wider than /12 or /24, or a provider more than quadrupling)',
+    force: "write ranges the bounds refuse (too wide, new and wide, past 4x the files' space, too many)",
     'timeout-ms': 'bound for each DNS query (default 5000)',
   },
   async run(values, _pos, io) {
@@ -75,7 +78,7 @@ export const poolsRefresh: Command = {
     const timeoutMs = Number(values['timeout-ms'])
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms takes a positive number')
     const resolver = makeResolver(2 * timeoutMs, values.dns as string[] | undefined)
-    const { providerList: providers, problems } = await ctx.load()
+    const { providerList: providers, problems, anchors, config } = await ctx.load()
     const listProblems = problems.filter((p) => p.includes(FILES.providers) && p.includes('ignoring'))
     if (listProblems.length) {
       for (const p of listProblems) io.err(p)
@@ -86,7 +89,8 @@ export const poolsRefresh: Command = {
     let failed = 0
     for (const p of providers.filter((x) => x.spf.length)) {
       const found = await rangesFromSpf(p, resolver, timeoutMs)
-      const refusal = 'error' in found || values.force ? null : implausible(p.ips, found.ranges)
+      // Bounded by the files' ranges (shipped and local), as the scheduled refresh is.
+      const refusal = 'error' in found || values.force ? null : implausible(anchors.get(p.id) ?? [], found.ranges, refreshBounds(config))
       const r = refusal ? { error: `refused (--force writes it): ${refusal}` } : found
       if ('error' in r) {
         failed++

@@ -42,6 +42,8 @@ interface PluginState {
   deps: Deps
   /** The files' providers, before the shared ranges (what a refresh starts from). */
   fileProviders: readonly Provider[]
+  /** Per provider, every range its files give it: what refreshes and shared records are bounded by. */
+  anchors: ReadonlyMap<string, readonly string[]>
   /** The providers in force: the files' with the shared ranges applied. */
   providerList: readonly Provider[]
   /** The providers' ranges every MX shares through Redis ([refresh]). */
@@ -77,13 +79,11 @@ export function register(this: Plugin): void {
   const refresher = new ProviderRefresher({
     config: () => this.sg.deps.config,
     providers: () => this.sg.fileProviders,
+    anchors: () => this.sg.anchors,
     resolver: () => this.sg.deps.resolver,
     client: () => this.db,
     now: Date.now,
-    onShared: (shared) => {
-      this.sg.shared = shared
-      this.sg_load()
-    },
+    onShared: (shared) => applyShared(this, shared),
     log: this,
   })
   const shared = new Map<string, SharedRanges>()
@@ -104,6 +104,7 @@ export function register(this: Plugin): void {
   this.sg = {
     deps: buildDeps(loaded, { client: () => this.db, health, ...measured(loaded, telemetry) }),
     fileProviders: loaded.fileProviders,
+    anchors: loaded.anchors,
     providerList: loaded.providerList,
     shared,
     refresher,
@@ -148,17 +149,42 @@ function refreshedCount(loaded: Loaded): number {
   return loaded.providerList.filter((p) => p.origin.startsWith('redis')).length
 }
 
-/** Reloads settings and lists; haraka-config calls it whenever one of the files changes. */
+/**
+ * Reloads settings and lists; haraka-config calls it whenever one of the files changes, from a
+ * timer, where an exception would end Haraka: a reload that fails is logged and the last good
+ * world stays in force.
+ */
 export function sg_load(this: Plugin): void {
-  const loaded = loadFor(this, this.sg.deps.config, this.sg.shared)
+  try {
+    reload(this)
+  } catch (err) {
+    this.logerror(`reload failed, the last good configuration stays in force: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
+/** The providers' shared ranges changed: reload with them, or keep the last good ones and world. */
+function applyShared(plugin: Plugin, shared: ReadonlyMap<string, SharedRanges>): void {
+  const last = plugin.sg.shared
+  plugin.sg.shared = shared
+  try {
+    reload(plugin)
+  } catch (err) {
+    plugin.sg.shared = last
+    plugin.logerror(`reload with the shared provider ranges failed, the last good ones stay in force: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
+function reload(plugin: Plugin): void {
+  const loaded = loadFor(plugin, plugin.sg.deps.config, plugin.sg.shared)
   // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
-  this.sg.deps = buildDeps(loaded, { client: () => this.db, health: this.sg.health, ...measured(loaded, this.sg.telemetry) })
-  this.sg.fileProviders = loaded.fileProviders
-  this.sg.providerList = loaded.providerList
-  this.sg.redis.configure(loaded.redis)
-  this.sg.admin.configure(loaded.redis)
-  syncMetrics(this)
-  loadedLine(this, loaded)
+  plugin.sg.deps = buildDeps(loaded, { client: () => plugin.db, health: plugin.sg.health, ...measured(loaded, plugin.sg.telemetry) })
+  plugin.sg.fileProviders = loaded.fileProviders
+  plugin.sg.anchors = loaded.anchors
+  plugin.sg.providerList = loaded.providerList
+  plugin.sg.redis.configure(loaded.redis)
+  plugin.sg.admin.configure(loaded.redis)
+  syncMetrics(plugin)
+  loadedLine(plugin, loaded)
 }
 
 /** What init_master and init_child hand a plugin: Haraka's server, with its settings. */

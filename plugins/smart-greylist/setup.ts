@@ -9,7 +9,7 @@ import tlds from 'haraka-tld'
 import type { Policy } from './core/assess'
 import { FILES, parseSettings, problemText, type Config } from './core/settings'
 import { DomainPolicies, parseDomains, type DomainRule } from './core/domains'
-import { withShared, type SharedRanges } from './core/refresh'
+import { anchorsOf, withShared, type SharedRanges } from './core/refresh'
 import { mergeProviders, parseProviders, ProviderIndex, type Provider } from './core/providers'
 import { compileWhitelist, parseWhitelist, type ParsedList, type Whitelist } from './core/whitelist'
 import { makeResolver, type Resolver } from './adapters/dns'
@@ -76,6 +76,8 @@ export interface Loaded extends Policy {
   readonly providerList: readonly Provider[]
   /** The providers as the files give them (what a refresh starts from). */
   readonly fileProviders: readonly Provider[]
+  /** Per provider id, every range the shipped and the admin's files give it: what refreshes are bounded by. */
+  readonly anchors: ReadonlyMap<string, readonly string[]>
   /** smart-greylist.domains, as loaded (the rules in force). */
   readonly domainRules: readonly DomainRule[]
   readonly redis: RedisOptions
@@ -142,6 +144,7 @@ export function load(
     admin,
     providerList,
     fileProviders: merged.providers,
+    anchors: anchorsOf(shipped.providers, merged.providers),
     redis,
     problems,
     notes,

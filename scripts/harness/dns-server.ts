@@ -29,6 +29,8 @@ export class DnsServer {
   readonly queries: { name: string; type: string }[] = []
   /** While true, queries get no answer at all (a server that is down or black-holed). */
   silent = false
+  /** Each answer is sent this long after its query (a slow server, or a long path to it). */
+  delayMs = 0
   private ptr = new Map<string, string[]>()
   private records = new Map<string, Map<string, string[]>>()
   private constructor(
@@ -91,7 +93,15 @@ export class DnsServer {
       questions: query.questions,
       answers,
     })
-    this.sock.send(reply, rinfo.port, rinfo.address)
+    const send = (): void => {
+      try {
+        this.sock.send(reply, rinfo.port, rinfo.address, () => undefined)
+      } catch {
+        // closed while the answer was delayed
+      }
+    }
+    if (this.delayMs > 0) setTimeout(send, this.delayMs)
+    else send()
   }
 
   async close(): Promise<void> {

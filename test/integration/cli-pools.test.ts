@@ -6,6 +6,8 @@ import { runCli } from '../helpers/cli'
 import { DnsServer } from '../../scripts/harness/dns-server'
 import { configDir } from '../../scripts/harness/fixtures'
 import { ROOT } from '../../scripts/harness/haraka'
+import { providerKeys } from '../../plugins/smart-greylist/core/keys'
+import { usePrivateRedis } from '../helpers/private-redis'
 
 describe('smart-greylist pools refresh', function () {
   this.timeout(20_000)
@@ -18,6 +20,9 @@ describe('smart-greylist pools refresh', function () {
         'spfb.protection.outlook.com': ['v=spf1 ip4:52.100.0.0/14 ip6:2a01:111:f403::/48 -all'],
         'spf.grows.example': ['v=spf1 include:all.grows.example -all'],
         'all.grows.example': ['v=spf1 ip4:0.0.0.0/0 -all'],
+        'spf.open.example': ['v=spf1 ip4:85.214.0.0/16 include:open2.example -all'],
+        'open2.example': ['v=spf1 +all'],
+        'spf.newwide.example': ['v=spf1 ip4:85.214.0.0/16 ip4:13.64.0.0/16 -all'],
       },
     })
   })
@@ -85,6 +90,44 @@ ip = 17.0.0.0/8
     const forced = await runCli([...args, '--force'])
     assert.match(forced.stdout, /grows\s+changed: 1 ranges \+0\.0\.0\.0\/0 -85\.214\.0\.0\/16/)
     assert.match(fs.readFileSync(path.join(dir, 'smart-greylist.providers.local'), 'utf8'), /ip = 0\.0\.0\.0\/0/)
+  })
+
+  it('refuses a chain that reaches a record passing for any client, even with --force', async () => {
+    const local = '[open]\nspf = spf.open.example\naction = group\nip = 85.214.0.0/16\n'
+    const dir = path.join(configDir({ 'smart-greylist.providers.local': local }), 'config')
+    const r = await runCli(['pools', 'refresh', '--config', dir, '--dns', `127.0.0.1:${dns.port}`, '--timeout-ms', '1000', '--force'])
+    assert.match(r.stdout, /open\s+kept 1 ranges: refused: a record under spf\.open\.example passes for any client \(pass_all\)/)
+  })
+
+  it('refuses a new range wider than /20, unless [refresh] accept_new covers it', async () => {
+    const local = '[newwide]\nspf = spf.newwide.example\naction = group\nip = 85.214.0.0/16\n'
+    const args = (dir: string): string[] => ['pools', 'refresh', '--config', dir, '--dns', `127.0.0.1:${dns.port}`, '--timeout-ms', '1000', '--dry-run']
+    const refused = await runCli(args(path.join(configDir({ 'smart-greylist.providers.local': local }), 'config')))
+    assert.match(refused.stdout, /newwide\s+kept 1 ranges: refused \(--force writes it\): 13\.64\.0\.0\/16 is new and wider than \/20/)
+    const ini = '[refresh]\naccept_new = 13.64.0.0/11\n'
+    const accepted = await runCli(args(path.join(configDir({ 'smart-greylist.providers.local': local, 'smart-greylist.ini': ini }), 'config')))
+    assert.match(accepted.stdout, /newwide\s+changed: 2 ranges \+13\.64\.0\.0\/16/)
+  })
+
+  describe('config check, with the shared ranges in Redis', () => {
+    const redis = usePrivateRedis()
+    it('names a shared record every MX ignores, and exits 1', async () => {
+      const keys = providerKeys('sgl:')
+      await redis.db.hSet(keys.ranges('google'), { ranges: '0.0.0.0/0 ::/0', updated: String(Date.now()), source: 'spf' })
+      await redis.db.hSet(keys.ranges('microsoft'), { ranges: '40.92.0.0/15', updated: '1e300', source: 'endpoints' })
+      await redis.db.hSet(keys.status, { checked: '1e300', error: '', by: 'forged' })
+      const dir = path.join(configDir({ 'redis.ini': `[server]\nhost=127.0.0.1\nport=${redis.server.port}\n` }), 'config')
+      const r = await runCli(['config', 'check', '--config', dir])
+      assert.equal(r.code, 1, r.stdout + r.stderr)
+      assert.match(r.stdout, /^provider data: never refreshed through Redis/m, 'a status dated 1e300 is no status')
+      assert.match(r.stdout, /^provider data: ignoring the shared record of google in Redis \(its files' ranges stay\): 0\.0\.0\.0\/0 is wider than \/12$/m)
+      assert.match(r.stdout, /^provider data: ignoring the shared record of microsoft in Redis .*updated "1e300" is not a time/m)
+      const json = JSON.parse((await runCli(['config', 'check', '--json', '--config', dir])).stdout) as { providerData: { refused: { id: string }[] } }
+      assert.deepEqual(
+        json.providerData.refused.map((x) => x.id),
+        ['microsoft', 'google'],
+      )
+    })
   })
 
   it('writes nothing on --dry-run', async () => {

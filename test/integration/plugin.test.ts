@@ -6,8 +6,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import constants from 'haraka-constants'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
-import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
-import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection } from '../../scripts/harness/fixtures'
+import { KEY_PATTERNS, providerKeys } from '../../plugins/smart-greylist/core/keys'
+import { callData, callRcptOk, configDir, connection, makePlugin, type FixtureConnection, type FixturePlugin } from '../../scripts/harness/fixtures'
 import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
 import { usePrivateRedis } from '../helpers/private-redis'
 import type { RedisConnection } from '../../plugins/smart-greylist/adapters/redis-connection'
@@ -153,6 +153,41 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     for (let i = 0; i < 200 && !errors.length; i++) await sleep(50)
     assert.match(errors[0] ?? '', /smart-greylist\.ini \[main\] delay: "banana" is not a whole number .*; keeping "120"/)
     assert.equal(plugin.sg.deps.config.main.delay, 120, 'a bad edit leaves the last good settings in force')
+  })
+
+  it('ignores a poisoned shared provider record in Redis, and a reload that fails keeps the last good world', async () => {
+    const plugin = makePlugin(plain('[refresh]\nevery=0\n'), db) as FixturePlugin & {
+      sg: { deps: unknown; refresher: { tick(): Promise<void> }; shared: Map<string, unknown> }
+      sg_load(): void
+      config: { get: (...a: unknown[]) => unknown }
+    }
+    const warnings: string[] = []
+    const errors: string[] = []
+    plugin.logwarn = (m: string) => warnings.push(m)
+    plugin.logerror = (m: string) => errors.push(m)
+    // One HSET would otherwise put every client into Microsoft's pool (action skip).
+    await db.hSet(providerKeys('sgl:').ranges('microsoft'), { ranges: '0.0.0.0/0 ::/0', updated: String(Date.now()), source: 'spf' })
+    await plugin.sg.refresher.tick()
+    assert.equal(plugin.sg.deps.providers.lookup(parseIp('85.214.132.10')), undefined)
+    assert.match(warnings.join('\n'), /ignoring the shared record of microsoft in Redis .*0\.0\.0\.0\/0 is wider than \/12/)
+
+    // haraka-config calls the reload from a timer: it must not throw, whatever fails.
+    const before = plugin.sg.deps
+    const get = plugin.config.get
+    plugin.config.get = () => {
+      throw new Error('EACCES reading smart-greylist.ini')
+    }
+    assert.doesNotThrow(() => plugin.sg_load())
+    // New shared ranges arriving while the files cannot be read: the refresher's tick survives,
+    // and the shared ranges in force stay the last good ones.
+    const ms = { ranges: '40.92.0.0/15 52.106.0.0/24', updated: String(Date.now()), source: 'endpoints', version: '1' }
+    await db.hSet(providerKeys('sgl:').ranges('microsoft'), ms)
+    await plugin.sg.refresher.tick()
+    assert.equal(plugin.sg.shared.size, 0, 'the last good shared ranges (none) stay')
+    assert.match(errors.join('\n'), /reload with the shared provider ranges failed, the last good ones stay in force: EACCES/)
+    plugin.config.get = get
+    assert.equal(plugin.sg.deps, before, 'the last good world stays')
+    assert.match(errors.join('\n'), /reload failed, the last good configuration stays in force: EACCES/)
   })
 
   it("lets a provider's mail skip greylisting, or only groups it, as smart-greylist.ini says", async () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { implausible } from '../../plugins/smart-greylist/core/refresh'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { mergeProviders, parseProviders, ProviderIndex, writeRanges } from '../../plugins/smart-greylist/core/providers'
 import { walkSpf } from '../../plugins/smart-greylist/adapters/spf-walk'
@@ -162,14 +161,23 @@ describe('walkSpf', () => {
     await assert.rejects(walkSpf('missing.example', resolver, { maxLookups: 10, timeoutMs: 1000 }), /ENOTFOUND/)
     await assert.rejects(walkSpf('spf.example', resolver, { maxLookups: 2, timeoutMs: 1000 }), /more than 2 lookups/)
   })
-})
-
-describe('implausible (pools refresh sanity bounds)', () => {
-  it('refuses ranges wider than /12 or /24 and providers that more than quadruple', () => {
-    assert.match(implausible(['40.107.0.0/16'], ['0.0.0.0/0']) ?? '', /wider than \/12/)
-    assert.match(implausible(['2a01:111:f400::/48'], ['2a00::/16']) ?? '', /wider than \/24/)
-    assert.match(implausible(['40.107.0.0/16'], ['40.0.0.0/13']) ?? '', /grows from 2\^16 to 2\^19/)
-    assert.equal(implausible(['40.107.0.0/16'], ['40.107.0.0/16', '40.92.0.0/15']), null)
-    assert.equal(implausible([], ['198.2.128.0/18']), null)
+  it('gives up at its deadline, and starts no lookup after it', async () => {
+    const asked: string[] = []
+    // Each answer takes 150 ms: within the per-lookup bound, not within the deadline.
+    const slow = {
+      resolveTxt: async (name: string): Promise<string[][]> => {
+        asked.push(name)
+        await new Promise((r) => setTimeout(r, 150))
+        return resolver.resolveTxt(name)
+      },
+    }
+    const started = Date.now()
+    await assert.rejects(walkSpf('spf.example', slow, { maxLookups: 10, timeoutMs: 1000, deadline: AbortSignal.timeout(30) }), { name: 'TimeoutError' })
+    assert.ok(Date.now() - started < 120, `gave up after ${Date.now() - started} ms, not at the deadline`)
+    await new Promise((r) => setTimeout(r, 200))
+    assert.deepEqual(asked, ['spf.example'], 'no lookup after the deadline')
+    const gone = AbortSignal.abort(new Error('over'))
+    await assert.rejects(walkSpf('spf.example', slow, { maxLookups: 10, timeoutMs: 1000, deadline: gone }), /over/)
+    assert.equal(asked.length, 1, 'a walk past its deadline asks nothing')
   })
 })

@@ -38,6 +38,17 @@ describe('parseSettings', () => {
     assert.deepEqual(c.providers, { amazonses: 'group' })
   })
 
+  it('reads [refresh] accept_new as CIDR ranges, and reports what is not one', () => {
+    assert.deepEqual(parseSettings({ refresh: { accept_new: '52.96.0.0/14, 2603:1000::/28 192.0.2.1' } }).config.refresh.accept_new, [
+      '52.96.0.0/14',
+      '2603:1000::/28',
+      '192.0.2.1/32',
+    ])
+    assert.deepEqual(text({ refresh: { accept_new: '52.96.0.0/14 52.96.0.0/33 bogus' } }), [
+      'smart-greylist.ini [refresh] accept_new: not a CIDR range: 52.96.0.0/33, bogus; keeping ""',
+    ])
+  })
+
   it('returns a frozen object', () => {
     const c = parseSettings({}).config
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.main))

@@ -17,8 +17,16 @@ export interface WalkResult {
   readonly rootText: string
 }
 
-/** Follows the record of `root` and everything it includes. Any DNS failure rejects. */
-export async function walkSpf(root: string, resolver: TxtResolver, opts: { maxLookups: number; timeoutMs: number }): Promise<WalkResult> {
+/**
+ * Follows the record of `root` and everything it includes. Any DNS failure rejects; so does
+ * `deadline` once aborted: each lookup is bounded by it as well as by `timeoutMs`, and no lookup
+ * starts after it, so a walk of many slow answers cannot outlast the work it belongs to.
+ */
+export async function walkSpf(
+  root: string,
+  resolver: TxtResolver,
+  opts: { maxLookups: number; timeoutMs: number; deadline?: AbortSignal },
+): Promise<WalkResult> {
   const ranges = new Set<string>()
   const ignored: string[] = []
   const seen = new Set<string>()
@@ -30,7 +38,8 @@ export async function walkSpf(root: string, resolver: TxtResolver, opts: { maxLo
     if (seen.has(domain)) return
     seen.add(domain)
     if (++lookups > opts.maxLookups) throw new Error(`more than ${opts.maxLookups} lookups under ${root}`)
-    const txt = await withTimeout(resolver.resolveTxt(domain), opts.timeoutMs, `TXT ${domain}`)
+    opts.deadline?.throwIfAborted()
+    const txt = await withTimeout(untilAborted(resolver.resolveTxt(domain), opts.deadline), opts.timeoutMs, `TXT ${domain}`)
     const found = txt.map((parts) => parts.join('')).filter((r) => /^v=spf1(\s|$)/i.test(r))
     const [record] = found
     if (found.length !== 1 || record === undefined) throw new Error(`${domain}: ${found.length} SPF records`)
@@ -44,4 +53,15 @@ export async function walkSpf(root: string, resolver: TxtResolver, opts: { maxLo
   }
   await visit(root)
   return { ranges: [...ranges], ignored, lookups, records, rootText }
+}
+
+/** `work`, or its signal's reason once that is aborted first. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work
+  let onAbort = (): void => undefined
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason as Error)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort))
 }

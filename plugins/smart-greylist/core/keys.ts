@@ -116,10 +116,11 @@ export function messageDigest(sender: string, recipients: readonly string[], mes
 
 /**
  * The providers' fresh ranges, shared by every MX (`[refresh]`): one hash per provider, the
- * refresh's lock, and how its last attempt went. Few keys, read by themselves: not sharded.
+ * refresh's lock, and how its last attempt went. Few keys, not sharded: one hash tag puts them
+ * in one Cluster slot, as the script that writes a record only while the lock is held reads both.
  */
 export function providerKeys(prefix: string): { ranges: (id: string) => string; lock: string; status: string } {
-  return { ranges: (id) => `${prefix}pv:r:${id}`, lock: `${prefix}pv:lock`, status: `${prefix}pv:status` }
+  return { ranges: (id) => `${prefix}{pv}r:${id}`, lock: `${prefix}{pv}lock`, status: `${prefix}{pv}status` }
 }
 
 /**

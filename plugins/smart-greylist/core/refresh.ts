@@ -1,35 +1,138 @@
-// Provider data that refreshes itself: what a refresh may accept (the sanity bounds that
-// `pools refresh` applies too), how Microsoft's endpoints web service is read, and the record of
-// fresh ranges that every MX shares through Redis. Pure.
+// Provider data that refreshes itself: what a refresh may accept (the bounds that `pools
+// refresh` applies too, and every MX applies again to what it reads back from Redis), how
+// Microsoft's endpoints web service is read, and the record of fresh ranges that every MX shares
+// through Redis. Pure.
 import { parseCidr } from './ip'
 import type { Provider } from './providers'
+import type { Config } from './settings'
 
-/** The widest range a refresh takes without --force: a provider's include chain is its own to change. */
+/**
+ * No range wider than this, unless it lies inside the provider's files' ranges: no provider
+ * sends mail from a /11, and a record that says so is a mistake or an attack.
+ */
 export const MIN_REFRESH_PREFIX = { ipv4: 12, ipv6: 24 } as const
+
+/**
+ * A range that touches none of the provider's files' ranges may be at most this wide without the
+ * admin's word ([refresh] accept_new, or --force): providers grow by a few /22-/20 (IPv4) or /44-
+ * /48 (IPv6) blocks at a time; a whole new /16 is worth a look by a person first.
+ */
+export const NEW_RANGE_PREFIX = { ipv4: 20, ipv6: 40 } as const
+
+/**
+ * Ranges one provider may have at most, however many its files list: the largest real include
+ * chains list well under 100, and the CIDR table and the Redis record stay small (11 providers x
+ * 1024 ranges is ~11k entries).
+ */
+export const MAX_RANGES = 1024
+
+/** What the bounds need besides a provider's anchor: the admin's settings, read by the adapters. */
+export interface RefreshBounds {
+  /** [refresh] accept_new: fresh ranges inside these are the admin's word, not the refresh's. */
+  readonly accepted: readonly string[]
+  /**
+   * [identity] spf_widest_ipv4/6: the growth allowed beyond 4x the anchor, and the whole
+   * allowance of a provider the files give no ranges: what one sender's SPF record may authorise
+   * and still be trusted as an identity, so one yardstick judges both.
+   */
+  readonly widestIpv4: number
+  readonly widestIpv6: number
+}
+
+export function refreshBounds(config: Config): RefreshBounds {
+  return { accepted: config.refresh.accept_new, widestIpv4: config.identity.spf_widest_ipv4, widestIpv6: config.identity.spf_widest_ipv6 }
+}
+
+/**
+ * Each provider's anchor: every range its files give it, the shipped file's and the admin's
+ * (a `.local` section that narrows a provider's ranges does not make the shipped ones suspect).
+ */
+export function anchorsOf(shipped: readonly Provider[], merged: readonly Provider[]): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const p of [...shipped, ...merged]) out.set(p.id, [...new Set([...(out.get(p.id) ?? []), ...p.ips.map(canonicalRange)])])
+  return out
+}
 
 export function canonicalRange(range: string): string {
   const [addr = '', len] = range.split('/')
   return `${addr.toLowerCase()}/${len ?? (addr.includes(':') ? '128' : '32')}`
 }
 
-/** Why fresh ranges look like a mistake or an attack rather than a provider's growth, or null. */
-export function implausible(before: readonly string[], after: readonly string[]): string | null {
-  if (!after.length) return 'no ranges'
-  for (const r of after) {
-    const c = parseCidr(r)
-    if (!c) return `${r} is not a range`
-    if (c.prefix < MIN_REFRESH_PREFIX[c.ip.kind()]) return `${r} is wider than /${MIN_REFRESH_PREFIX[c.ip.kind()]}`
+/** How many ranges a refresh may give a provider whose files list `anchorCount`. */
+export function maxRanges(anchorCount: number): number {
+  return Math.min(MAX_RANGES, Math.max(4 * anchorCount, anchorCount + 64))
+}
+
+type Family = 'ipv4' | 'ipv6'
+interface Interval {
+  readonly family: Family
+  readonly start: bigint
+  readonly end: bigint
+  readonly prefix: number
+}
+
+function interval(range: string): Interval | null {
+  const c = parseCidr(range)
+  if (!c) return null
+  const family = c.ip.kind()
+  const bits = family === 'ipv4' ? 32 : 128
+  const value = c.ip.toByteArray().reduce((n, b) => (n << 8n) | BigInt(b), 0n)
+  const size = 1n << BigInt(bits - c.prefix)
+  const start = value & ~(size - 1n)
+  return { family, start, end: start + size - 1n, prefix: c.prefix }
+}
+
+/** Addresses the ranges of one family cover, overlaps counted once. */
+function space(ranges: readonly Interval[], family: Family): bigint {
+  const sorted = ranges.filter((r) => r.family === family).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))
+  let total = 0n
+  let end = -1n
+  for (const r of sorted) {
+    if (r.end <= end) continue
+    total += r.end - (r.start > end ? r.start : end + 1n) + 1n
+    end = r.end
   }
-  const size = (ranges: readonly string[], family: 'ipv4' | 'ipv6'): number =>
-    ranges.map((x) => parseCidr(x)).reduce((n, c) => (c && c.ip.kind() === family ? n + 2 ** ((family === 'ipv4' ? 32 : 128) - c.prefix) : n), 0)
-  for (const [family, slack] of [
-    ['ipv4', 2 ** 16],
-    ['ipv6', 2 ** 96],
+  return total
+}
+
+const within = (r: Interval, outer: readonly Interval[]): boolean => outer.some((o) => o.family === r.family && o.start <= r.start && r.end <= o.end)
+const touches = (r: Interval, others: readonly Interval[]): boolean => others.some((o) => o.family === r.family && o.start <= r.end && r.start <= o.end)
+const bits = (n: bigint): string => (n === 0n ? '0' : `2^${Math.round(Math.log2(Number(n)) * 10) / 10}`)
+
+/**
+ * Why fresh ranges look like a mistake or an attack rather than a provider's growth, or null.
+ * Every bound is measured against `anchor`, the provider's ranges as its files give them, never
+ * against the last refresh: a bound relative to the last accepted value ratchets (seven refreshes
+ * that each quadruple would reach all of IPv4).
+ */
+export function implausible(anchor: readonly string[], fresh: readonly string[], b: RefreshBounds): string | null {
+  if (!fresh.length) return 'no ranges'
+  const cap = maxRanges(anchor.length)
+  // Counted before anything is parsed: a record of 100k ranges costs nothing to refuse.
+  if (fresh.length > cap) return `${fresh.length} ranges, more than the ${cap} allowed for ${anchor.length} in the files`
+  const base = anchor.flatMap((r) => interval(r) ?? [])
+  const accepted = b.accepted.flatMap((r) => interval(r) ?? [])
+  const bounded: Interval[] = []
+  for (const r of fresh) {
+    const i = interval(r)
+    if (!i) return `${r} is not a range`
+    // The admin vouched for these: neither judged nor counted.
+    if (within(i, accepted)) continue
+    bounded.push(i)
+    if (within(i, base)) continue
+    if (i.prefix < MIN_REFRESH_PREFIX[i.family]) return `${r} is wider than /${MIN_REFRESH_PREFIX[i.family]}`
+    if (i.prefix < NEW_RANGE_PREFIX[i.family] && !touches(i, base))
+      return `${r} is new and wider than /${NEW_RANGE_PREFIX[i.family]} ([refresh] accept_new takes it)`
+  }
+  for (const [family, widest] of [
+    ['ipv4', b.widestIpv4],
+    ['ipv6', b.widestIpv6],
   ] as const) {
-    const was = size(before, family)
-    const now = size(after, family)
-    if (now > 4 * was + slack)
-      return `its ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space grows from 2^${Math.round(Math.log2(was || 1))} to 2^${Math.round(Math.log2(now))} addresses`
+    const was = space(base, family)
+    const now = space(bounded, family)
+    const limit = 4n * was + (1n << BigInt((family === 'ipv4' ? 32 : 128) - widest))
+    if (now > limit)
+      return `its ${family === 'ipv4' ? 'IPv4' : 'IPv6'} space would be ${bits(now)} addresses, more than 4 x the files' ${bits(was)} + ${bits(limit - 4n * was)}`
   }
   return null
 }
@@ -80,12 +183,43 @@ export function encodeShared(s: SharedRanges): Record<string, string> {
   return { ranges: s.ranges.join(' '), updated: String(s.updated), source: s.source, version: s.version ?? '' }
 }
 
-/** A stored record, or null when it is not one (a record edited by hand is ignored, not trusted). */
-export function decodeShared(id: string, h: Readonly<Record<string, string>>): SharedRanges | null {
-  const ranges = (h.ranges ?? '').split(' ').filter(Boolean)
+/** Records older than this were not written by this plugin's refresh: a clock gone wrong, or a forgery. */
+const EARLIEST_UPDATED = Date.UTC(2020, 0, 1)
+/** How far ahead of this MX's clock a record may be dated: clocks of MXs differ, not by days. */
+const FUTURE_SLACK_MS = 86_400_000
+/** The longest `ranges` field a record of MAX_RANGES ranges can have (an IPv6 CIDR is at most 43 characters). */
+const MAX_RANGES_CHARS = MAX_RANGES * 44
+
+/** A record read back from Redis that is not used, and why (logged, and named by `config check`). */
+export interface RefusedShared {
+  readonly id: string
+  readonly refused: string
+}
+
+/**
+ * A stored record, checked as a refresh's result is: Redis is shared, and anyone who can write
+ * to it could otherwise put every client into a provider's pool. Null when there is none; a
+ * record that is not one, is dated outside [2020, now + 1 day], or fails `implausible` against
+ * the provider's files' ranges is refused, not trusted.
+ */
+export function decodeShared(
+  id: string,
+  h: Readonly<Record<string, string>>,
+  check: { readonly anchor: readonly string[]; readonly bounds: RefreshBounds; readonly now: number },
+): SharedRanges | RefusedShared | null {
+  if (!Object.keys(h).length) return null
+  const refused = (why: string): RefusedShared => ({ id, refused: why })
+  const text = h.ranges ?? ''
+  // Bounded before it is split: a forged record can be megabytes.
+  if (text.length > MAX_RANGES_CHARS) return refused(`its ranges are ${text.length} characters long`)
+  const ranges = text.split(' ').filter(Boolean)
   const updated = Number(h.updated)
   const source = h.source === 'spf' || h.source === 'endpoints' ? h.source : null
-  if (!source || !Number.isFinite(updated) || !ranges.length || ranges.some((r) => !parseCidr(r))) return null
+  if (!source) return refused(`source "${String(h.source)}" is neither spf nor endpoints`)
+  if (!Number.isFinite(updated) || updated < EARLIEST_UPDATED || updated > check.now + FUTURE_SLACK_MS)
+    return refused(`updated "${String(h.updated)}" is not a time between 2020 and tomorrow`)
+  const why = implausible(check.anchor, ranges, check.bounds)
+  if (why) return refused(why)
   return { id, ranges, updated, source, version: h.version || null }
 }
 
@@ -96,7 +230,8 @@ export function decodeShared(id: string, h: Readonly<Record<string, string>>): S
 export function withShared(providers: readonly Provider[], shared: ReadonlyMap<string, SharedRanges>): Provider[] {
   return providers.map((p) => {
     const s = shared.get(p.id)
-    if (!s) return p
+    // A time Date cannot hold (decodeShared refuses it already) would throw here, on every reload.
+    if (!s || !Number.isFinite(s.updated) || Math.abs(s.updated) > 8.64e15) return p
     const day = new Date(s.updated).toISOString().slice(0, 10)
     if (p.updated && p.updated > day) return p
     return { ...p, ips: [...s.ranges], updated: day, origin: `redis (${s.source}${s.version ? ` ${s.version}` : ''})` }

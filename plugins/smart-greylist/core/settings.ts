@@ -218,7 +218,14 @@ export const SCHEMA = {
     open: oneOf(PROVIDER_ACTIONS, 'skip', 'skip, group or off for this provider'),
   },
   refresh: {
-    doc: ['Provider data that refreshes itself: one MX at a time (a lock in Redis) rebuilds the ranges, every MX reads them from Redis.'],
+    doc: [
+      'Provider data that refreshes itself: one MX at a time (a lock in Redis) rebuilds the ranges, every MX reads them from Redis.',
+      "Fresh ranges, and every record read back from Redis, are bounded by the provider's ranges in the files (shipped and",
+      '.local), never by the last refresh: at most 4x their address space plus one [identity] spf_widest_ipv4/6 network,',
+      'at most max(4x, +64) ranges (1024 in all), nothing wider than /12 (IPv6 /24) outside them, and no new range wider',
+      'than /20 (IPv6 /40) unless accept_new covers it. What fails is refused and logged; the last good data stays.',
+      'Example: accept_new = 52.96.0.0/14 2603:1000::/28',
+    ],
     keys: {
       every: int(86_400, 0, 30 * DAY, "seconds between refreshes of the providers' ranges (their SPF records, Microsoft's endpoints service); 0 = off"),
       check_every: int(300, 1, DAY, 'seconds between reads of the shared ranges by each MX'),
@@ -230,6 +237,11 @@ export const SCHEMA = {
         doc: "Microsoft 365's endpoints web service (version polled, Exchange's port 25 ranges); empty = not asked",
       } satisfies TextSpec,
       timeout_ms: int(10_000, 100, 120_000, 'bound for each DNS walk or HTTP request of a refresh (ms)'),
+      accept_new: {
+        type: 'cidr_list',
+        default: [],
+        doc: "ranges a refresh may add to any provider although they are new and wider than /20 (IPv6 /40) or grow it past 4x its files' space",
+      } satisfies CidrListSpec,
     },
   },
   metrics: {

@@ -73,15 +73,28 @@ export interface Breadth {
 }
 
 /**
+ * Why the records pass for any client whatever their ranges (a pass-qualified `all`, a macro
+ * of the client's address or name), or null. A provider's refresh refuses such a walk outright;
+ * its ranges are judged by the refresh's own bounds (core/refresh.ts).
+ */
+export function unboundedWhy(records: readonly SpfTerms[]): string | null {
+  for (const r of records) {
+    if (r.passAll) return 'pass_all'
+    if (r.clientMacros.length) return `client_macro ${r.clientMacros[0]}`
+  }
+  return null
+}
+
+/**
  * Why the records reached from a domain (its own and those of its pass-qualified includes and
  * redirect) authorise an unbounded set of hosts, or null when they do not.
  */
 export function permissiveWhy(records: readonly SpfTerms[], b: Breadth): string | null {
+  const unbounded = unboundedWhy(records)
+  if (unbounded) return unbounded
   let v4 = 0
   let v6 = 0
   for (const r of records) {
-    if (r.passAll) return 'pass_all'
-    if (r.clientMacros.length) return `client_macro ${r.clientMacros[0]}`
     for (const range of r.ranges) {
       const c = parseCidr(range)
       if (!c) continue // parseSpfRecord kept only ranges that parse

@@ -45,7 +45,7 @@ describe('parseSettings', () => {
       '192.0.2.1/32',
     ])
     assert.deepEqual(text({ refresh: { accept_new: '52.96.0.0/14 52.96.0.0/33 bogus' } }), [
-      'smart-greylist.ini [refresh] accept_new: not a CIDR range: 52.96.0.0/33, bogus; keeping ""',
+      'smart-greylist.ini [refresh] accept_new: not an address or network: 52.96.0.0/33, bogus; keeping ""',
     ])
   })
 

@@ -128,6 +128,17 @@ describe('helo: entries (verify_helo)', () => {
     assert.equal((await assess(p, eopHelo, vouching(eopName, { why: 'unvouched' }))).kind, 'tuple', 'not vouched: not backed')
     assert.equal((await assess(p, eopHelo, facts(eopName, none))).kind, 'tuple', 'nobody to ask: not backed')
 
+    const listed: FactSources = {
+      ...vouching(eopName, { domain: 'outlook.com' }),
+      dnsbl: async () => ({ source: 'own', listed: ['zen.spamhaus.org'], policy: ['zen.spamhaus.org'] }),
+    }
+    assert.equal((await assess(p, eopHelo, listed)).kind, 'tuple', 'end-user space by a policy list: not backed')
+    const twoNames: RdnsFacts = {
+      status: 'ok',
+      names: [{ name: 'relay.outbound.protection.outlook.com', confirmed: true }, ...(eopName.status === 'ok' ? eopName.names : [])],
+    }
+    assert.equal((await assess(p, eopHelo, vouching(twoNames, { why: 'unvouched' }))).kind, 'tuple', 'one per-address name among them: it must be vouched for')
+
     asked.length = 0
     const bot = subject({ ip: '73.12.34.56', helo: 'mx.hsd1.ma.example-cable.net' })
     const botName = rdns('c-73-12-34-56.hsd1.ma.example-cable.net')

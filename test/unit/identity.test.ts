@@ -135,7 +135,16 @@ describe('nameKind: the big senders and the access networks tried', () => {
     ['static.56.34.12.88.clients.your-server.de', '88.12.34.56', 'end_user'],
     ['lfbn-idf1-1-234-56.w86-12.abo.wanadoo.fr', '86.12.234.56', 'end_user'],
     ['2a02-8108-1-2.dyn.example-cable.de', '2a02:8108::1:2', 'end_user'],
+    ['syn-072-012-034-056.res.spectrum.com', '72.12.34.56', 'end_user'], // zero-padded octets
+    ['dhcp-077-251-012-034.chello.nl', '77.251.12.34', 'end_user'],
+    ['dslb-094-222-012-034.094.222.pools.vodafone-ip.de', '94.222.12.34', 'end_user'],
+    ['88-123-34-56.subs.proxad.net', '88.123.34.56', 'end_user'],
+    ['85-1-34-56.dclient.hispeed.ch', '85.1.34.56', 'end_user'],
+    // End-user words without the address: its domain must vouch.
+    ['cpe1c1b0d9e8f7a-cm1c1b0d9e8f70.cpe.net.cable.rogers.com', '99.230.1.2', 'per_address'],
+    ['aczw236.neoplus.adsl.tpnet.pl', '83.24.1.236', 'per_address'],
     // Spelled, with nothing to tell: its domain must vouch.
+    ['d54c2deb3.access.telenet.be', '84.194.222.179', 'per_address'], // the address in hex after a letter
     ['99-12-34-56.lightspeed.sndgca.sbcglobal.net', '99.12.34.56', 'per_address'],
     ['vmi123456.contaboserver.net', '185.2.3.4', 'per_address'],
   ]

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { parseSpfRecord, permissiveWhy } from '../../plugins/smart-greylist/core/spf-record'
+import { VOUCH_BREADTH } from '../../plugins/smart-greylist/core/sender-names'
 
 const B = { widestIpv4: 16, widestIpv6: 32 }
 const why = (...records: string[]): string | null => permissiveWhy(records.map(parseSpfRecord), B)
@@ -26,4 +27,18 @@ describe('permissiveWhy (what an SPF record authorises)', () => {
       else assert.equal(got, null)
     })
   }
+})
+
+describe('permissiveWhy at the breadth that vouches for rDNS names', () => {
+  const vouch = (...records: string[]): string | null => permissiveWhy(records.map(parseSpfRecord), VOUCH_BREADTH)
+  it("refuses a pass-qualified ptr, its own or an include's: it would vouch for every name the ISP gives", () => {
+    assert.match(vouch('v=spf1 a mx ptr ~all') ?? 'null', /^ptr ptr$/)
+    assert.match(vouch('v=spf1 include:spf.isp.example ?all', 'v=spf1 +ptr:isp.example -all') ?? 'null', /^ptr \+ptr:isp\.example$/)
+    assert.equal(vouch('v=spf1 -ptr ip4:40.107.0.0/16 -all'), null, 'a ptr that fails authorises nothing')
+    assert.equal(why('v=spf1 a mx ptr ~all'), null, "a sender's own record may still use ptr")
+  })
+  it('takes what Exchange Online sends from (2^19 addresses), not an access network /8', () => {
+    assert.equal(vouch('v=spf1 ip4:40.92.0.0/15 ip4:40.107.0.0/16 ip4:52.100.0.0/14 ip4:104.47.0.0/17 -all'), null)
+    assert.match(vouch('v=spf1 ip4:101.0.0.0/8 -all') ?? 'null', /^wide_ipv4/)
+  })
 })

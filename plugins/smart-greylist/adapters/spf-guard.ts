@@ -169,5 +169,5 @@ export class SpfGuardCache {
 }
 
 function breadthText(b: Breadth): string {
-  return `${b.widestIpv4}/${b.widestIpv6}`
+  return `${b.widestIpv4}/${b.widestIpv6}${b.refusePtr ? '/noptr' : ''}`
 }

@@ -191,7 +191,8 @@ function listed(e: { kind: string; pattern: string; origin: string }): Assessmen
  * sharing its parent (first label off) when the parent is not a public suffix, so an
  * organisation's other hosts (`dyn-7.dorm.bigcorp.example`) do not vouch for `mx1.bigcorp.example`.
  * The rule that keeps groups narrow holds here too: an access network's generic name backs
- * nothing, and a per-address name backs another name only when its domain vouches for the client.
+ * nothing, and a per-address name, or the name of a client a policy list names, backs another
+ * name only when its domain vouches for the client (never, for the policy-listed).
  * DNS is asked only when an entry matched.
  */
 async function heloEntry(policy: Policy, helo: string | null, confirmed: string[], ip: ParsedIp, sources: FactSources): Promise<Entry | undefined> {
@@ -204,7 +205,10 @@ async function heloEntry(policy: Policy, helo: string | null, confirmed: string[
   if (usable.includes(h)) return entry
   const siblings = usable.filter((n) => n.includes('.') && parent(n) === parent(h) && policy.orgDomain(parent(h)) !== null)
   if (!siblings.length) return undefined
-  if (siblings.some((n) => kinds.get(n) === 'named')) return entry
+  // A client a policy list calls end-user space backs no other name, whatever its own.
+  const dnsbl = sources.dnsbl ? await sources.dnsbl() : null
+  if (dnsbl?.policy?.length) return undefined
+  if (siblings.every((n) => kinds.get(n) === 'named')) return entry
   const vouchers = vouchingDomains(parent(h), policy.orgDomain)
   const v = vouchers.length && sources.vouch ? await sources.vouch(vouchers) : null
   return v && 'domain' in v ? entry : undefined

@@ -14,9 +14,10 @@ import type { Breadth } from './spf-record'
  * whether a bot anywhere could borrow the domain, only the client's own name is asked, but whether
  * the domain says it sends mail from this machine. Every range Exchange Online sends from is
  * 2^19 addresses, Google's and SES's less; an access network that lists its customers' space
- * lists far more, and a pass-qualified `all` or a record that passes probes vouches for nothing.
+ * lists far more, and a pass-qualified `all` or `ptr`, or a record that passes probes, vouches
+ * for nothing.
  */
-export const VOUCH_BREADTH: Breadth = { widestIpv4: 12, widestIpv6: 28 }
+export const VOUCH_BREADTH: Breadth = { widestIpv4: 12, widestIpv6: 28, refusePtr: true }
 
 /**
  * Words access networks put into their customers' generic names (`c-73-12-34-56.hsd1.ma.…`,
@@ -65,22 +66,59 @@ export const END_USER_WORDS: ReadonlySet<string> = new Set([
   'vdsl',
   'wireless',
   'xdsl',
+  // Seen in the wild since: Free's `subs.proxad.net`, Cablecom's `dclient`, Comcast Business's
+  // `hfc`, Telefonica's `dynamicip`, Vodafone's `pools`, Videotron's `modemcable`, and others'.
+  'aftr',
+  'bredband',
+  'broad',
+  'cablemodem',
+  'cliente',
+  'clientes',
+  'dclient',
+  'dialin',
+  'dinamic',
+  'dinamica',
+  'dinamico',
+  'dorm',
+  'dynamicip',
+  'fios',
+  'flets',
+  'fttb',
+  'fttn',
+  'fttp',
+  'gpon',
+  'gprs',
+  'hfc',
+  'ipoe',
+  'kunde',
+  'kunden',
+  'modemcable',
+  'pools',
+  'resnet',
+  'subs',
+  'umts',
+  'wifi',
+  'wimax',
+  'wlan',
 ])
 
 /**
  * - `end_user`: an address-spelling name with end-user words (or the client is in a policy block
  *   list): never grouped.
  * - `per_address`: the name spells the address or numbers the machine, with nothing to say whose
- *   line it is: grouped only when the name's domain vouches for the client (its SPF record).
+ *   line it is, or has end-user words without spelling the address (a modem's MAC, a customer
+ *   number: `cpe1c1b0d9e8f7a-….cpe.net.cable.…`): grouped only when the name's domain vouches for
+ *   the client (its SPF record).
  * - `named`: a name somebody chose for a machine (`mta12.esp.example`): grouped.
  */
 export type NameKind = 'end_user' | 'per_address' | 'named'
 
 export function nameKind(name: string, ip: ParsedIp, orgDomain: OrgDomainFn): NameKind {
   const own = ownLabels(name, orgDomain)
-  if (!spellsAddress(name, own, ip)) return 'named'
   const words = own.flatMap((l) => l.split(/[^a-z]+/)).filter(Boolean)
-  return words.some((w) => END_USER_WORDS.has(w)) ? 'end_user' : 'per_address'
+  const endUser = words.some((w) => END_USER_WORDS.has(w))
+  if (!spellsAddress(name, own, ip)) return endUser ? 'per_address' : 'named'
+  return endUser ? 'end_user' : 'per_address'
 }
 
 /** The labels below the organisational domain (all but the last two when the suffix is unknown). */
@@ -95,12 +133,14 @@ function ownLabels(name: string, orgDomain: OrgDomainFn): string[] {
 function spellsAddress(name: string, own: readonly string[], ip: ParsedIp): boolean {
   if (nameEmbedsIp(name, ip) || perMachineLabel(name)) return true
   if (ip.kind() !== 'ipv4') return own.some((l) => IPV6_GROUPS.test(l))
-  // Across labels too: `static.56.34.12.88.clients.your-server.de`, `12.34.56.78.dyn.user.…`.
-  const [, , c = '', d = ''] = ip.toByteArray().map(String)
+  // Across labels too: `static.56.34.12.88.clients.your-server.de`, `12.34.56.78.dyn.user.…`;
+  // as numbers, so zero-padded octets count (`syn-072-012-034-056.res.spectrum.com`).
+  const [, , c = 0, d = 0] = ip.toByteArray()
   const runs = own
     .join('.')
     .split(/[^0-9]+/)
     .filter(Boolean)
+    .map(Number)
   return runs.some((r, i) => (r === c && runs[i + 1] === d) || (r === d && runs[i + 1] === c))
 }
 
@@ -119,9 +159,12 @@ export function perMachineLabel(name: string): boolean {
 export function nameEmbedsIp(name: string, ip: ParsedIp): boolean {
   const first = firstLabel(name)
   if (ip.kind() !== 'ipv4') return IPV6_GROUPS.test(first)
-  const [, , c = '', d = ''] = ip.toByteArray().map(String)
+  const bytes = ip.toByteArray()
+  // The whole address in hex, whatever precedes it (`d54c2deb3.access.telenet.be`).
+  if (first.includes(bytes.map((b) => b.toString(16).padStart(2, '0')).join(''))) return true
+  const [, , c = '', d = ''] = bytes.map(String)
   const runs = first.split(/[^0-9]+/).filter(Boolean)
-  if (runs.some((r, i) => r === c && runs[i + 1] === d)) return true
+  if (runs.some((r, i) => Number(r) === Number(c) && Number(runs[i + 1]) === Number(d))) return true
   const packed = [c + d.padStart(3, '0'), c + d.padStart(4, '0'), c.padStart(3, '0') + d.padStart(3, '0')]
   return runs.some((r) => packed.some((p) => r.endsWith(p)))
 }

@@ -70,6 +70,12 @@ export interface Breadth {
   /** The widest networks a record may authorise in total before it counts as permissive. */
   readonly widestIpv4: number
   readonly widestIpv6: number
+  /**
+   * A pass-qualified `ptr` counts as permissive: asked whether a domain vouches for a client's
+   * own rDNS name, `ptr` would answer with that very name (every customer of an ISP that
+   * publishes it would pass).
+   */
+  readonly refusePtr?: boolean
 }
 
 /**
@@ -92,6 +98,8 @@ export function unboundedWhy(records: readonly SpfTerms[]): string | null {
 export function permissiveWhy(records: readonly SpfTerms[], b: Breadth): string | null {
   const unbounded = unboundedWhy(records)
   if (unbounded) return unbounded
+  const ptr = b.refusePtr ? records.flatMap((r) => r.ignored).find((t) => /^\+?ptr(?::|$)/i.test(t)) : undefined
+  if (ptr) return `ptr ${ptr}`
   let v4 = 0
   let v6 = 0
   for (const r of records) {

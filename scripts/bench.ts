@@ -20,7 +20,7 @@ import { smtpBenchmark } from './smtp-bench'
 import { shardCapacity } from './capacity'
 import { percentile } from './harness/load'
 import { bodyDigest } from '../plugins/smart-greylist/adapters/message'
-import { OUTLOOK_SPF } from '../test/helpers/world'
+import { OUTLOOK_SPF } from './harness/senders'
 import { gcNote, spfGuardMemory } from './spf-guard-memory'
 
 // Haraka's own message store, as a transaction holds the message.

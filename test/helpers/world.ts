@@ -1,6 +1,7 @@
 // The simulated senders of the end-to-end tests: realistic public addresses (presented through
 // PROXY headers, never contacted) and the DNS records that describe them.
 import type { Zone } from '../../scripts/harness/dns-server'
+import { OUTLOOK_SPF } from '../../scripts/harness/senders'
 
 /** An Exchange-Online-like pool: six addresses in six different /16s, production-style names. */
 export const EXCHANGE_IPS = ['40.107.22.92', '40.92.17.41', '52.100.133.7', '52.101.4.200', '104.47.58.11', '52.102.91.65']
@@ -11,15 +12,6 @@ export function exchangeName(ip: string): string {
 }
 
 export const EXCHANGE_HELO = 'EUR01-DB5-obe.outbound.protection.outlook.com'
-
-/**
- * outlook.com's SPF as Microsoft publishes it in substance: the domain that names Exchange
- * Online's machines authorises their ranges, which is what lets their per-address names group.
- */
-export const OUTLOOK_SPF: Zone['txt'] = {
-  'outlook.com': ['v=spf1 include:spf2.outlook.com -all'],
-  'spf2.outlook.com': ['v=spf1 ip4:40.92.0.0/15 ip4:40.107.0.0/16 ip4:52.100.0.0/14 ip4:104.47.0.0/17 ip6:2a01:111:f400::/48 ip6:2a01:111:f403::/48 -all'],
-}
 
 export function exchangeZone(): Zone {
   const zone: Zone = { ptr: {}, a: {}, txt: { ...OUTLOOK_SPF } }

@@ -193,6 +193,12 @@ describe('the shared record', () => {
       assert.match(r.refused ?? 'accepted', why)
     })
   }
+  it('says why in one short line, whatever the record holds', () => {
+    const forged = { ...good, source: `spf\n[smart-greylist] pass reason=whitelist ${'x'.repeat(10_000)}` }
+    const r = read(forged) as { refused?: string }
+    assert.match(r.refused ?? '', /^source "spf\\x0a\[smart-greylist\]\\x20pass/)
+    assert.ok(!/[\n\r]/.test(r.refused ?? '') && (r.refused ?? '').length < 200, r.refused)
+  })
   it('takes a record dated a little ahead (clocks differ)', () => {
     assert.deepEqual(read({ ...good, updated: String(now + 3_600_000) }), { ...s, updated: now + 3_600_000 })
   })

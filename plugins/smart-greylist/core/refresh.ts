@@ -5,6 +5,12 @@
 import { parseCidr } from './ip'
 import type { Provider } from './providers'
 import type { Config } from './settings'
+import { safeField } from './text'
+
+/** A value read from a record anyone with Redis access may have written, as log lines show it: escaped and short. */
+function shown(value: string): string {
+  return safeField(value.length > 64 ? `${value.slice(0, 64)}…` : value)
+}
 
 /**
  * No range wider than this, unless it lies inside the provider's files' ranges: no provider
@@ -115,7 +121,7 @@ export function implausible(anchor: readonly string[], fresh: readonly string[],
   const bounded: Interval[] = []
   for (const r of fresh) {
     const i = interval(r)
-    if (!i) return `${r} is not a range`
+    if (!i) return `${shown(r)} is not a range`
     // The admin vouched for these: neither judged nor counted.
     if (within(i, accepted)) continue
     bounded.push(i)
@@ -215,9 +221,9 @@ export function decodeShared(
   const ranges = text.split(' ').filter(Boolean)
   const updated = Number(h.updated)
   const source = h.source === 'spf' || h.source === 'endpoints' ? h.source : null
-  if (!source) return refused(`source "${String(h.source)}" is neither spf nor endpoints`)
+  if (!source) return refused(`source "${shown(String(h.source))}" is neither spf nor endpoints`)
   if (!Number.isFinite(updated) || updated < EARLIEST_UPDATED || updated > check.now + FUTURE_SLACK_MS)
-    return refused(`updated "${String(h.updated)}" is not a time between 2020 and tomorrow`)
+    return refused(`updated "${shown(String(h.updated))}" is not a time between 2020 and tomorrow`)
   const why = implausible(check.anchor, ranges, check.bounds)
   if (why) return refused(why)
   return { id, ranges, updated, source, version: h.version || null }

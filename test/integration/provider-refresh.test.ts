@@ -89,6 +89,16 @@ describe("rangesFromEndpoints: what the endpoints service's answer may be", func
     }
   })
 
+  it('names what the server said escaped, so its headers cannot shape the log line', async () => {
+    const srv = await httpServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html" refresh=ok x="' }).end('{}'))
+    try {
+      const r = await rangesFromEndpoints(srv.url, null, 5000)
+      assert.match((r as { error: string }).error, /content type "text\/html\\x22\\x20refresh\\x3dok\\x20x\\x3d\\x22", not JSON$/)
+    } finally {
+      await srv.close()
+    }
+  })
+
   it('refuses a redirect, and does not follow it', async () => {
     const elsewhere = await httpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(VERSION))
     const srv = await httpServer((_req, res) => res.writeHead(302, { location: `${elsewhere.url}/version/Worldwide` }).end())

@@ -20,6 +20,7 @@ import {
 } from '../core/refresh'
 import type { Config } from '../core/settings'
 import { unboundedWhy } from '../core/spf-record'
+import { safeField } from '../core/text'
 import type { Resolver } from './dns'
 import type { RedisClient } from './haraka-types'
 import { BoundedRedis } from './redis-client'
@@ -76,10 +77,10 @@ async function getJson(url: string, timeoutMs: number, deadline?: AbortSignal): 
     throw new Error(`${where}: ${why}`)
   }
   if (res.status >= 300 && res.status < 400)
-    refuse(`HTTP ${res.status} redirect${res.headers.get('location') ? ` to ${res.headers.get('location')}` : ''} (redirects are not followed)`)
+    refuse(`HTTP ${res.status} redirect${res.headers.get('location') ? ` to ${heard(res.headers.get('location') ?? '')}` : ''} (redirects are not followed)`)
   if (!res.ok) refuse(`HTTP ${res.status}`)
   const type = res.headers.get('content-type') ?? ''
-  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) refuse(`content type "${type}", not JSON`)
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) refuse(`content type "${heard(type)}", not JSON`)
   const length = Number(res.headers.get('content-length') ?? NaN)
   if (length > MAX_ANSWER_BYTES) refuse(`${length} bytes, more than ${MAX_ANSWER_BYTES}`)
   const text = await withTimeout(readCapped(res, where), timeoutMs, `reading ${where}`)
@@ -88,6 +89,11 @@ async function getJson(url: string, timeoutMs: number, deadline?: AbortSignal): 
   } catch {
     throw new Error(`${where}: not JSON`)
   }
+}
+
+/** What the server said, as a log line may show it: escaped and short. */
+function heard(value: string): string {
+  return safeField(value.length > 100 ? `${value.slice(0, 100)}…` : value)
 }
 
 /** The body as text, counted as it streams: past MAX_ANSWER_BYTES the download is cancelled. */

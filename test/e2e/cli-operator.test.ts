@@ -150,7 +150,7 @@ describe('smart-greylist command with a running Haraka', function () {
     assert.equal(t.message?.code, 250)
     assert.ok(stack.haraka.linesMatching(/\[smart-greylist\] shadow-defer reason=new identity=net:85\.214\.210\.0\/24/, mark).length)
     assert.match(stack.haraka.queuedMessage(t.message.text), /^X-Greylist: passed by smart-greylist; shadow mode, would have been deferred/m)
-    const s = JSON.parse((await cli('stats', '--days', '1', '--json')).stdout) as { total: { shadow: number } }
+    const s = JSON.parse((await cli('stats', '--days', '2', '--json')).stdout) as { total: { shadow: number } }
     assert.equal(s.total.shadow, 1)
     const back = stack.haraka.log.length
     stack.haraka.writeConfig('smart-greylist.ini', INI)

@@ -44,7 +44,7 @@ describe('per-domain policy in a running Haraka', function () {
     // mode=shadow: logged and counted as a deferral, answered 250.
     assert.deepEqual(await codes({ clientIp: ip, from, to: ['d@trial.example'] }), [250])
     assert.match(await lineFor('d@trial.example'), /shadow-defer reason=new .* rule=smart-greylist\.domains:4 /)
-    const stats = JSON.parse((await runCli(['stats', '--days', '1', '--json', '--config', stack.haraka.configDir])).stdout) as {
+    const stats = JSON.parse((await runCli(['stats', '--days', '2', '--json', '--config', stack.haraka.configDir])).stdout) as {
       total: { shadow: number; skipped: Record<string, number> }
     }
     assert.equal(stats.total.shadow, 1)

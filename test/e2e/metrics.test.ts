@@ -12,7 +12,7 @@ import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
 import { deliver } from '../../scripts/harness/smtp'
 import { runCli } from '../helpers/cli'
 import { httpGet } from '../helpers/http'
-import { sleep } from '../helpers/wait'
+import { sleep, utcDay, withinOneDay } from '../helpers/wait'
 import { EXCHANGE_HELO, EXCHANGE_IPS, exchangeZone } from '../helpers/world'
 
 /** Six addresses in six /16s, no PTR, no SPF record, in no provider range. */
@@ -37,12 +37,22 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
   let dns: DnsServer
   const mx: HarakaInstance[] = []
   const metricsPorts: number[] = []
+  // The site-wide series are today's counters (UTC) and start again at 00:00 UTC by design, and
+  // these tests assert exact counts summed over the file's scenarios (7 deferrals = 1 + 6). A
+  // count read across midnight is not wrong, just another day's: so the file runs within one UTC
+  // day. Started with less than FILE_MS left, it waits for the new day first; each test checks
+  // the day is still the one it started in, so a run that overstays says why, not "6 != 7".
+  const FILE_MS = 150_000
+  let day = ''
+  const sameDay = (): void => assert.equal(utcDay(), day, 'the scenario ran past 00:00 UTC, where the per-day series start again')
 
   const iniFor = (port: number, enabled = true): string =>
     `[main]\ndelay=1\nretry_window=600\n[whitelist]\nproviders=false\n[awl]\npasses=0\n[metrics]\nenabled=${enabled}\nlisten=127.0.0.1:${port}\nstuck_every=10\n`
 
   before(async function () {
-    this.timeout(60_000)
+    this.timeout(60_000 + FILE_MS)
+    await withinOneDay(FILE_MS)
+    day = utcDay()
     redis = await startPrivateRedis()
     dns = await DnsServer.start()
     dns.add(exchangeZone())
@@ -95,6 +105,7 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
       assert.match(m, /^# TYPE smart_greylist_delay_seconds histogram$/m)
     }
     assert.equal((await scrape(metricsPorts[0], '/other')).status, 404)
+    sameDay()
   })
 
   it('an unlisted pool without rDNS that retries from six networks: stuck names it, the metric counts it', async () => {
@@ -114,10 +125,10 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     const json = JSON.parse((await cli('stuck', '--json')).stdout) as { total: number; pairs: { networks: string[] }[] }
     assert.equal(json.total, 1)
     assert.equal(json.pairs[0]?.networks.length, 6)
-    const chart = await cli('stats', '--days', '1', '--chart')
+    const chart = await cli('stats', '--days', '2', '--chart')
     assert.equal(chart.code, 0, chart.stderr)
     assert.match(chart.stdout, /^ {6}<= 60 s \| #{40} 1$/m)
-    if (process.env.SGL_SHOW_OUTPUT) console.log(`$ smart-greylist stuck\n${text.stdout}\n$ smart-greylist stats --days 1 --chart\n${chart.stdout}`)
+    if (process.env.SGL_SHOW_OUTPUT) console.log(`$ smart-greylist stuck\n${text.stdout}\n$ smart-greylist stats --days 2 --chart\n${chart.stdout}`)
 
     // One process of the site counts at a time, every stuck_every (10 s): the count made at the
     // first test's scrapes (0) holds until then, and a scrape after it starts the next. A scrape
@@ -139,6 +150,7 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     const m = (await scrape(metricsPorts[1])).body
     assert.equal(value(m, 'smart_greylist_decisions_total', { action: 'defer', reason: 'new' }), 7)
     assert.equal(value(m, 'smart_greylist_identity_decisions_total', { kind: 'net' }), 6)
+    sameDay()
   })
 
   it("[metrics] turned off, moved and on again takes effect without a restart, the admin reads' connection with it", async () => {

@@ -80,7 +80,7 @@ describe('provider data that refreshes itself, shared by two MXs', function () {
       await refreshLine(new RegExp(`kept the last good data of .*${says.source}`), marks())
       assert.match(await configCheck(), new RegExp(`^provider data: the last refresh .* kept the last good data of .*${says.source}`, 'm'))
       assert.match(await configCheck(), /^provider data: microsoft 7 ranges from endpoints 2025113000/m)
-      const stats = (await runCli(['stats', '--days', '1', '--config', mx[1].configDir])).stdout
+      const stats = (await runCli(['stats', '--days', '2', '--config', mx[1].configDir])).stdout
       assert.match(stats, /^provider data: microsoft 7 ranges from endpoints 2025113000/m)
       assert.equal(await identityVia(mx[1], '52.106.0.12', `b-${mode.kind}@example.com`), 'pool:microsoft')
     })

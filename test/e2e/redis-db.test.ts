@@ -36,7 +36,7 @@ describe('smart-greylist with [redis] db = 12', function () {
     await sleep(2100)
     const retry = await deliver(stack.haraka.port, env)
     assert.equal(retry.rcpt[0].code, 250)
-    const stats = await cli('stats', '--days', '1')
+    const stats = await cli('stats', '--days', '2')
     assert.equal(stats.code, 0, stats.stderr)
     const s = JSON.parse(stats.stdout) as { total: { deferredBy: Record<string, number>; acceptedAfterDelay: number } }
     assert.deepEqual(s.total.deferredBy, { new: 1 })

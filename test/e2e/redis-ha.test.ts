@@ -192,7 +192,7 @@ describe('Redis Cluster: two Haraka instances, 3 masters and 3 replicas', functi
   it('lists, counts and flushes across every master, reading the same settings as the plugin', async () => {
     const cfg = ['--config', harakas[0].configDir]
     const deferredNew = async (): Promise<number> => {
-      const stats = await runCli(['stats', '--days', '1', '--json', ...cfg])
+      const stats = await runCli(['stats', '--days', '2', '--json', ...cfg])
       assert.equal(stats.code, 0, stats.stderr)
       return (JSON.parse(stats.stdout) as { total: { deferredBy: Record<string, number> } }).total.deferredBy.new ?? 0
     }

@@ -158,7 +158,7 @@ describe('selective greylisting and correspondents in a running Haraka', functio
   })
 
   it('counts what each policy did and what the other would have done', async () => {
-    const mix = JSON.parse((await cli('stats', '--days', '1', '--json')).stdout) as {
+    const mix = JSON.parse((await cli('stats', '--days', '2', '--json')).stdout) as {
       total: { deferredBy: Record<string, number>; trusted: Record<string, number>; skipped: Record<string, number> }
     }
     const accepted = mix.total.trusted.new ?? 0
@@ -195,7 +195,7 @@ describe('selective greylisting and correspondents in a running Haraka', functio
     )
     assert.equal(checked.code, 1, 'deferred under all')
     assert.match(checked.stdout, /evidence\s+fcrdns:mx1\.trusted-corp\.example,spf:trusted-corp\.example,dnsbl:not_asked \(trusted; \[select\] policy = all\)/)
-    const text = (await cli('stats', '--days', '1')).stdout
+    const text = (await cli('stats', '--days', '2')).stdout
     assert.match(text, /select all: suspicious would have accepted 1 of \d+ first contacts deferred/)
     assert.match(text, /select suspicious: 1 first contacts accepted on evidence/)
   })

@@ -137,7 +137,10 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
     })
     const onVictim = refs.find((r) => cluster.masterOf(r.key) === victim)!
     const elsewhere = refs.find((r) => cluster.masterOf(r.key) !== victim)!
-    redisCli(victim, 'CLIENT', 'PAUSE', '1500', 'ALL')
+    // Long enough that every step below happens inside the pause on a slow machine too.
+    const PAUSE_MS = 3000
+    const paused = Date.now()
+    redisCli(victim, 'CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL')
     await health.probe()
     assert.equal(health.responsive, false, 'a paused master is noticed')
     assert.equal(health.responsiveFor(onVictim.key), false)
@@ -147,13 +150,25 @@ describe('Redis Cluster (3 masters, 3 replicas)', function () {
       gated.check(onVictim, Date.now(), TIMING, { prefix: 'sgl:', shadow: false, ttlDays: 0 }),
       (e: unknown) => e instanceof Error && /not answering/.test(e.message),
     )
-    assert.ok(Date.now() - started < 50, 'refused at once, not queued behind the paused master')
+    // Queued behind the paused master, it would have waited for the pause to end (or for its own
+    // 1000 ms timeout): a third of the pause tells "at once" from that on any machine.
+    const took = Date.now() - started
+    assert.ok(took < PAUSE_MS / 3, `refused at once, not queued behind the paused master (${took} ms)`)
     assert.equal((await gated.check(elsewhere, Date.now(), TIMING, { prefix: 'sgl:', shadow: false, ttlDays: 0 })).status, 'new', 'the other masters go on')
-    await new Promise((r) => setTimeout(r, 700))
-    await health.probe()
+    // Probing on, the master is given up for dead once dead_after_ms (600) passed without an
+    // answer, which is while it is still paused.
+    while (!dead && Date.now() - paused < PAUSE_MS - 300) {
+      await new Promise((r) => setTimeout(r, 100))
+      await health.probe()
+    }
     assert.match(dead, /no answer for 600 ms/)
-    await new Promise((r) => setTimeout(r, 900))
-    await health.probe()
+    assert.ok(Date.now() - paused < PAUSE_MS, 'given up for dead while paused')
+    // Once the pause ends, a probe finds it answering again.
+    const until = paused + PAUSE_MS + 10_000
+    while (!health.responsive && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100))
+      await health.probe()
+    }
     assert.equal(health.responsive, true)
   })
 })

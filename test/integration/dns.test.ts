@@ -61,7 +61,8 @@ describe('lookupRdns', () => {
     const r = await lookupRdns(parseIp('40.107.22.92')!, resolverFor(silent.address().port, 5000), { timeoutMs: 300, maxNames: 5 })
     silent.close()
     assert.equal(r.status, 'error')
-    assert.ok(Date.now() - started < 800, `${Date.now() - started} ms`)
+    // The bound (300 ms) gives up long before the resolver's own 5000 ms timeout would.
+    assert.ok(Date.now() - started < 2500, `${Date.now() - started} ms`)
   })
 })
 

@@ -125,8 +125,11 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
 
   it('never defers in shadow mode, not even on failure with on_error = defer', async () => {
     const plugin = makePlugin(plain('on_error=defer\nmode=shadow\n'))
-    const { rc } = await callRcptOk(plugin, withFcrdns(connection({ ip: '85.214.132.10' })), 'bob@example.com')
+    const conn = withFcrdns(connection({ ip: '85.214.132.10' }))
+    const { rc } = await callRcptOk(plugin, conn, 'bob@example.com')
     assert.equal(rc, undefined)
+    // The failure the answer is about did happen, recorded with the answer shadow mode gave it.
+    assert.match(String(conn.transaction!.results.get(plugin)!.err), /error \(redis_unavailable\): .*; on_error=accept \(shadow mode\)/)
   })
 
   it('with defer_at = data, continues at RCPT and defers at DATA', async () => {

@@ -202,19 +202,19 @@ describe('the shared record', () => {
   it('takes a record dated a little ahead (clocks differ)', () => {
     assert.deepEqual(read({ ...good, updated: String(now + 3_600_000) }), { ...s, updated: now + 3_600_000 })
   })
+  const p = (updated: string | null): Provider => ({
+    id: 'microsoft',
+    name: 'm',
+    source: '',
+    spf: [],
+    action: 'skip',
+    hosts: [],
+    ips: ['40.92.0.0/15'],
+    updated,
+    origin: 'f:1',
+    declared: new Set(),
+  })
   it("replaces the files' ranges, unless the file's are of a later day", () => {
-    const p = (updated: string | null): Provider => ({
-      id: 'microsoft',
-      name: 'm',
-      source: '',
-      spf: [],
-      action: 'skip',
-      hosts: [],
-      ips: ['40.92.0.0/15'],
-      updated,
-      origin: 'f:1',
-      declared: new Set(),
-    })
     const [older] = withShared([p('2026-11-28')], new Map([['microsoft', s]]))
     assert.deepEqual([older?.ips, older?.updated, older?.origin], [s.ranges, '2026-12-04', 'redis (endpoints 2025113000)'])
     const [newer] = withShared([p('2026-12-05')], new Map([['microsoft', s]]))
@@ -222,19 +222,7 @@ describe('the shared record', () => {
     assert.deepEqual(withShared([p(null)], new Map())[0]?.ips, ['40.92.0.0/15'])
   })
   it("does not throw on a time Date cannot hold: the files' ranges stay", () => {
-    const p: Provider = {
-      id: 'microsoft',
-      name: 'm',
-      source: '',
-      spf: [],
-      action: 'skip',
-      hosts: [],
-      ips: ['40.92.0.0/15'],
-      updated: null,
-      origin: 'f:1',
-      declared: new Set(),
-    }
-    const [kept] = withShared([p], new Map([['microsoft', { ...s, updated: 1e300 }]]))
+    const [kept] = withShared([p(null)], new Map([['microsoft', { ...s, updated: 1e300 }]]))
     assert.deepEqual(kept?.ips, ['40.92.0.0/15'])
   })
 })

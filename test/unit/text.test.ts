@@ -7,7 +7,7 @@ import { messageRecord } from '../../plugins/smart-greylist/core/message'
 import { decisionRecord, type RecipientDecision } from '../../plugins/smart-greylist/core/recipient'
 import { evidenceText } from '../../plugins/smart-greylist/core/select'
 import { stuckPairs } from '../../plugins/smart-greylist/core/stuck'
-import { readField, safeField } from '../../plugins/smart-greylist/core/text'
+import { readField, safeExcerpt, safeField } from '../../plugins/smart-greylist/core/text'
 import type { Verdict } from '../../plugins/smart-greylist/core/decision'
 
 /** What a reader may take for a line break: ASCII's and Unicode's. */
@@ -117,6 +117,13 @@ describe('safeField', () => {
       assert.equal(readField(text), null, text)
     }
     assert.equal(readField('a\\x0ab\\u{2028}\\\\'), 'a\nb\u2028\\')
+  })
+})
+
+describe('safeExcerpt', () => {
+  it('cuts a long value before it escapes it, and says it cut', () => {
+    assert.equal(safeExcerpt('short', 10), 'short')
+    assert.equal(safeExcerpt(`a b${'x'.repeat(50)}`, 5), 'a\\x20bxx\\u{2026}')
   })
 })
 

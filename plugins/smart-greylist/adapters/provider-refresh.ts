@@ -20,7 +20,7 @@ import {
 } from '../core/refresh'
 import type { Config } from '../core/settings'
 import { unboundedWhy } from '../core/spf-record'
-import { safeField } from '../core/text'
+import { safeExcerpt } from '../core/text'
 import type { Resolver } from './dns'
 import type { RedisClient } from './haraka-types'
 import { BoundedRedis } from './redis-client'
@@ -91,10 +91,8 @@ async function getJson(url: string, timeoutMs: number, deadline?: AbortSignal): 
   }
 }
 
-/** What the server said, as a log line may show it: escaped and short. */
-function heard(value: string): string {
-  return safeField(value.length > 100 ? `${value.slice(0, 100)}…` : value)
-}
+/** What the server said, as a log line shows it. */
+const heard = (value: string): string => safeExcerpt(value, 100)
 
 /** The body as text, counted as it streams: past MAX_ANSWER_BYTES the download is cancelled. */
 async function readCapped(res: Response, where: string): Promise<string> {

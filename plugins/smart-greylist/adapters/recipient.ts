@@ -7,18 +7,17 @@ import tlds from 'haraka-tld'
 import { assess, type FactSources, type Subject } from '../core/assess'
 import { timingFrom, type Timing, type Verdict } from '../core/decision'
 import type { RdnsFacts, SpfFacts, SpfResult } from '../core/identity'
+import type { ParsedIp } from '../core/ip'
 import { correspondentField, correspondentKey } from '../core/keys'
 import { concluded, correspondentToAsk, failed, isShadow, postponable, trustPlan, type RecipientDecision } from '../core/recipient'
 import { zoneList, type DnsblFacts } from '../core/select'
+import { VOUCH_BREADTH } from '../core/sender-names'
 import type { Deps } from '../setup'
 import { lookupDnsbl, lookupRdns } from './dns'
 import { StoreError, type StatsOptions, type TupleRef } from './redis-decision'
 import { spfFacts } from './spf-guard'
-import { checkSpf } from './spf'
-import { withTimeout } from './timeout'
-import { VOUCH_BREADTH } from '../core/sender-names'
-import type { ParsedIp } from '../core/ip'
 import { Telemetry } from './telemetry'
+import { withTimeout } from './timeout'
 
 /** Where the tuple's state is read and changed. */
 export interface TupleStore {
@@ -166,12 +165,10 @@ async function vouchFor(deps: Deps, ip: ParsedIp, domains: readonly string[], ti
   const work = async (): Promise<Vouch> => {
     let why = 'unvouched'
     for (const domain of domains) {
-      const opts = { resolver: deps.resolver, timeoutMs: Math.max(1, deadline - deps.now()), helo: null }
-      const result = await checkSpf(ip.toString(), domain, null, opts)
-      if (result === 'temperror' || result === 'permerror') why = 'vouch_error'
-      if (result !== 'pass') continue
-      const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, deadline - deps.now()) }, VOUCH_BREADTH)
-      if (!v.permissive) return { domain }
+      const f = await spfFacts(deps, ip, domain, null, null, null, Math.max(1, deadline - deps.now()), VOUCH_BREADTH)
+      if (f.result === 'temperror' || f.result === 'permerror') why = 'vouch_error'
+      if (f.result !== 'pass') continue
+      if (!f.permissive) return { domain }
       why = 'vouch_permissive'
     }
     return { why }

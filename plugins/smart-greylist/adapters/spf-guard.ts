@@ -36,6 +36,7 @@ export interface Verdict {
   readonly why: string
 }
 
+/** SPF for `domain` and the client, a pass judged by the guard (at `breadth`, else [identity] spf_widest_*). */
 export async function spfFacts(
   deps: SpfDeps,
   ip: ParsedIp,
@@ -44,13 +45,14 @@ export async function spfFacts(
   helo: string | null,
   known: SpfResult | null,
   timeoutMs = deps.config.dns.spf_timeout_ms,
+  breadth?: Breadth,
 ): Promise<SpfFacts> {
   // One bound for the evaluation and the guard together; a guard out of time does not trust.
   const started = deps.now()
   const opts = { resolver: deps.resolver, timeoutMs, helo }
   const result = known ?? (await checkSpf(ip.toString(), domain, mailFrom, opts))
   if (result !== 'pass') return { domain, result }
-  const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, timeoutMs - (deps.now() - started)) })
+  const v = await deps.guard.judge(domain, { ...opts, timeoutMs: Math.max(1, timeoutMs - (deps.now() - started)) }, breadth)
   return { domain, result, permissive: v.permissive, guard: v.why }
 }
 

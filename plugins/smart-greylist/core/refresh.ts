@@ -5,12 +5,10 @@
 import { parseCidr } from './ip'
 import type { Provider } from './providers'
 import type { Config } from './settings'
-import { safeField } from './text'
+import { safeExcerpt } from './text'
 
-/** A value read from a record anyone with Redis access may have written, as log lines show it: escaped and short. */
-function shown(value: string): string {
-  return safeField(value.length > 64 ? `${value.slice(0, 64)}…` : value)
-}
+/** A value read from a record anyone with Redis access may have written, as log lines show it. */
+const shown = (value: string): string => safeExcerpt(value, 64)
 
 /**
  * No range wider than this, unless it lies inside the provider's files' ranges: no provider

@@ -38,6 +38,14 @@ export function safeField(value: string): string {
   return out
 }
 
+/**
+ * A value someone else wrote (a record in shared Redis, an HTTP server's header), as a log line
+ * names it: its first `max` characters, then `…`, through safeField. Not reversible when cut.
+ */
+export function safeExcerpt(value: string, max: number): string {
+  return safeField(value.length > max ? `${value.slice(0, max)}…` : value)
+}
+
 const ESCAPE = /\\(?:(\\)|x([0-9a-f]{2})|u\{([0-9a-f]{1,6})\})/g
 
 /**

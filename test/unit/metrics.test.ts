@@ -60,7 +60,7 @@ describe('renderMetrics', () => {
   })
 
   it("names the site's decisions by action and reason, from today's counters", () => {
-    const text = renderMetrics({ today, stuckPairs: 2, stuckCountedAt: NOW - 30_000 }, proc(), NOW)
+    const text = renderMetrics({ today, stuckPairs: 2, stuckCountedAt: NOW - 30_000, refreshFailed: true }, proc(), NOW)
     assert.deepEqual(samples(text, 'smart_greylist_decisions_total'), [
       'smart_greylist_decisions_total{action="defer",reason="early"} 1',
       'smart_greylist_decisions_total{action="defer",reason="new"} 4',
@@ -83,12 +83,13 @@ describe('renderMetrics', () => {
     ])
     assert.deepEqual(samples(text, 'smart_greylist_stuck_pairs'), ['smart_greylist_stuck_pairs 2'])
     assert.deepEqual(samples(text, 'smart_greylist_stuck_count_age_seconds'), ['smart_greylist_stuck_count_age_seconds 30'])
+    assert.deepEqual(samples(text, 'smart_greylist_provider_refresh_failed'), ['smart_greylist_provider_refresh_failed 1'])
     assert.match(text, /^# TYPE smart_greylist_decisions_total counter$/m)
     assert.match(text, /^# HELP smart_greylist_decisions_total .+00:00 UTC$/m)
   })
 
   it('writes the delay as a cumulative histogram, overall and per identity kind', () => {
-    const text = renderMetrics({ today, stuckPairs: null, stuckCountedAt: null }, proc(), NOW)
+    const text = renderMetrics({ today, stuckPairs: null, stuckCountedAt: null, refreshFailed: false }, proc(), NOW)
     const buckets = samples(text, 'smart_greylist_delay_seconds_bucket')
     assert.equal(buckets[0], 'smart_greylist_delay_seconds_bucket{le="60"} 1')
     assert.ok(buckets.includes('smart_greylist_delay_seconds_bucket{le="240"} 1'))
@@ -102,6 +103,7 @@ describe('renderMetrics', () => {
       'smart_greylist_delay_by_kind_seconds_sum{kind="net"} 60',
     ])
     assert.deepEqual(samples(text, 'smart_greylist_stuck_pairs'), [], 'no count yet: no sample')
+    assert.deepEqual(samples(text, 'smart_greylist_provider_refresh_failed'), ['smart_greylist_provider_refresh_failed 0'], 'the last refresh went well')
   })
 
   it("labels the process's own series, and escapes label values", () => {
@@ -109,12 +111,13 @@ describe('renderMetrics', () => {
     h.observe(0.0005)
     h.observe(0.02)
     const text = renderMetrics(
-      { today: null, stuckPairs: null, stuckCountedAt: null },
+      { today: null, stuckPairs: null, stuckCountedAt: null, refreshFailed: null },
       proc({ host: 'mx"1\\', redisSeconds: h.snapshot(), failOpen: { redis_timeout: 2 }, providerAgeSeconds: { microsoft: 86_400, unknown: null } }),
       NOW,
     )
     assert.deepEqual(samples(text, 'smart_greylist_site_up'), ['smart_greylist_site_up 0'])
     assert.deepEqual(samples(text, 'smart_greylist_decisions_total'), [], 'no site series without Redis')
+    assert.deepEqual(samples(text, 'smart_greylist_provider_refresh_failed'), [], 'no refresh recorded: no sample')
     assert.deepEqual(samples(text, 'smart_greylist_redis_request_seconds_bucket'), [
       'smart_greylist_redis_request_seconds_bucket{host="mx\\"1\\\\",pid="42",le="0.001"} 1',
       'smart_greylist_redis_request_seconds_bucket{host="mx\\"1\\\\",pid="42",le="0.01"} 1',

@@ -6,7 +6,7 @@
 // scrapes that come at once and reused for [metrics] cache_ms, on the admin reads' connection.
 import http from 'node:http'
 import os from 'node:os'
-import { stuckCountKeys } from '../core/keys'
+import { providerKeys, stuckCountKeys } from '../core/keys'
 import type { CidrSet } from '../core/ip'
 import { allowSet, mayScrape, providerAges, renderMetrics, SharedRead, type SiteMetrics } from '../core/metrics'
 import { parseDay } from '../core/stats'
@@ -24,6 +24,8 @@ export const METRICS_PATH = '/metrics'
 interface SiteRead {
   readonly counters: Record<string, string>
   readonly stuck: Record<string, string>
+  /** The last provider refresh's status (checked, error, by). */
+  readonly refresh: Record<string, string>
 }
 
 export interface MetricsSources {
@@ -117,27 +119,32 @@ export class MetricsEndpoint {
 
   /** What Redis says of the whole site; a Redis that fails leaves the process's own series. */
   private async site(deps: Deps, now: number): Promise<SiteMetrics> {
-    const none = { today: null, stuckPairs: null, stuckCountedAt: null }
+    const none = { today: null, stuckPairs: null, stuckCountedAt: null, refreshFailed: null }
     // A silent Redis would only queue the reads, whichever connection they are on.
     if (!this.src.redisUp()) return none
     const read = await this.siteRead.get(now, deps.config.metrics.cache_ms, () => this.readSite(deps, now)).catch(() => null)
     if (!read) return none
-    const { counters, stuck } = read
+    const { counters, stuck, refresh } = read
     return {
       today: parseDay('today', counters),
       stuckPairs: stuck.n === undefined ? null : Number(stuck.n),
       stuckCountedAt: stuck.at === undefined ? null : Number(stuck.at),
+      refreshFailed: refresh.checked === undefined ? null : Boolean(refresh.error),
     }
   }
 
   /** The one read of the site a burst of scrapes shares; it fails whole, so no failure is kept. */
   private async readSite(deps: Deps, now: number): Promise<SiteRead> {
     const { prefix } = deps.config.redis
-    const [counters, stuck] = await Promise.all([this.admin.counters(prefix, now), this.admin.hash(stuckCountKeys(prefix).count)])
+    const [counters, stuck, refresh] = await Promise.all([
+      this.admin.counters(prefix, now),
+      this.admin.hash(stuckCountKeys(prefix).count),
+      this.admin.hash(providerKeys(prefix).status),
+    ])
     const at = stuck.at === undefined ? null : Number(stuck.at)
     const every = deps.config.metrics.stuck_every * 1000
     if (every > 0 && (at === null || now - at >= every)) this.countStuck(deps, now)
-    return { counters, stuck }
+    return { counters, stuck, refresh }
   }
 
   /**

@@ -107,6 +107,8 @@ export interface SiteMetrics {
   /** Stuck (sender domain, recipient) pairs at the last count, or null before the first. */
   readonly stuckPairs: number | null
   readonly stuckCountedAt: number | null
+  /** Whether the site's last provider refresh (by any MX) recorded an error; null: none recorded. */
+  readonly refreshFailed: boolean | null
 }
 
 type Labels = Readonly<Record<string, string | number>>
@@ -217,6 +219,14 @@ export function renderMetrics(site: SiteMetrics, proc: ProcessMetrics, now: numb
         Math.max(0, Math.round((now - site.stuckCountedAt) / 1000)),
       )
     }
+  }
+
+  if (site.refreshFailed !== null) {
+    fam('provider_refresh_failed', 'gauge', "1 when the site's last provider refresh (by any MX) failed for some provider, which kept its last good ranges").sample(
+      `${P}_provider_refresh_failed`,
+      {},
+      site.refreshFailed ? 1 : 0,
+    )
   }
 
   fam('redis_up', 'gauge', 'This process has a Redis connection that answers').sample(`${P}_redis_up`, me, proc.redisUp ? 1 : 0)

@@ -222,11 +222,11 @@ export function renderMetrics(site: SiteMetrics, proc: ProcessMetrics, now: numb
   }
 
   if (site.refreshFailed !== null) {
-    fam('provider_refresh_failed', 'gauge', "1 when the site's last provider refresh (by any MX) failed for some provider, which kept its last good ranges").sample(
-      `${P}_provider_refresh_failed`,
-      {},
-      site.refreshFailed ? 1 : 0,
-    )
+    fam(
+      'provider_refresh_failed',
+      'gauge',
+      "1 when the site's last provider refresh (by any MX) failed for some provider, which kept its last good ranges",
+    ).sample(`${P}_provider_refresh_failed`, {}, site.refreshFailed ? 1 : 0)
   }
 
   fam('redis_up', 'gauge', 'This process has a Redis connection that answers').sample(`${P}_redis_up`, me, proc.redisUp ? 1 : 0)

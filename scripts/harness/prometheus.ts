@@ -56,12 +56,18 @@ export class PrometheusServer {
     private readonly dir: string,
     private readonly child: ChildProcess,
   ) {
-    this.done = new Promise((resolve) =>
-      child.once('exit', () => {
+    this.done = new Promise((resolve) => {
+      const end = (): void => {
         this.exited = true
         resolve()
-      }),
-    )
+      }
+      child.once('exit', end)
+      // A program that cannot be started (not installed) says so here, not by exiting.
+      child.once('error', (err) => {
+        this.log.push(`${err.message} (Debian: apt-get install prometheus)`)
+        end()
+      })
+    })
     const keep = (d: Buffer): void => {
       this.log.push(d.toString())
       if (this.log.length > 200) this.log.shift()

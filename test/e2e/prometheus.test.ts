@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { DnsServer } from '../../scripts/harness/dns-server'
 import { HarakaInstance } from '../../scripts/harness/haraka'
-import { PrometheusServer, type Series } from '../../scripts/harness/prometheus'
+import { hasPrometheus, PrometheusServer, type Series } from '../../scripts/harness/prometheus'
 import { freePort, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
 import { deliver } from '../../scripts/harness/smtp'
 import { httpGet } from '../helpers/http'
@@ -49,6 +49,7 @@ describe('the shipped rules and dashboard in a real Prometheus scraping a real H
 
   before(async function () {
     this.timeout(90_000)
+    assert.ok(hasPrometheus(), 'prometheus and promtool are not installed (Debian: apt-get install prometheus; .ci/run does)')
     redis = await startPrivateRedis()
     dns = await DnsServer.start()
     dns.add(exchangeZone())

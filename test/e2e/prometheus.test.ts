@@ -178,7 +178,7 @@ describe('the shipped rules and dashboard in a real Prometheus scraping a real H
       `${exprs.length} expressions answered with series (${queries.length} dashboard queries, ${rules.records.length} records, ${rules.alerts.length} alerts)`,
     )
 
-    // The job variable offers the scrape job; the recorded delay quantile is the wait just paid.
+    // The job variable (the first query) offers the scrape job.
     assert.deepEqual(
       (await prom.query(concrete(queries[0]?.expr ?? ''))).map((s) => s.metric.job),
       [JOB],

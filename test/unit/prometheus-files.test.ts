@@ -3,12 +3,14 @@
 // test/integration/prometheus-rules.test.ts; a real Prometheus runs them in test/e2e/prometheus.test.ts.)
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { parse } from 'yaml'
 import { Histogram, renderMetrics } from '../../plugins/smart-greylist/core/metrics'
 import { parseDay } from '../../plugins/smart-greylist/core/stats'
 import {
   allPanels,
   asBool,
+  DASHBOARD_FILE,
   dashboardQueries,
   exposedNames,
   loadDashboard,
@@ -100,6 +102,18 @@ describe('the shipped Prometheus rules and Grafana dashboard', () => {
       assert.ok(
         mine.some((c) => (c.exp_alerts ?? []).length === 0),
         `${a.alert}: no test where it stays quiet`,
+      )
+    }
+  })
+
+  it('ship in the npm package (package.json "files")', () => {
+    const root = path.resolve(__dirname, '../..')
+    const files = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { files: string[] }).files
+    for (const f of [RULES_FILE, DASHBOARD_FILE]) {
+      const rel = path.relative(root, f)
+      assert.ok(
+        files.some((entry) => rel === entry || rel.startsWith(entry.endsWith('/') ? entry : `${entry}/`)),
+        `${rel} is not in package.json "files"`,
       )
     }
   })

@@ -313,7 +313,10 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
  */
 function onErrorAnswer(plugin: Plugin, cause: string, d?: RecipientDecision): [number?, unknown?] {
   const { config, decisions } = plugin.sg.deps
-  if (config.main.on_error === 'accept') decisions.noteFailOpen(cause)
+  if (config.main.on_error === 'accept') {
+    decisions.noteFailOpen(cause)
+    plugin.sg.redis.noteFailedOpen()
+  }
   const shadow = d?.kind === 'failed' ? d.shadow : config.main.mode === 'shadow'
   return failureAnswer(shadow, config) === 'defer' ? [constants.denysoft, deferReply(config)] : []
 }

@@ -327,7 +327,7 @@ function openSingle(opts: RedisOptions, log: Logger, watch?: LinkWatch): Promise
     if (finished) return destroy()
     handshake = setTimeout(() => {
       if (finished) return
-      const message = `${target} accepted the connection but did not answer within ${handshakeMs} ms`
+      const message = `accepted the connection but did not answer within ${handshakeMs} ms`
       finish()
       watch?.down('silent', message, true)
       giveUp(Object.assign(new Error(message), { name: 'RedisSilentError' }))

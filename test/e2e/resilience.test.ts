@@ -80,6 +80,7 @@ describe('smart-greylist started while Redis is down (an admin\'s first day)', f
       ini: '[main]\ndelay=1\nretry_window=5\n[redis]\ntimeout_ms=300\nping_interval_ms=200\ndead_after_ms=1500\n',
     })
     assert.ok(Date.now() - started < 10_000, 'start-up does not wait for Redis')
+    await haraka.waitFor(/\[smart-greylist\] loaded: whitelist/)
     // Three windows of 20 s, one mail at the start of each: the same number of per-mail lines in
     // each, so what differs is what the connection itself logs.
     const t0 = Date.now()
@@ -111,6 +112,7 @@ describe('smart-greylist started while Redis is down (an admin\'s first day)', f
       await admin.quit().catch(() => undefined)
     }
     assert.equal(haraka.linesMatching(/greylisting resumed/).length, 1, 'one line says so')
+    assert.equal(haraka.linesMatching(/\[smart-greylist\] loaded: whitelist/).length, 1, 'one `loaded:` line for the one load at start')
     const later = await deliver(haraka.port, { clientIp: '85.214.170.1', from: 'later@sender.example.org', to: ['bob@example.com'] })
     assert.equal(later.rcpt[0].code, 451, 'greylisting is back')
   })

@@ -25,16 +25,12 @@ export const configCheck: Command = {
     // The shared provider data, and whether the plugin could reach Redis at all (bounded connect).
     const shared = values.offline
       ? { json: null, lines: ['provider data: not read (--offline)'], refused: 0, redisError: null }
-      : await ctx.withSession({ requireRedis: false }, ({ deps, refresh, redisError }) =>
-          Promise.resolve({ ...providerData(refresh, deps.now()), redisError }),
-        )
+      : await ctx.withSession({ requireRedis: false }, ({ deps, refresh, redisError }) => Promise.resolve({ ...providerData(refresh, deps.now()), redisError }))
     const redisProblem =
       shared.redisError === null
         ? null
         : `Redis at ${redisTarget(loaded.redis)} is unreachable (${shared.redisError}); while it is, the plugin greylists nothing: ` +
-          (loaded.config.main.on_error === 'accept'
-            ? 'mail is accepted (fail open, [main] on_error = accept)'
-            : 'mail is deferred ([main] on_error = defer)') +
+          (loaded.config.main.on_error === 'accept' ? 'mail is accepted (fail open, [main] on_error = accept)' : 'mail is deferred ([main] on_error = defer)') +
           '. Start Redis or fix the address; --offline checks the files alone'
     const problems = redisProblem ? [...loaded.problems, redisProblem] : loaded.problems
     const summary = {

@@ -53,7 +53,7 @@ describe('smart-greylist when Redis fails', function () {
   })
 })
 
-describe('smart-greylist started while Redis is down (an admin\'s first day)', function () {
+describe("smart-greylist started while Redis is down (an admin's first day)", function () {
   this.timeout(150_000)
   const OUTAGE_MS = 60_000
   const WINDOW_MS = 20_000
@@ -105,7 +105,10 @@ describe('smart-greylist started while Redis is down (an admin\'s first day)', f
     const admin = await connectRedis(port)
     try {
       await sleep(2000)
-      const clients = String(await admin.sendCommand(['CLIENT', 'LIST'])).split('\n').filter(Boolean).length - 1
+      const clients =
+        String(await admin.sendCommand(['CLIENT', 'LIST']))
+          .split('\n')
+          .filter(Boolean).length - 1
       console.log(`      connections Redis sees from the one Haraka process once it is up: ${clients}`)
       assert.ok(clients >= 1 && clients <= 2, `${clients} connections`)
     } finally {

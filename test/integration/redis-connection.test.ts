@@ -107,7 +107,10 @@ describe('RedisConnection (real Redis)', function () {
       for (let i = 0; i < 3; i++) c.noteFailedOpen()
       clock += 61_000
       await until(() => logged.length > 1, 8000)
-      assert.match(logged[1], /^Redis redis:\/\/127\.0\.0\.1:\d+\/0 still unreachable after 1 min 1 s \(connection refused: .*\); failing open: 3 decision\(s\) accepted without greylisting so far$/)
+      assert.match(
+        logged[1],
+        /^Redis redis:\/\/127\.0\.0\.1:\d+\/0 still unreachable after 1 min 1 s \(connection refused: .*\); failing open: 3 decision\(s\) accepted without greylisting so far$/,
+      )
       clock += 90_000 // the next summary is due 2 min after the first
       await sleep(5500)
       assert.equal(logged.length, 2, logged.join('\n'))
@@ -149,10 +152,9 @@ describe('RedisConnection (real Redis)', function () {
       assert.equal(most, 1, 'never two connections at once')
       assert.ok(accepted >= 2, `${accepted} connections in turn`)
       assert.equal(c.client, undefined)
-      assert.deepEqual(
-        logged,
-        [`Redis redis://127.0.0.1:${port}/0 unreachable (connected but silent: accepted the connection but did not answer within 2000 ms); failing open (mail accepted, not greylisted); retrying, a line when it is back`],
-      )
+      assert.deepEqual(logged, [
+        `Redis redis://127.0.0.1:${port}/0 unreachable (connected but silent: accepted the connection but did not answer within 2000 ms); failing open (mail accepted, not greylisted); retrying, a line when it is back`,
+      ])
       c.close()
       await until(() => open === 0, 2000)
     } finally {
@@ -171,7 +173,8 @@ describe('RedisConnection (real Redis)', function () {
       await until(() => c.client !== undefined)
       own.process.kill('SIGSTOP')
       const master = (await c.client?.sgMasters())?.[0]
-      const pending = Promise.allSettled([1, 2, 3].map((i) => master?.sendCommand(['SET', `k${i}`, 'v'])))
+      assert.ok(master)
+      const pending = Promise.allSettled([1, 2, 3].map((i) => master.sendCommand(['SET', `k${i}`, 'v'])))
       await sleep(300)
       c.drop()
       await sleep(300)
@@ -183,7 +186,10 @@ describe('RedisConnection (real Redis)', function () {
         logged.filter((l) => /Cannot read|TypeError|reading '/.test(l)),
         [],
       )
-      assert.match(logged[logged.length - 1], /^connected to redis:\/\/127\.0\.0\.1:\d+\/0: greylisting resumed after \d+ s unreachable; 0 decision\(s\) failed open meanwhile$/)
+      assert.match(
+        logged[logged.length - 1],
+        /^connected to redis:\/\/127\.0\.0\.1:\d+\/0: greylisting resumed after \d+ s unreachable; 0 decision\(s\) failed open meanwhile$/,
+      )
     } finally {
       own.process.kill('SIGCONT')
       c.close()

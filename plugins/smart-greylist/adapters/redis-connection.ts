@@ -199,7 +199,9 @@ export class RedisConnection {
         this.connecting = false
         this.retries = 0
         this.slot.set(client)
-        this.back(target)
+        // openRedis logged the connect itself; said again only to name the admin reads' or a resume.
+        if (this.outage || this.what) this.back(target)
+        else this.everUp = true
         this.onConnect()
       },
       (err: Error) => {

@@ -1,8 +1,9 @@
 // The one way this package makes and uses a Redis client, for the plugin and the command alike:
 // options merged exactly as haraka-plugin-redis merges them (redis.ini [server] under the
-// plugin's [redis], `db` mapped to `database`), a single Redis's client made by
-// haraka-plugin-redis, a Cluster's or Sentinel set's by the node-redis that haraka-plugin-redis
-// brings, and every command bounded in time with its failure classified into a StoreError.
+// plugin's [redis], `db` mapped to `database`), every client (a single Redis's, a Cluster's, a
+// Sentinel set's) made by the node-redis that haraka-plugin-redis brings (a single Redis's as its
+// get_redis_client makes it, but here: see openSingle), and every command bounded in time with
+// its failure classified into a StoreError.
 import { dirname } from 'node:path'
 import { parseNodeList, SCHEMA, type Config, type RedisNode } from '../core/settings'
 import type { RedisClient, RedisNodeClient } from './haraka-types'

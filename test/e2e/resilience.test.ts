@@ -29,6 +29,7 @@ describe('smart-greylist when Redis fails', function () {
     await sleep(1600)
 
     const port = stack.redis.port
+    const beforeStop = stack.haraka.log.length
     await stack.redis.stop()
     const mark = stack.haraka.log.length
     for (let i = 0; i < 3; i++) {
@@ -50,6 +51,11 @@ describe('smart-greylist when Redis fails', function () {
       await sleep(250)
     }
     assert.equal(code, 451, 'greylisting resumes by itself when Redis returns')
+    // One line when it was lost, one when it came back; none per reconnect attempt.
+    const changes = stack.haraka.linesMatching(/\[smart-greylist\] Redis redis:\/\/\S+ (lost|unreachable|still unreachable)/, beforeStop)
+    assert.equal(changes.length, 1, changes.join('\n'))
+    assert.match(changes[0], / lost \(connection closed: /)
+    await stack.haraka.waitFor(/greylisting resumed after \d+ s unreachable; [1-9]\d* decision\(s\) failed open meanwhile/, 5000, mark)
   })
 })
 

@@ -159,7 +159,7 @@ export function causeOf(err: unknown): DownCause {
   if (e?.code === 'ECONNREFUSED') return 'refused'
   if (e?.name === 'RedisSilentError') return 'silent'
   if (e?.name === 'ConnectionTimeoutError' || e?.code === 'ETIMEDOUT' || /timeout/i.test(msg)) return 'timed out'
-  if (e?.code === 'ECONNRESET' || e?.code === 'EPIPE' || e?.name === 'SocketClosedUnexpectedlyError') return 'closed'
+  if (e?.code === 'ECONNRESET' || e?.code === 'EPIPE' || /socket closed unexpectedly/i.test(msg)) return 'closed'
   return 'failed'
 }
 

@@ -123,7 +123,9 @@ export class Context {
    */
   async edit<T>(name: string, change: (lines: string[]) => { text: string | null; result: T }): Promise<{ file: string | null; result: T }> {
     const link = path.join(this.dir, name)
-    const file = fs.existsSync(link) ? fs.realpathSync(link) : link
+    // Named the same way (absolute) whether the file is there yet or not.
+    const dir = fs.existsSync(this.dir) ? fs.realpathSync(this.dir) : path.resolve(this.dir)
+    const file = fs.existsSync(link) ? fs.realpathSync(link) : path.join(dir, name)
     const unlock = await lock(`${file}.lock`)
     try {
       const source = fs.existsSync(file) ? file : path.join(this.sources.shippedDir, name)

@@ -87,7 +87,8 @@ export function register(this: Plugin): void {
     log: this,
   })
   const shared = new Map<string, SharedRanges>()
-  const loaded = loadFor(this, undefined, shared)
+  // Read quietly: the load once the public-suffix list is in (below) is the one that is logged.
+  const loaded = load(sourcesForPlugin(this.config), undefined, () => this.sg_load(), 'daemon', shared)
   const telemetry = new Telemetry()
   const redis = new RedisConnection('', this, () => health.reset(), { get: () => this.db, set: (db) => (this.db = db) })
   redis.configure(loaded.redis)
@@ -114,9 +115,12 @@ export function register(this: Plugin): void {
     redis,
     admin,
   }
-  loadedLine(this, loaded)
   // The public-suffix list loads asynchronously; until then no entry can be judged against it.
-  tlds.ready.then(() => this.sg_load()).catch(() => undefined)
+  // This load is the start's one logged (problems, notes, the `loaded:` line), once per process.
+  tlds.ready
+    .catch(() => undefined)
+    .then(() => this.sg_load())
+    .catch(() => undefined)
   this.register_hook('init_master', 'sg_init_master')
   this.register_hook('init_child', 'sg_init_child')
   this.register_hook('init_http', 'sg_init_http')
@@ -313,7 +317,10 @@ function guarded(plugin: Plugin, connection: Connection, next: Next, work: () =>
  */
 function onErrorAnswer(plugin: Plugin, cause: string, d?: RecipientDecision): [number?, unknown?] {
   const { config, decisions } = plugin.sg.deps
-  if (config.main.on_error === 'accept') decisions.noteFailOpen(cause)
+  if (config.main.on_error === 'accept') {
+    decisions.noteFailOpen(cause)
+    plugin.sg.redis.noteFailedOpen()
+  }
   const shadow = d?.kind === 'failed' ? d.shadow : config.main.mode === 'shadow'
   return failureAnswer(shadow, config) === 'defer' ? [constants.denysoft, deferReply(config)] : []
 }

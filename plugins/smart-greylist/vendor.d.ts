@@ -22,6 +22,7 @@ declare module 'haraka-tld' {
   export function is_public_suffix(host: string): boolean
 }
 
+// The types of haraka-plugin-spf's lib/spf.js, carried in vendor/spf.js.
 declare module 'haraka-plugin-spf/lib/spf' {
   export class SPF {
     helo: string

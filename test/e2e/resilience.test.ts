@@ -29,6 +29,7 @@ describe('smart-greylist when Redis fails', function () {
     await sleep(1600)
 
     const port = stack.redis.port
+    const beforeStop = stack.haraka.log.length
     await stack.redis.stop()
     const mark = stack.haraka.log.length
     for (let i = 0; i < 3; i++) {
@@ -50,11 +51,18 @@ describe('smart-greylist when Redis fails', function () {
       await sleep(250)
     }
     assert.equal(code, 451, 'greylisting resumes by itself when Redis returns')
+    // One line when it was lost, one when it came back; none per reconnect attempt.
+    const changes = stack.haraka.linesMatching(/\[smart-greylist\] Redis redis:\/\/\S+ (lost|unreachable|still unreachable)/, beforeStop)
+    assert.equal(changes.length, 1, changes.join('\n'))
+    assert.match(changes[0], / lost \(connection closed: /)
+    await stack.haraka.waitFor(/greylisting resumed after \d+ s unreachable; [1-9]\d* decision\(s\) failed open meanwhile/, 5000, mark)
   })
 })
 
-describe('smart-greylist started while Redis is down', function () {
-  this.timeout(60_000)
+describe("smart-greylist started while Redis is down (an admin's first day)", function () {
+  this.timeout(150_000)
+  const OUTAGE_MS = 60_000
+  const WINDOW_MS = 20_000
   let redis: PrivateRedis | undefined
   let dns: DnsServer
   let haraka: HarakaInstance
@@ -62,23 +70,83 @@ describe('smart-greylist started while Redis is down', function () {
   after(async () => {
     await haraka?.stop()
     await dns?.close()
-    await redis?.stop()
+    if (redis) {
+      redis.process.kill('SIGCONT')
+      await redis.stop()
+    }
   })
 
-  it('starts, accepts mail (fail open), and begins greylisting when Redis appears', async () => {
+  it('fails open through a minute of outage with a log that does not grow per attempt; one line says greylisting resumed', async () => {
     const port = await freePort()
     dns = await DnsServer.start()
     const started = Date.now()
-    haraka = await HarakaInstance.start({ redisPort: port, dnsPort: dns.port, ini: '[main]\ndelay=1\nretry_window=5\n' })
+    haraka = await HarakaInstance.start({
+      redisPort: port,
+      dnsPort: dns.port,
+      ini: '[main]\ndelay=1\nretry_window=5\n[redis]\ntimeout_ms=300\nping_interval_ms=200\ndead_after_ms=1500\n',
+    })
     assert.ok(Date.now() - started < 10_000, 'start-up does not wait for Redis')
-    const t = await deliver(haraka.port, { clientIp: '85.214.170.1', from: 'early@sender.example.org', to: ['bob@example.com'] })
-    assert.equal(t.rcpt[0].code, 250)
-    assert.ok(haraka.linesMatching(/\[smart-greylist\] error \(redis_unavailable\)/).length)
+    await haraka.waitFor(/\[smart-greylist\] loaded: whitelist/)
+    // Three windows of 20 s, one mail at the start of each: the same number of per-mail lines in
+    // each, so what differs is what the connection itself logs.
+    const t0 = Date.now()
+    const marks = [haraka.log.length]
+    for (let w = 0; w < OUTAGE_MS / WINDOW_MS; w++) {
+      const t = await deliver(haraka.port, { clientIp: '85.214.170.1', from: `early${w}@sender.example.org`, to: ['bob@example.com'], data: true })
+      assert.equal(t.rcpt[0].code, 250, 'fails open')
+      assert.equal(t.message?.code, 250)
+      await sleep(t0 + (w + 1) * WINDOW_MS - Date.now())
+      marks.push(haraka.log.length)
+    }
+    const problems = (from: number, to: number): string[] => haraka.log.slice(from, to).filter((l) => /\[(WARN|ERROR|CRIT|EMERG)\]/.test(l))
+    const perWindow = marks.slice(1).map((m, i) => problems(marks[i], m).length)
+    console.log(`      warning and error lines per 20 s of the outage: ${perWindow.join(', ')}`)
+    assert.ok(perWindow[perWindow.length - 1] <= perWindow[0], `the last 20 s (${perWindow.join(', ')}) log no more than the first`)
+    assert.ok(perWindow[0] <= 4, problems(marks[0], marks[1]).join('\n'))
+    assert.equal(haraka.linesMatching(/\[smart-greylist\] Redis redis:\/\/127\.0\.0\.1:\d+\/0 unreachable \(connection refused: .*failing open/).length, 1)
 
     redis = await startPrivateRedis(port)
-    await haraka.waitFor(/\[smart-greylist\] connected to redis/, 15_000)
+    const resumed = await haraka.waitFor(/\[smart-greylist\] connected to redis:\/\/.*: greylisting resumed after/, 15_000, marks[marks.length - 1])
+    assert.match(resumed, /greylisting resumed after 1 min( \d+ s)? unreachable; [1-9]\d* decision\(s\) failed open meanwhile/)
+    const admin = await connectRedis(port)
+    try {
+      await sleep(2000)
+      const clients =
+        String(await admin.sendCommand(['CLIENT', 'LIST']))
+          .split('\n')
+          .filter(Boolean).length - 1
+      console.log(`      connections Redis sees from the one Haraka process once it is up: ${clients}`)
+      assert.ok(clients >= 1 && clients <= 2, `${clients} connections`)
+    } finally {
+      await admin.quit().catch(() => undefined)
+    }
+    assert.equal(haraka.linesMatching(/greylisting resumed/).length, 1, 'one line says so')
+    assert.equal(haraka.linesMatching(/\[smart-greylist\] loaded: whitelist/).length, 1, 'one `loaded:` line for the one load at start')
     const later = await deliver(haraka.port, { clientIp: '85.214.170.1', from: 'later@sender.example.org', to: ['bob@example.com'] })
-    assert.equal(later.rcpt[0].code, 451)
+    assert.equal(later.rcpt[0].code, 451, 'greylisting is back')
+  })
+
+  it('a frozen then continued Redis (SIGSTOP, SIGCONT) leaves no raw JavaScript error in the log', async () => {
+    const mark = haraka.log.length
+    redis?.process.kill('SIGSTOP')
+    // Commands in flight on the connection that is then dropped: their replies come late.
+    for (let i = 0; i < 3; i++) {
+      const t = await deliver(haraka.port, { clientIp: `85.214.171.${i + 1}`, from: `frozen${i}@sender.example.org`, to: ['bob@example.com'] })
+      assert.equal(t.rcpt[0].code, 250, 'fails open')
+    }
+    await haraka.waitFor(/\[smart-greylist\] Redis no answer for 1500 ms/, 10_000, mark)
+    await sleep(1500)
+    redis?.process.kill('SIGCONT')
+    await haraka.waitFor(/greylisting resumed after/, 15_000, mark)
+    const deadline = Date.now() + 10_000
+    let code = 0
+    while (Date.now() < deadline && code !== 451) {
+      code = (await deliver(haraka.port, { clientIp: '85.214.172.1', from: `thawed${Date.now()}@sender.example.org`, to: ['bob@example.com'] })).rcpt[0].code
+      await sleep(200)
+    }
+    assert.equal(code, 451, 'greylisting is back')
+    await sleep(1000)
+    assert.deepEqual(haraka.linesMatching(/Cannot read properties|TypeError|ReferenceError|reading '/, mark), [])
   })
 })
 

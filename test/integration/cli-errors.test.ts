@@ -113,15 +113,34 @@ describe('smart-greylist error paths (each run bounded in time)', function () {
       'smart-greylist.ini': '[main]\ndelya = 10\n[identity]\nspf = yes please\n[redis]\ndb = 12\n',
       'smart-greylist.whitelist': 'host:*.co.uk\nip:40.107.0.0/16\n',
     })
-    const r = await bounded(['config', 'check', '--config', dir])
+    const r = await bounded(['config', 'check', '--offline', '--config', dir])
     assert.equal(r.code, 1)
     assert.match(r.stdout, /smart-greylist\.ini \[main\] delya: unknown key, ignored \(did you mean delay\?\)/)
     assert.match(r.stdout, /smart-greylist\.ini \[identity\] spf: "yes please" is not true or false/)
     assert.match(r.stdout, /smart-greylist\.whitelist:1: ignoring "host:\*\.co\.uk": .*public suffix/)
     assert.match(r.stdout, /3 problem\(s\); whitelist 1 entries/)
-    const json = JSON.parse((await bounded(['config', 'check', '--json', '--config', dir])).stdout) as { redis: { database: number } }
+    const json = JSON.parse((await bounded(['config', 'check', '--offline', '--json', '--config', dir])).stdout) as { redis: { database: number } }
     assert.equal(json.redis.database, 12, 'db in [redis] is the database the plugin uses')
-    assert.equal((await bounded(['config', 'check', '--config', dirFor(closedPort)])).code, 0)
+    assert.equal((await bounded(['config', 'check', '--offline', '--config', dirFor(closedPort)])).code, 0, '--offline: the files alone')
+  })
+
+  it('config check: a Redis that refuses or never answers is a problem (exit 1) naming the address and what it means for mail', async () => {
+    for (const [port, cause] of [
+      [closedPort, /ECONNREFUSED/],
+      [silentPort, /accepted the connection but did not answer within \d+ ms/],
+    ] as const) {
+      const r = await bounded(['config', 'check', '--config', dirFor(port)])
+      assert.equal(r.code, 1, r.stdout + r.stderr)
+      assert.ok(r.ms < 8000, `ended in ${r.ms} ms`)
+      assert.match(r.stdout, new RegExp(`^Redis at redis://127\\.0\\.0\\.1:${port}/0 is unreachable \\(`, 'm'))
+      assert.match(r.stdout, cause)
+      assert.match(r.stdout, /the plugin greylists nothing: mail is accepted \(fail open, \[main\] on_error = accept\)/)
+      assert.match(r.stdout, /^1 problem\(s\);/m)
+    }
+    const offline = await bounded(['config', 'check', '--offline', '--config', dirFor(silentPort)])
+    assert.equal(offline.code, 0, offline.stdout)
+    assert.match(offline.stdout, /^provider data: not read \(--offline\)$/m)
+    assert.doesNotMatch(offline.stdout, /unreachable/)
   })
 
   it('whitelist add refuses what covers too much, host bits, and a range inside a listed one', async () => {

@@ -19,6 +19,17 @@ describe('smart-greylist whitelist edits (files)', function () {
     assert.ok(!fs.existsSync(path.join(dir, 'smart-greylist.whitelist.lock')), 'the lock is released')
   })
 
+  it('names the file it edits the same way (absolute) whether it made it or it was there, with a relative --config', async () => {
+    const dir = path.join(configDir({}), 'config')
+    fs.rmSync(path.join(dir, 'smart-greylist.whitelist'), { force: true })
+    const relative = path.relative(process.cwd(), dir)
+    const first = await runCli(['whitelist', 'add', 'ip:85.214.11.0/24', '--config', relative])
+    const second = await runCli(['whitelist', 'add', 'ip:85.214.12.0/24', '--config', relative])
+    const file = path.join(fs.realpathSync(dir), 'smart-greylist.whitelist')
+    assert.equal(first.stdout, `added ip:85.214.11.0/24  (${file})\n`, first.stderr)
+    assert.equal(second.stdout, `added ip:85.214.12.0/24  (${file})\n`, second.stderr)
+  })
+
   it('takes over a lock whose holder is gone, whatever the age of the file', async () => {
     const dir = path.join(configDir({ 'smart-greylist.whitelist': '# mine\n' }), 'config')
     const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' })

@@ -95,6 +95,8 @@ export interface RedisClient extends AdminRedis {
   close?(): Promise<unknown>
   disconnect?(): Promise<unknown>
   destroy?(): unknown
+  /** A single Redis's client: closes within `ms`, connected or not (redis-client.ts openSingle). */
+  sgClose?(ms: number): Promise<void>
 }
 
 /** One Redis server (a master), for what goes to every master rather than by key. */

@@ -1,8 +1,9 @@
 // The one way this package makes and uses a Redis client, for the plugin and the command alike:
 // options merged exactly as haraka-plugin-redis merges them (redis.ini [server] under the
-// plugin's [redis], `db` mapped to `database`), a single Redis's client made by
-// haraka-plugin-redis, a Cluster's or Sentinel set's by the node-redis that haraka-plugin-redis
-// brings, and every command bounded in time with its failure classified into a StoreError.
+// plugin's [redis], `db` mapped to `database`), every client (a single Redis's, a Cluster's, a
+// Sentinel set's) made by the node-redis that haraka-plugin-redis brings (a single Redis's as its
+// get_redis_client makes it, but here: see openSingle), and every command bounded in time with
+// its failure classified into a StoreError.
 import { dirname } from 'node:path'
 import { parseNodeList, SCHEMA, type Config, type RedisNode } from '../core/settings'
 import type { RedisClient, RedisNodeClient } from './haraka-types'
@@ -12,7 +13,6 @@ import { TimeoutError, withTimeout } from './timeout'
 const redisPlugin = require('haraka-plugin-redis') as {
   normalize_redis_ini(raw: unknown): { server: Record<string, unknown> }
   merge_redis_ini(this: { cfg: { redis: Record<string, unknown> }; redisCfg: unknown }): void
-  get_redis_client(this: Logger, opts: unknown): Promise<SingleClient>
 }
 
 /** One Redis's node-redis client, before it is given its one master. */
@@ -139,9 +139,51 @@ export function redisTarget(opts: RedisOptions): string {
   return `redis://${where}/${db}`
 }
 
-export function openRedis(opts: RedisOptions, log: Logger): Promise<RedisClient> {
+/** Why a connection (or an attempt at one) failed, as log lines name it. */
+export type DownCause = 'refused' | 'timed out' | 'silent' | 'closed' | 'failed'
+
+/** What a single Redis's client tells its owner (RedisConnection) about its connection. */
+export interface LinkWatch {
+  /** An attempt, or the connection, failed; `gone`: this client has been torn down, a new one is needed. */
+  down(cause: DownCause, message: string, gone: boolean): void
+  /** Connected and answering (the first time and after each reconnect). */
+  up(): void
+  /** Given at once, before connecting ends: tears the client down, whatever state it is in. */
+  closer(close: (ms: number) => Promise<void>): void
+}
+
+/** How a connection failure reads in a log line: the cause, named. */
+export function causeOf(err: unknown): DownCause {
+  const e = err as { code?: unknown; name?: unknown; message?: unknown }
+  const msg = typeof e?.message === 'string' ? e.message : ''
+  if (e?.code === 'ECONNREFUSED') return 'refused'
+  if (e?.name === 'RedisSilentError') return 'silent'
+  if (e?.name === 'ConnectionTimeoutError' || e?.code === 'ETIMEDOUT' || /timeout/i.test(msg)) return 'timed out'
+  if (e?.code === 'ECONNRESET' || e?.code === 'EPIPE' || /socket closed unexpectedly/i.test(msg)) return 'closed'
+  return 'failed'
+}
+
+const CAUSE_TEXT: Record<DownCause, string> = {
+  refused: 'connection refused',
+  'timed out': 'connect timed out',
+  silent: 'connected but silent',
+  closed: 'connection closed',
+  failed: 'failed',
+}
+
+/** "connection refused: connect ECONNREFUSED 127.0.0.1:6379" */
+export function causeText(cause: DownCause, message: string): string {
+  return message ? `${CAUSE_TEXT[cause]}: ${message}` : CAUSE_TEXT[cause]
+}
+
+/**
+ * Opens a client. `watch` (the plugin's connections) hears of every failure and recovery of a
+ * single Redis's client instead of a log line per attempt, and gets a way to tear the client
+ * down before it has connected; without it (the command) failures are only the rejection.
+ */
+export function openRedis(opts: RedisOptions, log: Logger, watch?: LinkWatch): Promise<RedisClient> {
   const t = opts.topology
-  if (t.kind === 'single') return redisPlugin.get_redis_client.call(log, opts.client).then(withOneMaster)
+  if (t.kind === 'single') return openSingle(opts, log, watch)
   // Each node gets the single-Redis options but its own address.
   const { socket, database, ...common } = opts.client as { socket: Record<string, unknown>; database?: unknown }
   const { host: _h, port: _p, path: _s, ...nodeSocket } = socket
@@ -234,6 +276,107 @@ function openSentinel(
   return connected(withMasters, sentinel.connect(), () => void sentinel.destroy().catch(() => undefined), log, target)
 }
 
+/**
+ * One Redis's client, one per caller whatever Redis does: node-redis reconnects it by itself (the
+ * options' reconnectStrategy, bounded back-off), so a failed attempt never makes a second client.
+ * node-redis bounds the TCP connect (connectTimeout) but not the handshake after it: a Redis that
+ * accepts and never answers (SIGSTOP, a full backlog) would hold the client for ever, so the
+ * handshake gets the same bound, past which the client is torn down as `silent` (the owner makes
+ * the next one). Made with the node-redis of haraka-plugin-redis and its options, as its
+ * get_redis_client makes them, but here, so the client is ours to tear down before it connects.
+ */
+function openSingle(opts: RedisOptions, log: Logger, watch?: LinkWatch): Promise<RedisClient> {
+  const target = redisTarget(opts)
+  const client = nodeRedis.createClient(opts.client) as ReturnType<NodeRedis['createClient']> & {
+    readonly isReady?: boolean
+    destroy(): void
+  }
+  const socket = (opts.client.socket ?? {}) as { connectTimeout?: unknown }
+  const handshakeMs = typeof socket.connectTimeout === 'number' ? socket.connectTimeout : 3000
+  // Where the client is: 'tcp' connecting (bounded by connectTimeout), 'handshake' (bounded here),
+  // 'ready', 'waiting' before node-redis's next attempt.
+  let phase: 'tcp' | 'handshake' | 'ready' | 'waiting' = 'tcp'
+  // Torn down (by its owner or as silent): whatever it still emits is dropped. A connection
+  // dropped under commands gets their replies late (a SIGSTOPped Redis continued): node-redis
+  // then reports its empty queue as a raw TypeError, which is not news to anyone.
+  let finished = false
+  // Torn down while a TCP connect was under way: node-redis can only be stopped once it ends.
+  let destroyPending = false
+  let handshake: NodeJS.Timeout | undefined
+  let giveUp: (err: Error) => void = () => undefined
+
+  const destroy = (): void => {
+    clearTimeout(handshake)
+    if (phase === 'tcp') {
+      destroyPending = true
+      return
+    }
+    destroyPending = false
+    try {
+      client.destroy()
+    } catch {
+      // already closed
+    }
+  }
+  const finish = (): void => {
+    if (finished) return
+    finished = true
+    destroy()
+  }
+  client.on('connect', () => {
+    phase = 'handshake'
+    if (finished) return destroy()
+    handshake = setTimeout(() => {
+      if (finished) return
+      const message = `accepted the connection but did not answer within ${handshakeMs} ms`
+      finish()
+      watch?.down('silent', message, true)
+      giveUp(Object.assign(new Error(message), { name: 'RedisSilentError' }))
+    }, handshakeMs)
+    handshake.unref()
+  })
+  client.on('ready', () => {
+    phase = 'ready'
+    clearTimeout(handshake)
+    if (finished) return destroy()
+    watch?.up()
+  })
+  client.on('reconnecting', () => {
+    phase = 'tcp'
+  })
+  client.on('error', (err) => {
+    clearTimeout(handshake)
+    phase = 'waiting'
+    if (destroyPending) destroy()
+    if (finished) return
+    const e = err as Error
+    watch?.down(causeOf(e), e.message, false)
+  })
+  const close = async (ms: number): Promise<void> => {
+    if (finished) return
+    // Lets the replies of commands in flight arrive: PING is answered after them (one connection,
+    // in order). node-redis's close() would too, but once it has begun its socket can no longer
+    // be destroyed: a silent Redis would keep it open, and answer it late.
+    if (phase === 'ready' && ms > 0) await withTimeout(client.sendCommand(['PING']), ms, 'Redis QUIT').catch(() => undefined)
+    finish()
+  }
+  watch?.closer(close)
+  return new Promise<RedisClient>((resolve, reject) => {
+    giveUp = reject
+    client.connect().then(
+      () => {
+        if (finished) return reject(new Error('closed while connecting'))
+        if (!watch) log.loginfo(`connected to ${target}`)
+        resolve(withOneMaster(Object.assign(client, { sgClose: close })))
+      },
+      (err: Error) => {
+        finish()
+        reject(err)
+      },
+    )
+  })
+}
+
 /** Resolves once connected; a client that failed to connect is torn down, not left reconnecting. */
 async function connected(db: RedisClient, connecting: Promise<unknown>, destroy: () => void, log: Logger, target: string): Promise<RedisClient> {
   try {
@@ -272,8 +415,14 @@ export async function* scanNode(node: RedisNodeClient, pattern: string, timeoutM
  * node-redis throws synchronously from disconnect() on a client that closed meanwhile, and an
  * unhandled rejection here would take Haraka down.
  */
-export async function closeRedis(db: Pick<RedisClient, 'isOpen' | 'close' | 'quit' | 'destroy' | 'disconnect'> | undefined, ms = 1000): Promise<void> {
-  if (!db || db.isOpen === false) return
+export async function closeRedis(
+  db: Pick<RedisClient, 'isOpen' | 'close' | 'quit' | 'destroy' | 'disconnect' | 'sgClose'> | undefined,
+  ms = 1000,
+): Promise<void> {
+  if (!db) return
+  // A single Redis's client (openSingle) closes itself, in whatever state it is.
+  if (db.sgClose) return db.sgClose(ms)
+  if (db.isOpen === false) return
   try {
     // close() (node-redis 5: clients, Cluster, Sentinel) lets pending replies arrive; quit() on older ones.
     const closing = db.close?.() ?? db.quit?.()

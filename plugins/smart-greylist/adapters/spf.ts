@@ -1,8 +1,12 @@
-// SPF evaluated with haraka-plugin-spf's library, bounded in time; a failure is a temperror.
-import { SPF } from 'haraka-plugin-spf/lib/spf'
+// SPF evaluated with haraka-plugin-spf's library (carried in vendor/spf.js: why is said there),
+// bounded in time; a failure is a temperror.
+import type { SPF as VendoredSpf } from 'haraka-plugin-spf/lib/spf'
 import type { Resolver } from './dns'
 import { spfResultFrom, type SpfResult } from '../core/identity'
 import { withTimeout } from './timeout'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { SPF } = require('../vendor/spf') as { SPF: typeof VendoredSpf }
 
 /** Addresses no legitimate sender lists (RFC 5737 / RFC 3849 documentation ranges). */
 export const PROBE_IPS: readonly string[] = ['192.0.2.1', '2001:db8::1']

@@ -1,5 +1,5 @@
 // Daily counters the plugin keeps in Redis, and how `smart-greylist stats` reads them back.
-// The counting itself happens inside the tuple script (store.ts), in the decision's round trip.
+// The counting itself happens inside the tuple script (adapters/redis-decision.ts), in the decision's round trip.
 //
 //   <prefix>{<shard>}st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, trusted:<…>,
 //                                            would_trust:<…>, retry, known, awl, wl:<kind>,

@@ -1,9 +1,11 @@
 // The one way this package makes and uses a Redis client, for the plugin and the command alike:
 // options merged exactly as haraka-plugin-redis merges them (redis.ini [server] under the
-// plugin's [redis], `db` mapped to `database`), a single Redis's client made by
-// haraka-plugin-redis, a Cluster's or Sentinel set's by the node-redis that haraka-plugin-redis
-// brings, and every command bounded in time with its failure classified into a StoreError.
+// plugin's [redis], `db` mapped to `database`), every client (a single Redis's, a Cluster's, a
+// Sentinel set's) made by node-redis, our own declared dependency at the version
+// haraka-plugin-redis uses, and every command bounded in time with its failure classified into a
+// StoreError.
 import { dirname } from 'node:path'
+import * as redis from 'redis'
 import { parseNodeList, SCHEMA, type Config, type RedisNode } from '../core/settings'
 import type { RedisClient, RedisNodeClient } from './haraka-types'
 import { TimeoutError, withTimeout } from './timeout'
@@ -12,12 +14,12 @@ import { TimeoutError, withTimeout } from './timeout'
 const redisPlugin = require('haraka-plugin-redis') as {
   normalize_redis_ini(raw: unknown): { server: Record<string, unknown> }
   merge_redis_ini(this: { cfg: { redis: Record<string, unknown> }; redisCfg: unknown }): void
-  get_redis_client(this: Logger, opts: unknown): Promise<SingleClient>
 }
 
 /** One Redis's node-redis client, before it is given its one master. */
 export type SingleClient = Omit<RedisClient, 'sgMasters'> & { sendCommand(args: string[]): Promise<unknown> }
 
+/** What this file uses of node-redis, in the shapes haraka-types.ts gives the rest of the plugin. */
 interface NodeRedis {
   createCluster(options: unknown): ClusterLike
   createSentinel(options: unknown): SentinelLike
@@ -39,17 +41,13 @@ interface SentinelLike extends Omit<RedisClient, 'sgMasters' | 'sgMasterOf' | 'd
   destroy(): Promise<void>
 }
 
-// The node-redis of haraka-plugin-redis itself (not whatever version sits at the top of
-// node_modules), so a single Redis, a Cluster and a Sentinel set are driven by one library.
-
-const nodeRedisDir = dirname(require.resolve('redis/package.json', { paths: [dirname(require.resolve('haraka-plugin-redis/package.json'))] }))
+// node-redis, typed as the few members this file uses (its own types are generic over modules and scripts).
+const nodeRedis: NodeRedis = redis
+// The slot of a key, computed by the same library our node-redis routes commands with.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const nodeRedis = require(nodeRedisDir) as NodeRedis
-// The slot of a key, computed by the same library node-redis routes commands with.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const keySlot = require(require.resolve('cluster-key-slot', { paths: [require.resolve('@redis/client', { paths: [nodeRedisDir] })] })) as (
-  key: string,
-) => number
+const keySlot = require(
+  require.resolve('cluster-key-slot', { paths: [require.resolve('@redis/client', { paths: [dirname(require.resolve('redis/package.json'))] })] }),
+) as (key: string) => number
 
 /** Where the state lives: one Redis (host/port/db as haraka-plugin-redis has it), a Cluster, or a Sentinel set. */
 export type Topology =
@@ -141,7 +139,7 @@ export function redisTarget(opts: RedisOptions): string {
 
 export function openRedis(opts: RedisOptions, log: Logger): Promise<RedisClient> {
   const t = opts.topology
-  if (t.kind === 'single') return redisPlugin.get_redis_client.call(log, opts.client).then(withOneMaster)
+  if (t.kind === 'single') return openSingle(opts, log).then(withOneMaster)
   // Each node gets the single-Redis options but its own address.
   const { socket, database, ...common } = opts.client as { socket: Record<string, unknown>; database?: unknown }
   const { host: _h, port: _p, path: _s, ...nodeSocket } = socket
@@ -234,8 +232,20 @@ function openSentinel(
   return connected(withMasters, sentinel.connect(), () => void sentinel.destroy().catch(() => undefined), log, target)
 }
 
+/**
+ * One Redis's client, logged as haraka-plugin-redis logs its own (each error; the end of the
+ * connection), so a single Redis, a Cluster and a Sentinel set are driven by one node-redis.
+ */
+function openSingle(opts: RedisOptions, log: Logger): Promise<SingleClient> {
+  const target = redisTarget(opts)
+  const client = nodeRedis.createClient(opts.client)
+  client.on('error', (err) => log.logerror((err as Error).message))
+  client.on('end', () => log.loginfo(`Disconnected from ${target}`))
+  return connected(client, client.connect(), () => client.destroy?.(), log, target)
+}
+
 /** Resolves once connected; a client that failed to connect is torn down, not left reconnecting. */
-async function connected(db: RedisClient, connecting: Promise<unknown>, destroy: () => void, log: Logger, target: string): Promise<RedisClient> {
+async function connected<C>(db: C, connecting: Promise<unknown>, destroy: () => void, log: Logger, target: string): Promise<C> {
   try {
     await connecting
   } catch (err) {

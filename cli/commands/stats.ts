@@ -68,7 +68,9 @@ export const stats: Command = {
           .join(', ') || 'none'
       io.out(`deferred by state: ${by(total.deferredBy)}`)
       if (Object.keys(total.postponed).length || Object.keys(total.messagesDeferredBy).length) {
-        io.out(`defer_weak_at = data: recipients postponed ${by(total.postponed)}; messages deferred at the end of data ${by(total.messagesDeferredBy)}`)
+        io.out(
+          `net_identity_greylist = message: recipients postponed ${by(total.postponed)}; messages deferred at the end of data ${by(total.messagesDeferredBy)}`,
+        )
       }
       io.out(`whitelisted by kind: ${by(total.whitelisted)}`)
       io.out(`skipped: ${by(total.skipped)}`)

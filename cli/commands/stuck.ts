@@ -31,7 +31,7 @@ export const stuck: Command = {
         minDeferrals: min,
         windowMs: config.main.retry_window * 1000,
         orgDomain: deps.orgDomain,
-        deferWeakAt: config.main.defer_weak_at,
+        netIdentityGreylist: config.main.net_identity_greylist,
       })
       // A batch at a time: only the window's pending tuples are held, not every record.
       for await (const batch of admin.tupleBatches(config.redis.prefix)) for (const t of batch) finder.add(t)

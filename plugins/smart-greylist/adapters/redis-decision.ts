@@ -132,7 +132,7 @@ end
 if (not first) or (nowms - first > windowms) then
   local status = ${S.new}
   if first then status = ${S.expired} end
-  -- A message record (defer_weak_at = data) has no identity to count against: started_key is absent.
+  -- A message record (net_identity_greylist = message) has no identity to count against: started_key is absent.
   local started = 0
   if started_key ~= '' then started = tonumber(redis.call('GET', started_key) or '0') end
   if started >= tonumber(pending_cap) then

@@ -8,12 +8,13 @@ import path from 'node:path'
 import harakaConfig from 'haraka-config'
 import tlds from 'haraka-tld'
 import { FILES, parseSettings, problemText, type Config } from './core/settings'
-import { DomainPolicies, parseDomains, type DomainRule } from './core/domains'
+import { DomainPolicies, parseDomains } from './core/domains'
 import { anchorsOf, withShared, type SharedRanges } from './core/refresh'
-import { mergeProviders, parseProviders, ProviderIndex, type Provider } from './core/providers'
-import { compileWhitelist, parseWhitelist, type ParsedList, type Whitelist } from './core/whitelist'
-import type { Compiled } from './adapters/deps'
-import { redisClientOptions, redisProblems, type RedisOptions } from './adapters/redis-client'
+import { mergeProviders, parseProviders, ProviderIndex } from './core/providers'
+import { compileWhitelist, parseWhitelist, type Whitelist } from './core/whitelist'
+import type { Loaded } from './adapters/deps'
+import type { ConfigReader } from './adapters/haraka-types'
+import { redisClientOptions, redisProblems } from './adapters/redis-client'
 
 export const PACKAGE_NAME = 'haraka-plugin-smart-greylist'
 
@@ -24,13 +25,6 @@ export function packageRoot(from = __dirname): string {
     if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir
     if (path.dirname(dir) === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package above ${from}`)
   }
-}
-
-/** haraka-config's reader, as much of it as is used here. */
-export interface ConfigReader {
-  get(name: string, ...args: unknown[]): unknown
-  root_path?: string
-  overrides_path?: string
 }
 
 export interface ConfigSources {
@@ -60,23 +54,6 @@ export function sourcesForDir(dir: string): ConfigSources {
   const instance = harakaConfig.module_config(root)
   instance.overrides_path = path.resolve(dir)
   return { instance, shipped: harakaConfig.module_config(root), instanceDir: path.resolve(dir), shippedDir: path.join(root, 'config') }
-}
-
-/** Settings and lists, compiled, with every problem found on the way (file, line or key). */
-export interface Loaded extends Compiled {
-  readonly admin: ParsedList
-  /** The providers in force: the files' with the shared ranges applied. */
-  readonly providerList: readonly Provider[]
-  /** The providers as the files give them (what a refresh starts from). */
-  readonly fileProviders: readonly Provider[]
-  /** Per provider id, every range the shipped and the admin's files give it: what refreshes are bounded by. */
-  readonly anchors: ReadonlyMap<string, readonly string[]>
-  /** smart-greylist.domains, as loaded (the rules in force). */
-  readonly domainRules: readonly DomainRule[]
-  readonly redis: RedisOptions
-  readonly problems: readonly string[]
-  /** Worth knowing, but nothing to mend (a stale copy identical to the package's file). */
-  readonly notes: readonly string[]
 }
 
 /** Every file as read: all that compiling needs, so compiling reads nothing. */
@@ -206,5 +183,5 @@ function localDomains(hostList: readonly string[], hostListRegex: readonly strin
 }
 
 // Deps lives with the adapters that take it; re-exported for the callers that load and build in one place.
-export { buildDeps, type Compiled, type Deps, type Runtime } from './adapters/deps'
-export type { Whitelist }
+export { buildDeps, type Compiled, type Deps, type Loaded, type Runtime } from './adapters/deps'
+export type { ConfigReader, Whitelist }

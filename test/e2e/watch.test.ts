@@ -117,6 +117,10 @@ describe("haraka-plugin-watch and metrics on Haraka's HTTP server", function () 
     assert.equal(local.rcpt[0].code, 250)
     const skipped = await cellFor(uuidOf(local.mail.text), 'rcpt_to.smart-greylist', mark)
     assert.equal(skipped.classy, 'bg_lgrey', 'a skip is neither pass nor fail')
+    // Each decision is published once: haraka-results' own publish of the result it stores would
+    // be a second, uncategorized cell named after the plugin.
+    const twice = seen.filter((b) => typeof b.uuid === 'string' && b['smart-greylist'] !== undefined)
+    assert.deepEqual(twice, [], 'no second cell of the same decisions')
   })
 
   it("watch's page puts that cell under RCPT TO, and its stylesheet colours it", () => {

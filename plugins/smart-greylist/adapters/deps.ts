@@ -1,9 +1,13 @@
 // Everything a decision needs (the compiled policy, the Redis store, the resolver, the SPF guard,
-// the clock), built from the loaded settings and lists plus what only the running process has.
-// The adapters take a `Deps`; setup.ts loads what goes into one.
+// the clock), built from the loaded settings and lists plus what only the running process has;
+// and the shape of what is loaded. The adapters take a `Deps`; setup.ts loads what goes into one.
 import type { Policy } from '../core/assess'
+import type { DomainRule } from '../core/domains'
+import type { Provider } from '../core/providers'
+import type { ParsedList } from '../core/whitelist'
 import { makeResolver, type Resolver } from './dns'
 import type { RedisClient } from './haraka-types'
+import type { RedisOptions } from './redis-client'
 import { DecisionStore } from './redis-decision'
 import type { RedisHealth } from './redis-health'
 import { SpfGuardCache } from './spf-guard'
@@ -13,6 +17,23 @@ import type { Telemetry } from './telemetry'
 export interface Compiled extends Policy {
   /** The domains this Haraka takes mail for (host_list, host_list_regex), as rcpt_to.in_host_list reads them. */
   readonly isLocalDomain: (domain: string) => boolean
+}
+
+/** Settings and lists, compiled, with every problem found on the way (file, line or key). */
+export interface Loaded extends Compiled {
+  readonly admin: ParsedList
+  /** The providers in force: the files' with the shared ranges applied. */
+  readonly providerList: readonly Provider[]
+  /** The providers as the files give them (what a refresh starts from). */
+  readonly fileProviders: readonly Provider[]
+  /** Per provider id, every range the shipped and the admin's files give it: what refreshes are bounded by. */
+  readonly anchors: ReadonlyMap<string, readonly string[]>
+  /** smart-greylist.domains, as loaded (the rules in force). */
+  readonly domainRules: readonly DomainRule[]
+  readonly redis: RedisOptions
+  readonly problems: readonly string[]
+  /** Worth knowing, but nothing to mend (a stale copy identical to the package's file). */
+  readonly notes: readonly string[]
 }
 
 /** Everything a decision needs. */

@@ -234,14 +234,17 @@ function openSentinel(
 
 /**
  * One Redis's client, logged as haraka-plugin-redis logs its own (each error; the end of the
- * connection), so a single Redis, a Cluster and a Sentinel set are driven by one node-redis.
+ * connection), made by the same node-redis as a Cluster's and a Sentinel set's.
  */
 function openSingle(opts: RedisOptions, log: Logger): Promise<SingleClient> {
   const target = redisTarget(opts)
   const client = nodeRedis.createClient(opts.client)
   client.on('error', (err) => log.logerror((err as Error).message))
   client.on('end', () => log.loginfo(`Disconnected from ${target}`))
-  return connected(client, client.connect(), () => client.destroy?.(), log, target)
+  // Connected means answering: an INFO after the connect, as haraka-plugin-redis asks, so a Redis
+  // that accepts the connection and never answers is not taken for a connected one.
+  const answering = client.connect().then(() => client.sendCommand(['INFO', 'server']))
+  return connected(client, answering, () => client.destroy?.(), log, target)
 }
 
 /** Resolves once connected; a client that failed to connect is torn down, not left reconnecting. */

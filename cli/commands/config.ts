@@ -1,10 +1,10 @@
 // `smart-greylist config check`: what the plugin would log when it loads this directory.
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command, jsonText } from '../command'
-import { Context, FILES } from '../context'
+import { defineCommand, EXIT, jsonText } from '../command'
+import { FILES } from '../context'
 import { providerData } from '../provider-data'
 import { redisTarget } from '../../plugins/smart-greylist/adapters/redis-client'
 
-export const configCheck: Command = {
+export const configCheck = defineCommand({
   name: 'config check',
   summary: 'report unknown or bad settings and list lines, as the plugin would log them',
   usage: '[--config DIR] [--json]',
@@ -13,10 +13,7 @@ export const configCheck: Command = {
     "exactly as the plugin does, and the providers' shared ranges in Redis as every MX checks them.",
     'Exit 0: no problems (notes may be printed); 1: problems (each with its file and key or line, or a shared record that is ignored).',
   ],
-  options: { ...COMMON_OPTIONS },
-  optionHelp: COMMON_HELP,
-  async run(values, _pos, io) {
-    const ctx = new Context(String(values.config))
+  async run({ values, io, ctx }) {
     const loaded = await ctx.load()
     // How old the shared provider data is: Redis is asked, but it is not needed for the check.
     const shared = await ctx.withSession({ requireRedis: false }, ({ deps, refresh }) => Promise.resolve(providerData(refresh, deps.now())))
@@ -43,4 +40,4 @@ export const configCheck: Command = {
     // A shared record in Redis that every MX ignores is a finding too.
     return loaded.problems.length || shared.refused ? EXIT.finding : EXIT.ok
   },
-}
+})

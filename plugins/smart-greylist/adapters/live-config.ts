@@ -25,20 +25,25 @@ export interface ConfigHost extends Logger {
  */
 export type Loader = (previous: Config | undefined, onChange: () => void, shared: ReadonlyMap<string, SharedRanges>) => Loaded
 
-export class LiveConfig {
-  /** Everything a decision needs, replaced whole on each reload. */
-  deps: Deps
+/** What one load puts in force, replaced whole: a decision in flight keeps the old or sees the new. */
+interface World {
+  /** Everything a decision needs. */
+  readonly deps: Deps
   /** The files' providers, before the shared ranges (what a refresh starts from). */
-  fileProviders: readonly Provider[]
+  readonly fileProviders: readonly Provider[]
   /** Per provider, every range its files give it: what refreshes and shared records are bounded by. */
-  anchors: ReadonlyMap<string, readonly string[]>
+  readonly anchors: ReadonlyMap<string, readonly string[]>
   /** The providers in force: the files' with the shared ranges applied. */
-  providerList: readonly Provider[]
+  readonly providerList: readonly Provider[]
+  /** Where the settings point Redis. */
+  readonly redis: RedisOptions
+}
+
+export class LiveConfig {
   /** The providers' ranges every MX shares through Redis ([refresh]). */
   shared: ReadonlyMap<string, SharedRanges> = new Map()
-  /** Where the settings point Redis. */
-  redis: RedisOptions
   readonly refresher: ProviderRefresher
+  private world: World
   /** Notes (renamed settings, a stale copy) are logged once, not at every reload. */
   private readonly noted = new Set<string>()
   private readonly runtime: Runtime
@@ -62,16 +67,32 @@ export class LiveConfig {
       log: host,
     })
     const loaded = this.read(undefined)
-    this.deps = this.depsOf(loaded)
-    this.fileProviders = loaded.fileProviders
-    this.anchors = loaded.anchors
-    this.providerList = loaded.providerList
-    this.redis = loaded.redis
+    this.world = this.worldOf(loaded)
     this.loadedLine(loaded)
   }
 
+  get deps(): Deps {
+    return this.world.deps
+  }
+
   get config(): Config {
-    return this.deps.config
+    return this.world.deps.config
+  }
+
+  get fileProviders(): readonly Provider[] {
+    return this.world.fileProviders
+  }
+
+  get anchors(): ReadonlyMap<string, readonly string[]> {
+    return this.world.anchors
+  }
+
+  get providerList(): readonly Provider[] {
+    return this.world.providerList
+  }
+
+  get redis(): RedisOptions {
+    return this.world.redis
   }
 
   /** Reloads settings and lists; called from haraka-config's timer, so it never throws. */
@@ -97,14 +118,16 @@ export class LiveConfig {
 
   private apply(): void {
     const loaded = this.read(this.deps.config)
-    // One assignment: a decision in flight keeps the whole old world or sees the whole new one.
-    this.deps = this.depsOf(loaded)
-    this.fileProviders = loaded.fileProviders
-    this.anchors = loaded.anchors
-    this.providerList = loaded.providerList
-    this.redis = loaded.redis
+    this.world = this.worldOf(loaded)
     this.onReload(loaded)
     this.loadedLine(loaded)
+  }
+
+  /** Decisions are timed only while the metrics are on: off, they cost nothing. */
+  private worldOf(loaded: Loaded): World {
+    const { telemetry, ...rest } = this.runtime
+    const deps = buildDeps(loaded, loaded.config.metrics.enabled ? { ...rest, telemetry } : rest)
+    return { deps, fileProviders: loaded.fileProviders, anchors: loaded.anchors, providerList: loaded.providerList, redis: loaded.redis }
   }
 
   /** Reads every file, with the plugin's reload as haraka-config's change callback; logs what is wrong. */
@@ -117,12 +140,6 @@ export class LiveConfig {
       this.host.loginfo(n)
     }
     return loaded
-  }
-
-  /** Decisions are timed only while the metrics are on: off, they cost nothing. */
-  private depsOf(loaded: Loaded): Deps {
-    const { telemetry, ...rest } = this.runtime
-    return buildDeps(loaded, loaded.config.metrics.enabled ? { ...rest, telemetry } : rest)
   }
 
   private loadedLine(loaded: Loaded): void {

@@ -604,6 +604,13 @@ export function renderSettingsTable(): string {
     }
     if (spec.open) rows.push(`| \`[${sec}] <id>\` | from the file | ${range(spec.open)} | ${spec.open.doc} |`)
   }
+  // Renamed keys: an admin's file may still use the old name, which is read with a note.
+  rows.push('', 'Renamed: the old name is still read (it wins while it is there), with a note at load and in `config check`.', '')
+  rows.push('| old name | new name | old values read as |', '| --- | --- | --- |')
+  for (const r of RENAMED) {
+    const values = Object.entries(r.values ?? {}).map(([from, to]) => `${from} = ${to}`)
+    rows.push(`| \`[${r.section}] ${r.from}\` | \`[${r.section}] ${r.to}\` | ${values.join(', ') || 'the same'} |`)
+  }
   return rows.join('\n')
 }
 

@@ -176,7 +176,7 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
         `skip reason=correspondent domain=${safeField(d.domain)} identity=${identityField(d.identity)} ${env}`,
       )
     case 'failed': {
-      // The same words as any other internal failure of the plugin (index.ts).
+      // The same words as any other internal failure of the plugin (adapters/haraka-hooks.ts).
       const text = `error (${d.cause}): ${d.message}; on_error=${d.shadow ? 'accept (shadow mode)' : onError}`
       return rec({ err: text }, `${text} identity=${identityField(d.identity)}${rule} ${env}`)
     }

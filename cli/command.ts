@@ -1,5 +1,6 @@
 // The shape every subcommand of `smart-greylist` declares; help is generated from it.
 import type { ParseArgsConfig } from 'node:util'
+import { Context } from './context'
 
 /** 0 ok, 1 a finding (see the command), 2 usage error or failure, 3 an answer needs Redis, which is unreachable. */
 export const EXIT = { ok: 0, finding: 1, failure: 2, unknown: 3 } as const
@@ -51,4 +52,30 @@ export const COMMON_HELP: Readonly<Record<string, string>> = {
   config: 'directory holding smart-greylist.ini, the lists and redis.ini (default ./config)',
   json: 'print the result as JSON',
   help: 'show this help',
+}
+
+/** What a command's run is given: the parsed options, and --config DIR as the plugin reads it. */
+export interface RunArgs {
+  readonly values: Record<string, unknown>
+  readonly positionals: string[]
+  readonly io: Io
+  readonly ctx: Context
+}
+
+/** A command as declared: its own options only (every command takes --config, --json and --help). */
+export interface CommandSpec extends Omit<Command, 'options' | 'optionHelp' | 'run'> {
+  readonly options?: Command['options']
+  readonly optionHelp?: Command['optionHelp']
+  readonly run: (args: RunArgs) => Promise<number>
+}
+
+/** The one setup of a command: the common options and their help added, its Context made from --config. */
+export function defineCommand(spec: CommandSpec): Command {
+  const { run, options, optionHelp, ...rest } = spec
+  return {
+    ...rest,
+    options: { ...COMMON_OPTIONS, ...options },
+    optionHelp: { ...COMMON_HELP, ...optionHelp },
+    run: (values, positionals, io) => run({ values, positionals, io, ctx: new Context(String(values.config)) }),
+  }
 }

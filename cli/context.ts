@@ -95,10 +95,15 @@ export interface Session {
 const quiet = { loginfo: () => undefined, logwarn: () => undefined, logerror: () => undefined }
 
 export class Context {
-  readonly sources: ConfigSources
+  private found?: ConfigSources
 
-  constructor(readonly dir: string) {
-    this.sources = sourcesForDir(dir)
+  /** Checks nothing yet: a missing directory is an error when the command first reads it. */
+  constructor(readonly dir: string) {}
+
+  /** What Haraka would read for this directory (it must exist). */
+  get sources(): ConfigSources {
+    this.found ??= sourcesForDir(this.dir)
+    return this.found
   }
 
   /** Settings and lists as the plugin loads them, with the problems it would log. */

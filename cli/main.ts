@@ -41,12 +41,15 @@ export function helpFor(c: Command): string {
   const lines = [`usage: smart-greylist ${c.name} ${c.usage}`, '', c.summary]
   if (c.description?.length) lines.push('', ...c.description)
   lines.push('', 'options:')
-  for (const [name, spec] of Object.entries(c.options)) {
-    // The value's name as the usage line spells it, so help and usage never disagree.
-    const value = new RegExp(`--${name} ([A-Z][A-Z:\\[\\]]*)`).exec(c.usage)?.[1] ?? 'VALUE'
-    const flag = `--${name}${spec.type === 'string' ? ` ${value}` : ''}${spec.short ? `, -${spec.short}` : ''}`
-    lines.push(`  ${flag.padEnd(24)} ${c.optionHelp[name] ?? ''}`)
-  }
+  const flags = Object.entries(c.options).map(([name, spec]) => {
+    // The value's name as the usage line spells it, so help and usage never disagree (the
+    // usage's brackets around an optional option are not part of the name).
+    const value = new RegExp(`--${name} ([A-Z][A-Z:]*)`).exec(c.usage)?.[1] ?? 'VALUE'
+    return { name, flag: `--${name}${spec.type === 'string' ? ` ${value}` : ''}${spec.short ? `, -${spec.short}` : ''}` }
+  })
+  // Wide enough for the longest flag, so every explanation starts in one column.
+  const width = Math.max(...flags.map((f) => f.flag.length)) + 2
+  for (const { name, flag } of flags) lines.push(`  ${flag.padEnd(width)}${c.optionHelp[name] ?? ''}`)
   return lines.join('\n')
 }
 
@@ -56,11 +59,13 @@ export function version(): string {
 }
 
 export function overview(): string {
+  // Wide enough for the longest name, so every summary starts in one column.
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2
   return [
     'usage: smart-greylist <command> [options]   (smart-greylist <command> --help for more)',
     '',
     'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(20)} ${c.summary}`),
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     '',
     'options: --version, --help',
     '',

@@ -245,7 +245,7 @@ async function memoryPerTuple(port: number, n: number): Promise<Record<string, n
       )
       const cpu0 = process.cpuUsage()
       const t0 = performance.now()
-      const finder = new StuckFinder(now, { minDeferrals: 3, windowMs: timing.windowMs, orgDomain: () => null, deferWeakAt: 'rcpt' })
+      const finder = new StuckFinder(now, { minDeferrals: 3, windowMs: timing.windowMs, orgDomain: () => null, netIdentityGreylist: 'recipient' })
       for await (const batch of admin.tupleBatches('sgl:')) for (const t of batch) finder.add(t)
       finder.pairs()
       const cpu = process.cpuUsage(cpu0)
@@ -300,7 +300,7 @@ function whitelistScaling(): Record<string, number>[] {
 }
 
 /**
- * defer_weak_at = data: the CPU of one end-of-data digest (haraka-message-stream piping the
+ * net_identity_greylist = message: the CPU of one end-of-data digest (haraka-message-stream piping the
  * message into the bounded hash), by message size, at the default [main] data_hash_bytes.
  */
 async function messageDigestCost(): Promise<Record<string, number>[]> {
@@ -371,7 +371,7 @@ function printInProcess({
   for (const r of whitelist) console.log(`  ${String(r.entries).padStart(7)} entries  ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
   console.log('provider pool lookup cost by number of ranges')
   for (const r of pools) console.log(`  ${String(r.ranges).padStart(7)} ranges   ${r.ns_per_lookup} ns/lookup  (${r.hits}/${r.lookups} hits)`)
-  console.log(`end-of-data message digest (defer_weak_at = data, first ${DEFAULTS.main.data_hash_bytes} bytes of the body), CPU per digest`)
+  console.log(`end-of-data message digest (net_identity_greylist = message, first ${DEFAULTS.main.data_hash_bytes} bytes of the body), CPU per digest`)
   for (const r of messageDigest) console.log(`  ${String(r.message_kb).padStart(7)} KB message  ${r.cpu_us_per_digest} us`)
   if (spfGuard.length) console.log(`SPF guard verdicts in memory for ${spfGuard[0]?.domains} sender domains on one record (heap after a full GC${gcNote()})`)
   for (const r of spfGuard)

@@ -12,8 +12,7 @@ import { evidenceText, isTrusted } from '../../plugins/smart-greylist/core/selec
 import { safeField } from '../../plugins/smart-greylist/core/text'
 import netUtils from 'haraka-net-utils'
 import type { Config } from '../../plugins/smart-greylist/core/settings'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, type Command, jsonText } from '../command'
-import { Context } from '../context'
+import { defineCommand, EXIT, optionText, UsageError, jsonText } from '../command'
 
 /** What `check --json` prints: the decision the plugin would take (the union itself), and why. */
 export type CheckReport = RecipientDecision & {
@@ -39,7 +38,7 @@ export type CheckReport = RecipientDecision & {
   readonly redis: { readonly target: string; readonly error: string | null }
 }
 
-export const check: Command = {
+export const check = defineCommand({
   name: 'check',
   summary: 'explain the decision the plugin would take now (changes nothing)',
   usage: '--ip IP [--helo NAME] [--rdns NAME] [--spf RESULT] --from ADDR --to ADDR [--config DIR] [--dns SERVER] [--json]',
@@ -55,7 +54,6 @@ export const check: Command = {
     '3: whether it would be deferred is unknown, because Redis is unreachable.',
   ],
   options: {
-    ...COMMON_OPTIONS,
     ip: { type: 'string' },
     helo: { type: 'string' },
     rdns: { type: 'string' },
@@ -65,7 +63,6 @@ export const check: Command = {
     dns: { type: 'string', multiple: true },
   },
   optionHelp: {
-    ...COMMON_HELP,
     ip: 'client address',
     helo: 'HELO/EHLO name',
     rdns: "the client's rDNS name, taken as forward-confirmed (skips the PTR lookup)",
@@ -74,7 +71,7 @@ export const check: Command = {
     to: 'envelope recipient',
     dns: 'ask this DNS server instead of the system resolver (repeatable)',
   },
-  async run(values, _pos, io) {
+  async run({ values, io, ctx }) {
     const ip = parseIp(values.ip as string | undefined)
     if (!ip) throw new UsageError('--ip takes an IPv4 or IPv6 address')
     if (values.from === undefined || !values.to) throw new UsageError('--from and --to are required')
@@ -82,7 +79,6 @@ export const check: Command = {
     if (values.spf !== undefined && !spfGiven) throw new UsageError('--spf takes pass, fail, softfail, neutral, none, temperror or permerror')
     const rdnsName = optionText(values.rdns)
     const rdnsGiven: RdnsFacts | null = rdnsName ? { status: 'ok', names: [{ name: rdnsName.toLowerCase(), confirmed: true }] } : null
-    const ctx = new Context(String(values.config))
     return ctx.withSession({ dns: values.dns as string[] | undefined, requireRedis: false }, async ({ deps, admin, redisError, redisTarget }) => {
       const { config } = deps
       const subject = {
@@ -129,7 +125,7 @@ export const check: Command = {
       return report.answer === 'unknown' ? EXIT.unknown : report.answer === 'accept' ? EXIT.ok : EXIT.finding
     })
   },
-}
+})
 
 function domainOrNull(sender: string): string | null {
   return sender === NULL_SENDER ? null : domainOf(sender)

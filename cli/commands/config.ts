@@ -1,10 +1,10 @@
 // `smart-greylist config check`: what the plugin would log when it loads this directory.
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command, jsonText } from '../command'
-import { Context, FILES } from '../context'
+import { defineCommand, EXIT, jsonText } from '../command'
+import { FILES } from '../context'
 import { providerData } from '../provider-data'
 import { redisTarget } from '../../plugins/smart-greylist/adapters/redis-client'
 
-export const configCheck: Command = {
+export const configCheck = defineCommand({
   name: 'config check',
   summary: 'report unknown or bad settings and list lines, as the plugin would log them',
   usage: '[--config DIR] [--offline] [--json]',
@@ -17,10 +17,9 @@ export const configCheck: Command = {
     'Exit 0: no problems (notes may be printed); 1: problems (each with its file and key or line, a shared',
     'record that is ignored, or Redis unreachable).',
   ],
-  options: { ...COMMON_OPTIONS, offline: { type: 'boolean', default: false } },
-  optionHelp: { ...COMMON_HELP, offline: 'check the files alone: do not connect to Redis' },
-  async run(values, _pos, io) {
-    const ctx = new Context(String(values.config))
+  options: { offline: { type: 'boolean', default: false } },
+  optionHelp: { offline: 'check the files alone: do not connect to Redis' },
+  async run({ values, io, ctx }) {
     const loaded = await ctx.load()
     // The shared provider data, and whether the plugin could reach Redis at all (bounded connect).
     const shared = values.offline
@@ -56,4 +55,4 @@ export const configCheck: Command = {
     // A shared record in Redis that every MX ignores is a finding too.
     return problems.length || shared.refused ? EXIT.finding : EXIT.ok
   },
-}
+})

@@ -3,18 +3,16 @@
 import { normaliseRecipient } from '../../plugins/smart-greylist/core/envelope'
 import { correspondentField, correspondentKey } from '../../plugins/smart-greylist/core/keys'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, jsonText } from '../command'
-import { Context } from '../context'
+import { defineCommand, EXIT, optionText, UsageError, jsonText } from '../command'
 
-export const correspondentsList: Command = {
+export const correspondentsList = defineCommand({
   name: 'correspondents list',
   summary: 'the outside domains each local mailbox wrote to, with when they are forgotten',
   usage: '[--mailbox ADDR] [--config DIR] [--json]',
   description: ['Recorded when a relayed message from a local mailbox is queued ([correspondents]).'],
-  options: { ...COMMON_OPTIONS, mailbox: { type: 'string' } },
-  optionHelp: { ...COMMON_HELP, mailbox: 'only this local mailbox' },
-  async run(values, _pos, io) {
-    const ctx = new Context(String(values.config))
+  options: { mailbox: { type: 'string' } },
+  optionHelp: { mailbox: 'only this local mailbox' },
+  async run({ values, io, ctx }) {
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const now = deps.now()
       const only = values.mailbox === undefined ? null : normaliseRecipient(optionText(values.mailbox) ?? '', deps.config.envelope.recipient_strip_ext)
@@ -30,17 +28,16 @@ export const correspondentsList: Command = {
       return EXIT.ok
     })
   },
-}
+})
 
-export const correspondentsForget: Command = {
+export const correspondentsForget = defineCommand({
   name: 'correspondents forget',
   summary: 'forget the correspondents of a local mailbox, or one domain of them',
   usage: '--mailbox ADDR [--domain DOMAIN] [--config DIR] [--json]',
-  options: { ...COMMON_OPTIONS, mailbox: { type: 'string' }, domain: { type: 'string' } },
-  optionHelp: { ...COMMON_HELP, mailbox: 'the local mailbox', domain: 'only this outside domain' },
-  async run(values, _pos, io) {
+  options: { mailbox: { type: 'string' }, domain: { type: 'string' } },
+  optionHelp: { mailbox: 'the local mailbox', domain: 'only this outside domain' },
+  async run({ values, io, ctx }) {
     if (values.mailbox === undefined) throw new UsageError('--mailbox is required')
-    const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const mailbox = normaliseRecipient(optionText(values.mailbox) ?? '', deps.config.envelope.recipient_strip_ext)
       const key = correspondentKey(deps.config.redis.prefix, mailbox)
@@ -57,4 +54,4 @@ export const correspondentsForget: Command = {
       return EXIT.ok
     })
   },
-}
+})

@@ -2,10 +2,9 @@
 // not greylist every known correspondent once more. Run it once all MXs run 0.5 (a 0.4 MX still
 // running would keep writing the old layout).
 import { LEGACY_PATTERNS, migratedKey } from '../../plugins/smart-greylist/core/keys'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, type Command, jsonText } from '../command'
-import { Context } from '../context'
+import { defineCommand, EXIT, jsonText } from '../command'
 
-export const migrate: Command = {
+export const migrate = defineCommand({
   name: 'migrate',
   summary: 'move tuples, auto-whitelist entries and statistics of 0.4 into the sharded layout of 0.5',
   usage: '[--dry-run] [--config DIR] [--json]',
@@ -15,10 +14,9 @@ export const migrate: Command = {
     "Where 0.5 already wrote the same record, the newer one is kept (a day's old counters are then left",
     'to expire). Safe to run again.',
   ],
-  options: { ...COMMON_OPTIONS, 'dry-run': { type: 'boolean', default: false } },
-  optionHelp: { ...COMMON_HELP, 'dry-run': 'count what would move, move nothing' },
-  async run(values, _pos, io) {
-    const ctx = new Context(String(values.config))
+  options: { 'dry-run': { type: 'boolean', default: false } },
+  optionHelp: { 'dry-run': 'count what would move, move nothing' },
+  async run({ values, io, ctx }) {
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const prefix = deps.config.redis.prefix
       const cut = deps.config.limits.stored_chars
@@ -53,4 +51,4 @@ export const migrate: Command = {
       return EXIT.ok
     })
   },
-}
+})

@@ -4,17 +4,14 @@ import { canonicalRange, implausible, refreshBounds } from '../../plugins/smart-
 import { parseProviders, sortRanges, writeRanges } from '../../plugins/smart-greylist/core/providers'
 import { makeResolver } from '../../plugins/smart-greylist/adapters/dns'
 import { rangesFromSpf } from '../../plugins/smart-greylist/adapters/provider-refresh'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
-import { Context, FILES } from '../context'
+import { defineCommand, EXIT, UsageError, jsonText } from '../command'
+import { FILES } from '../context'
 
-export const poolsList: Command = {
+export const poolsList = defineCommand({
   name: 'pools list',
   summary: 'show the providers, the action each gets, and their ranges',
   usage: '[--config DIR] [--json]',
-  options: { ...COMMON_OPTIONS },
-  optionHelp: COMMON_HELP,
-  async run(values, _pos, io) {
-    const ctx = new Context(String(values.config))
+  async run({ values, io, ctx }) {
     const { config, providers, providerList, problems } = await ctx.load()
     const listProblems = problems.filter((p) => p.includes(FILES.providers))
     for (const p of listProblems) io.err(p)
@@ -40,9 +37,9 @@ export const poolsList: Command = {
     }
     return listProblems.length ? EXIT.finding : EXIT.ok
   },
-}
+})
 
-export const poolsRefresh: Command = {
+export const poolsRefresh = defineCommand({
   name: 'pools refresh',
   summary: "rebuild each provider's ranges from its SPF record (include: chains over DNS)",
   usage: '[--config DIR] [--dns SERVER] [--timeout-ms MS] [--dry-run] [--force] [--json]',
@@ -60,21 +57,18 @@ export const poolsRefresh: Command = {
     'Exit 0: all refreshed; 1: some kept their old ranges.',
   ],
   options: {
-    ...COMMON_OPTIONS,
     dns: { type: 'string', multiple: true },
     'dry-run': { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
     'timeout-ms': { type: 'string', default: '5000' },
   },
   optionHelp: {
-    ...COMMON_HELP,
     dns: 'ask this DNS server instead of the system resolver (repeatable)',
     'dry-run': 'report the changes without writing the file',
     force: "write ranges the bounds refuse (too wide, new and wide, past 4x the files' space, too many)",
     'timeout-ms': 'bound for each DNS query (default 5000)',
   },
-  async run(values, _pos, io) {
-    const ctx = new Context(String(values.config))
+  async run({ values, io, ctx }) {
     const timeoutMs = Number(values['timeout-ms'])
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms takes a positive number')
     const resolver = makeResolver(2 * timeoutMs, values.dns as string[] | undefined)
@@ -126,7 +120,7 @@ export const poolsRefresh: Command = {
     }
     return failed ? EXIT.finding : EXIT.ok
   },
-}
+})
 
 /** One provider's line of the refresh report (and of its JSON). */
 type RefreshRow =

@@ -2,11 +2,10 @@
 // identities it delayed most.
 import { dayOf, delayChart, delayPercentile, mergeDays, parseDay, type DayStats } from '../../plugins/smart-greylist/core/stats'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
-import { Context } from '../context'
+import { defineCommand, EXIT, UsageError, jsonText } from '../command'
 import { providerData } from '../provider-data'
 
-export const stats: Command = {
+export const stats = defineCommand({
   name: 'stats',
   summary: 'daily counters: deferred, accepted after a delay, whitelisted, fail-open; delay added',
   usage: '[--days N] [--chart] [--config DIR] [--json]',
@@ -15,12 +14,11 @@ export const stats: Command = {
     'a message); the median, p90 and p99 are read from a histogram and given as the upper bound of',
     'their bucket, also per identity kind. --chart draws the histogram.',
   ],
-  options: { ...COMMON_OPTIONS, days: { type: 'string', default: '7' }, chart: { type: 'boolean', default: false } },
-  optionHelp: { ...COMMON_HELP, days: 'how many days back, today included (default 7)', chart: 'a bar chart of the delays real mail paid' },
-  async run(values, _pos, io) {
+  options: { days: { type: 'string', default: '7' }, chart: { type: 'boolean', default: false } },
+  optionHelp: { days: 'how many days back, today included (default 7)', chart: 'a bar chart of the delays real mail paid' },
+  async run({ values, io, ctx }) {
     const days = Number(values.days)
     if (!Number.isInteger(days) || days < 1 || days > 400) throw new UsageError('--days takes a whole number from 1 to 400')
-    const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin, refresh }) => {
       const prefix = deps.config.redis.prefix
       const now = deps.now()
@@ -68,7 +66,9 @@ export const stats: Command = {
           .join(', ') || 'none'
       io.out(`deferred by state: ${by(total.deferredBy)}`)
       if (Object.keys(total.postponed).length || Object.keys(total.messagesDeferredBy).length) {
-        io.out(`defer_weak_at = data: recipients postponed ${by(total.postponed)}; messages deferred at the end of data ${by(total.messagesDeferredBy)}`)
+        io.out(
+          `net_identity_greylist = message: recipients postponed ${by(total.postponed)}; messages deferred at the end of data ${by(total.messagesDeferredBy)}`,
+        )
       }
       io.out(`whitelisted by kind: ${by(total.whitelisted)}`)
       io.out(`skipped: ${by(total.skipped)}`)
@@ -92,7 +92,7 @@ export const stats: Command = {
       return EXIT.ok
     })
   },
-}
+})
 
 function percentiles(buckets: Record<string, number>, maxSeconds: number): { median: number | null; p90: number | null; p99: number | null } {
   return { median: delayPercentile(buckets, 0.5, maxSeconds), p90: delayPercentile(buckets, 0.9, maxSeconds), p99: delayPercentile(buckets, 0.99, maxSeconds) }

@@ -2,10 +2,9 @@
 // identities or networks without ever passing: the seed's symptom, with what would fix it.
 import { STUCK_MIN_DEFERRALS, StuckFinder, type StuckPair } from '../../plugins/smart-greylist/core/stuck'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, UsageError, type Command, jsonText } from '../command'
-import { Context } from '../context'
+import { defineCommand, EXIT, UsageError, jsonText } from '../command'
 
-export const stuck: Command = {
+export const stuck = defineCommand({
   name: 'stuck',
   summary: 'senders deferred again and again from other addresses without passing, worst first',
   usage: '[--min N] [--limit N] [--config DIR] [--json]',
@@ -16,14 +15,13 @@ export const stuck: Command = {
     'forward-confirmed) and, when one fits, the whitelist line or setting that lets it through.',
     'Scans the tuples under the prefix (SCAN). Exit status 1 when a pair is stuck.',
   ],
-  options: { ...COMMON_OPTIONS, min: { type: 'string', default: String(STUCK_MIN_DEFERRALS) }, limit: { type: 'string', default: '20' } },
-  optionHelp: { ...COMMON_HELP, min: `deferrals a pair needs (default ${STUCK_MIN_DEFERRALS})`, limit: 'show at most this many pairs (default 20)' },
-  async run(values, _pos, io) {
+  options: { min: { type: 'string', default: String(STUCK_MIN_DEFERRALS) }, limit: { type: 'string', default: '20' } },
+  optionHelp: { min: `deferrals a pair needs (default ${STUCK_MIN_DEFERRALS})`, limit: 'show at most this many pairs (default 20)' },
+  async run({ values, io, ctx }) {
     const min = Number(values.min)
     const limit = Number(values.limit)
     if (!Number.isInteger(min) || min < 2 || min > 10_000) throw new UsageError('--min takes a whole number from 2 to 10000')
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit takes a positive whole number')
-    const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const { config } = deps
       const now = deps.now()
@@ -31,7 +29,7 @@ export const stuck: Command = {
         minDeferrals: min,
         windowMs: config.main.retry_window * 1000,
         orgDomain: deps.orgDomain,
-        deferWeakAt: config.main.defer_weak_at,
+        netIdentityGreylist: config.main.net_identity_greylist,
       })
       // A batch at a time: only the window's pending tuples are held, not every record.
       for await (const batch of admin.tupleBatches(config.redis.prefix)) for (const t of batch) finder.add(t)
@@ -46,7 +44,7 @@ export const stuck: Command = {
       return pairs.length ? EXIT.finding : EXIT.ok
     })
   },
-}
+})
 
 /** A pair's lines: its domains, identities and names are what senders sent, shown through safeField. */
 function describe(p: StuckPair, now: number): string[] {

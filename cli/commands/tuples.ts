@@ -2,26 +2,23 @@
 import { normaliseAddress } from '../../plugins/smart-greylist/core/envelope'
 import { KEY_PATTERNS } from '../../plugins/smart-greylist/core/keys'
 import { safeField } from '../../plugins/smart-greylist/core/text'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, optionText, UsageError, jsonText } from '../command'
-import { Context } from '../context'
+import { defineCommand, EXIT, optionText, UsageError, jsonText } from '../command'
 
-export const list: Command = {
+export const list = defineCommand({
   name: 'list',
   summary: 'list pending or passed tuples, newest first',
   usage: '--pending|--passed [--limit N] [--config DIR] [--json]',
   description: ['Scans the keys under the configured prefix (SCAN: Redis is never blocked, but a large database takes a while).'],
   options: {
-    ...COMMON_OPTIONS,
     pending: { type: 'boolean', default: false },
     passed: { type: 'boolean', default: false },
     limit: { type: 'string', default: '20' },
   },
-  optionHelp: { ...COMMON_HELP, pending: 'tuples waiting for their retry', passed: 'tuples whose retry was accepted', limit: 'at most this many (default 20)' },
-  async run(values, _pos, io) {
+  optionHelp: { pending: 'tuples waiting for their retry', passed: 'tuples whose retry was accepted', limit: 'at most this many (default 20)' },
+  async run({ values, io, ctx }) {
     if (values.pending === values.passed) throw new UsageError('give one of --pending or --passed')
     const limit = Number(values.limit)
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit takes a positive whole number')
-    const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const now = deps.now()
       const delay = deps.config.main.delay * 1000
@@ -51,9 +48,9 @@ export const list: Command = {
       return EXIT.ok
     })
   },
-}
+})
 
-export const flush: Command = {
+export const flush = defineCommand({
   name: 'flush',
   summary: 'forget tuples (and auto-whitelist entries) of an identity, a sender, or everything',
   usage: '--identity ID | --sender ADDR | --all --yes [--config DIR] [--json]',
@@ -64,24 +61,21 @@ export const flush: Command = {
     'prefix. Statistics are kept.',
   ],
   options: {
-    ...COMMON_OPTIONS,
     identity: { type: 'string' },
     sender: { type: 'string' },
     all: { type: 'boolean', default: false },
     yes: { type: 'boolean', default: false },
   },
   optionHelp: {
-    ...COMMON_HELP,
     identity: 'an identity, e.g. spf:contoso.com',
     sender: 'an envelope sender',
     all: 'everything (needs --yes)',
     yes: 'confirm --all',
   },
-  async run(values, _pos, io) {
+  async run({ values, io, ctx }) {
     const chosen = [values.identity !== undefined, values.sender !== undefined, values.all === true].filter(Boolean).length
     if (chosen !== 1) throw new UsageError('give exactly one of --identity, --sender, --all')
     if (values.all && !values.yes) throw new UsageError('--all forgets every tuple: add --yes to confirm')
-    const ctx = new Context(String(values.config))
     return ctx.withSession({ requireRedis: true }, async ({ deps, admin }) => {
       const prefix = deps.config.redis.prefix
       const store = admin
@@ -102,4 +96,4 @@ export const flush: Command = {
       return EXIT.ok
     })
   },
-}
+})

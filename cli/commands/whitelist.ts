@@ -4,8 +4,8 @@
 import fs from 'node:fs'
 import { canonicalEntry, coveringRange, hostBitsSet, parseEntry, parseWhitelist, type Entry } from '../../plugins/smart-greylist/core/whitelist'
 import { isPublicSuffix } from '../../plugins/smart-greylist/setup'
-import { type Command, COMMON_HELP, COMMON_OPTIONS, EXIT, type Io, optionText, UsageError, jsonText } from '../command'
-import { Context, FILES } from '../context'
+import { defineCommand, EXIT, type Io, optionText, UsageError, jsonText } from '../command'
+import { FILES } from '../context'
 
 /** The entries as the plugin would read them, or null (each refusal said) when one is bad. */
 function validate(texts: string[], io: Io): Entry[] | null {
@@ -30,7 +30,7 @@ function entriesOf(lines: string[]): Entry[] {
   return parseWhitelist(lines, FILES.whitelist).entries
 }
 
-export const whitelistAdd: Command = {
+export const whitelistAdd = defineCommand({
   name: 'whitelist add',
   summary: 'add entries to smart-greylist.whitelist (validated; duplicates refused)',
   usage: 'ENTRY... [--comment TEXT] [--config DIR] [--json]',
@@ -40,11 +40,10 @@ export const whitelistAdd: Command = {
     "Plesk's form (host:*outbound.protection.outlook.com) is accepted. Either every entry is added or",
     'none: a bad entry (exit 2) or one already listed (exit 1) leaves the file as it was.',
   ],
-  options: { ...COMMON_OPTIONS, comment: { type: 'string' } },
-  optionHelp: { ...COMMON_HELP, comment: 'a comment written after each new entry' },
+  options: { comment: { type: 'string' } },
+  optionHelp: { comment: 'a comment written after each new entry' },
   allowPositionals: true,
-  async run(values, positionals, io) {
-    const ctx = new Context(String(values.config))
+  async run({ values, positionals, io, ctx }) {
     await ctx.load() // the public-suffix list, as the plugin has it
     const entries = validate(positionals, io)
     if (!entries) return EXIT.failure
@@ -72,20 +71,17 @@ export const whitelistAdd: Command = {
     else for (const a of added) io.out(`added ${a}  (${file})`)
     return EXIT.ok
   },
-}
+})
 
-export const whitelistRemove: Command = {
+export const whitelistRemove = defineCommand({
   name: 'whitelist remove',
   summary: 'remove entries from smart-greylist.whitelist',
   usage: 'ENTRY... [--config DIR] [--json]',
   description: [
     'Removes the lines that hold these entries (in any spelling the parser takes as the same); every other line stays. An entry not listed: exit 1, nothing written.',
   ],
-  options: { ...COMMON_OPTIONS },
-  optionHelp: COMMON_HELP,
   allowPositionals: true,
-  async run(values, positionals, io) {
-    const ctx = new Context(String(values.config))
+  async run({ values, positionals, io, ctx }) {
     // Removal takes any spelling the parser accepts, even one add would now refuse.
     const entries = positionals.map((t) => parseEntry(t, 'argument'))
     for (const e of entries) if ('message' in e) io.err(`not an entry "${e.text}": ${e.message}`)
@@ -106,16 +102,13 @@ export const whitelistRemove: Command = {
     else for (const f of found) io.out(`removed ${f}  (${file})`)
     return EXIT.ok
   },
-}
+})
 
-export const whitelistList: Command = {
+export const whitelistList = defineCommand({
   name: 'whitelist list',
   summary: 'show the whitelist entries, and any line the plugin would ignore',
   usage: '[--config DIR] [--json]',
-  options: { ...COMMON_OPTIONS },
-  optionHelp: COMMON_HELP,
-  async run(values, _pos, io) {
-    const ctx = new Context(String(values.config))
+  async run({ values, io, ctx }) {
     await ctx.load() // the public-suffix list, as the plugin has it
     // Read directly, so a file that cannot be read is an error here (haraka-config reads it as empty).
     const text = fs.readFileSync(ctx.filePath(FILES.whitelist), 'utf8')
@@ -128,7 +121,7 @@ export const whitelistList: Command = {
     }
     return errors.length ? EXIT.finding : EXIT.ok
   },
-}
+})
 
 function trimEnd(lines: string[]): string[] {
   const out = [...lines]

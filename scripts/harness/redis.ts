@@ -1,12 +1,7 @@
-// A Redis client for tests and benchmarks, made by haraka-plugin-redis exactly as the plugin gets
-// its own, and given its one master as redis-client.ts gives every client it opens.
+// A Redis client for tests and benchmarks, made by redis-client.ts's openRedis exactly as the
+// plugin makes its own (node-redis, given its one master).
 import type { RedisClient } from '../../plugins/smart-greylist/adapters/haraka-types'
-import { withOneMaster, type SingleClient } from '../../plugins/smart-greylist/adapters/redis-client'
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const harakaRedis = require('haraka-plugin-redis') as {
-  get_redis_client(this: object, opts: unknown): Promise<SingleClient>
-}
+import { openRedis } from '../../plugins/smart-greylist/adapters/redis-client'
 
 /** The client's commands the tests use besides the plugin's. */
 export interface TestRedis extends RedisClient {
@@ -20,11 +15,13 @@ export interface TestRedis extends RedisClient {
   dbSize(): Promise<number>
   sendCommand(args: string[]): Promise<unknown>
   quit(): Promise<unknown>
+  /** Subscribes to a channel pattern (the client then does nothing else): what haraka-plugin-watch reads. */
+  pSubscribe(pattern: string, listener: (message: string, channel: string) => void): Promise<void>
 }
 
 const quiet = { loginfo: () => undefined, logerror: () => undefined, logwarn: () => undefined }
 
 export async function connectRedis(port: number): Promise<TestRedis> {
   // The same node-redis client object, with the commands the tests use typed.
-  return withOneMaster(await harakaRedis.get_redis_client.call(quiet, { socket: { host: '127.0.0.1', port } })) as TestRedis
+  return (await openRedis({ client: { socket: { host: '127.0.0.1', port } }, topology: { kind: 'single' }, use: 'command' }, quiet)) as TestRedis
 }

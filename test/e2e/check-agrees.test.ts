@@ -10,6 +10,8 @@ import { connectRedis, type TestRedis } from '../../scripts/harness/redis'
 import { deliver } from '../../scripts/harness/smtp'
 import { useStack } from '../helpers/stack'
 
+// The old name of [main] net_identity_greylist on purpose: it is still read, over the package's
+// copy (which names the new key with its default), by the plugin and by `check` alike.
 const INI = (policy: 'all' | 'suspicious', weakAt: 'rcpt' | 'data' = 'rcpt'): string =>
   `[main]\ndelay=30\nretry_window=3600\ndefer_weak_at=${weakAt}\n[whitelist]\nproviders=false\n[awl]\npasses=3\n[limits]\npending_per_identity=10\n[select]\npolicy=${policy}\nzones=bl.test\n`
 
@@ -72,7 +74,7 @@ const TABLE: Case[] = [
   { name: 'a domain rule: policy=suspicious for a trusted client', ip: TRUSTED.ip, from: TRUSTED.from, to: 'r9@picky.example', expect: 'trusted:new' },
 ]
 
-/** Weak identities (only a network) under defer_weak_at = data: postponed at RCPT. */
+/** Weak identities (only a network) under net_identity_greylist = message: postponed at RCPT. */
 const WEAK_AT_DATA: Case[] = [
   netCase(211, 'new'),
   netCase(212, 'early', (_k, t, db) => hset(db, t, { f: String(Date.now() - 2000) })),
@@ -159,7 +161,7 @@ describe('smart-greylist check agrees with the running plugin', function () {
     for (const c of SUSPICIOUS) it(`${c.name}: the same decision, identity and reason`, () => agree(c))
   })
 
-  describe('after a switch to [main] defer_weak_at = data (no restart)', () => {
+  describe('after a switch to [main] net_identity_greylist = message, by its old name defer_weak_at = data (no restart)', () => {
     before(async () => {
       const mark = stack.haraka.log.length
       stack.haraka.writeConfig('smart-greylist.ini', INI('all', 'data'))

@@ -120,7 +120,7 @@ describe('metrics, stuck senders and the delay chart, across two MXs', function 
     assert.match(text.stdout, /^pool\.example -> dave@example\.com: 6 deferrals from 6 identities in 6 networks/m)
     assert.match(text.stdout, /identities: net:2\.58\.10\.0\/24 net:31\.13\.70\.0\/24/)
     assert.match(text.stdout, /rDNS: {7}none/)
-    assert.match(text.stdout, /suggest: {4}\[main\] defer_weak_at = data/)
+    assert.match(text.stdout, /suggest: {4}\[main\] net_identity_greylist = message/)
     assert.doesNotMatch(text.stdout, /contoso/, 'the Exchange-like sender passed: not stuck')
     const json = JSON.parse((await cli('stuck', '--json')).stdout) as { total: number; pairs: { networks: string[] }[] }
     assert.equal(json.total, 1)

@@ -1,4 +1,4 @@
-// End to end: a pool we cannot name ([main] defer_weak_at = data). Six addresses in six /16s,
+// End to end: a pool we cannot name ([main] net_identity_greylist = message). Six addresses in six /16s,
 // no PTR, an SPF record too wide to trust: every retry comes from another network, so the
 // identity is only a /24 and no tuple ever matches. Deferred at the end of data and keyed on the
 // message, the first retry of the same message after the delay passes, from any address; bots
@@ -18,7 +18,7 @@ const BOTS = ['5.188.62.14', '37.49.230.8', '46.161.27.3', '80.82.77.33', '89.24
 describe('a pool we cannot name, deferred at the end of data', function () {
   this.timeout(60_000)
   const stack = useStack({
-    ini: '[main]\ndelay=1\nretry_window=60\ndefer_weak_at=data\nheader=true\n[whitelist]\nproviders=false\n[awl]\npasses=0\n',
+    ini: '[main]\ndelay=1\nretry_window=60\nnet_identity_greylist=message\nheader=true\n[whitelist]\nproviders=false\n[awl]\npasses=0\n',
     // Wider than [identity] spf_widest_ipv4 (a /16): a pass from it is not trusted as an identity.
     zones: [{ txt: { 'bigpool.example': ['v=spf1 ip4:0.0.0.0/1 -all'], 'spam.example': ['v=spf1 ip4:0.0.0.0/1 -all'] } }],
     queue: 'queue/test',

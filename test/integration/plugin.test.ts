@@ -68,6 +68,60 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
     }
   })
 
+  it('publishes each recipient decision to watch once, as rcpt_to.smart-greylist, though haraka-results publishes what it adds', async () => {
+    // haraka-results publishes through the redis plugin's shared client (server.notes.redis), on
+    // result-<uuid>, which haraka-plugin-watch subscribes to: here a real Redis on both ends.
+    const sub = await connectRedis(redis.server.port)
+    const seen: { plugin: string; result: Record<string, unknown> }[] = []
+    await sub.pSubscribe('result-*', (message) => seen.push(JSON.parse(message) as (typeof seen)[number]))
+    try {
+      // No daily counters: they are written after the answer, and none may land in the next test's Redis.
+      const plugin = makePlugin(plain('[stats]\ndays=0\n'), db)
+      for (const [ip, rcpt, cell] of [
+        ['85.214.132.10', 'bob@example.com', { fail: 'greylisted:new' }],
+        ['::ffff:40.107.22.92', 'carol@example.com', { pass: 'whitelist:ip' }],
+      ] as const) {
+        const conn = withFcrdns(connection({ ip }))
+        ;(conn as unknown as { server: object }).server = { notes: { redis: db } }
+        const mark = seen.length
+        await callRcptOk(plugin, conn, rcpt)
+        assert.ok(conn.transaction!.results.get(plugin), 'the decision is still in the results')
+        const deadline = Date.now() + 5000
+        while (seen.length === mark && Date.now() < deadline) await sleep(20)
+        // Anything published twice has arrived by the time a ping sent after it comes back.
+        await db.sendCommand(['PING'])
+        await sleep(200)
+        const mine = seen.slice(mark)
+        assert.deepEqual(
+          mine.map((m) => m.plugin),
+          ['rcpt_to.smart-greylist'],
+          `one publish per decision: ${JSON.stringify(mine)}`,
+        )
+        assert.deepEqual({ ...mine[0].result, human_html: undefined }, { ...cell, human_html: undefined })
+      }
+    } finally {
+      await sub.quit()
+    }
+  })
+
+  it('reads a renamed setting by its old name, and does not log its note again at every reload', async () => {
+    const plugin = makePlugin(plain('defer_weak_at = data\n'), db) as FixturePlugin & { sg_load(): void; loginfo(m: string): void }
+    assert.equal(plugin.sg.deps.config.main.net_identity_greylist, 'message')
+    const logged: string[] = []
+    plugin.loginfo = (m: string) => logged.push(m)
+    plugin.sg_load()
+    assert.ok(
+      logged.some((l) => l.startsWith('loaded: ')),
+      'it did reload',
+    )
+    assert.deepEqual(
+      logged.filter((l) => l.includes('defer_weak_at')),
+      [],
+      'the note was logged at the first load only',
+    )
+    assert.equal(plugin.sg.deps.config.main.net_identity_greylist, 'message')
+  })
+
   it('skips relaying and private clients without touching Redis', async () => {
     const plugin = makePlugin(plain(), db)
     for (const conn of [connection({ ip: '85.214.132.10', relaying: true }), connection({ ip: '10.1.2.3', isPrivate: true })]) {
@@ -75,7 +129,7 @@ describe('plugin hooks (haraka-test-fixtures, real Redis)', function () {
       assert.equal(rc, undefined)
       assert.equal(String(conn.transaction!.results.get(plugin)!.skip as string[]).match(/relaying|private_ip/)?.length, 1)
     }
-    assert.equal((await db.keys('*')).length, 0)
+    assert.deepEqual(await db.keys('*'), [])
   })
 
   it('greylists private clients when [skip] private = false', async () => {

@@ -33,7 +33,7 @@ describe('DecisionStore and AdminStore (Redis)', function () {
 
   decisionCases(() => ({ db, store }))
 
-  it("keeps a message's record without an identity counter (defer_weak_at = data); a cap of 0 makes none", async () => {
+  it("keeps a message's record without an identity counter (net_identity_greylist = message); a cap of 0 makes none", async () => {
     const { key, shard } = messageKeys('sgl:', messageDigest('a@x.example', ['b@example.com'], 'id', 'body'))
     const msg: TupleRef = { ...ref(), key, shard, startedKey: '' }
     const t0 = Date.now()

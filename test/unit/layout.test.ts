@@ -46,6 +46,26 @@ describe('module layout', () => {
     for (const f of sources(PLUGIN)) for (const i of imports(f)) assert.ok(!i.startsWith(path.join(ROOT, 'cli')), `${path.relative(ROOT, f)} imports ${i}`)
   })
 
+  it('no adapter reaches up: adapters import neither setup.ts nor index.ts, not even a type', () => {
+    const up = [path.join(PLUGIN, 'setup.ts'), path.join(PLUGIN, 'index.ts')]
+    for (const f of sources(path.join(PLUGIN, 'adapters'))) {
+      const text = fs.readFileSync(f, 'utf8')
+      for (const m of text.matchAll(/^(?:import|export)\b[^']*?from\s+'(\.[^']+)'/gm)) {
+        const target = path.resolve(path.dirname(f), m[1]) + '.ts'
+        assert.ok(!up.includes(target), `${path.relative(ROOT, f)} imports ${m[1]}`)
+      }
+    }
+  })
+
+  it('index.ts registers hooks and hands off: each hook function is one call or a few', () => {
+    const text = fs.readFileSync(path.join(PLUGIN, 'index.ts'), 'utf8')
+    for (const m of text.matchAll(/^export function (\w+)\([^)]*\)[^{]*\{\n([\s\S]*?)^\}/gm)) {
+      const body = m[2].split('\n').filter((l) => l.trim() && !l.trim().startsWith('//'))
+      const limit = m[1] === 'register' ? 10 : 4
+      assert.ok(body.length <= limit, `index.ts ${m[1]} has ${body.length} lines: its work belongs in an adapter`)
+    }
+  })
+
   it('has no import cycles', () => {
     const state = new Map<string, 'open' | 'done'>()
     const visit = (f: string, trail: string[]): void => {

@@ -5,7 +5,7 @@ import { messageDigest, messageKeys } from '../../plugins/smart-greylist/core/ke
 import { parseSettings } from '../../plugins/smart-greylist/core/settings'
 import type { TupleStatus } from '../../plugins/smart-greylist/core/decision'
 
-const config = parseSettings({ main: { delay: '300', defer_weak_at: 'data' } }).config
+const config = parseSettings({ main: { delay: '300', net_identity_greylist: 'message' } }).config
 const identity = { kind: 'net', value: '85.214.1.0/24', reason: 'spf_none,no_rdns,no_pool' } as const
 
 function postponed(status: TupleStatus, delayMs = 300_000): PostponedRecipient {

@@ -2,10 +2,59 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import harakaConfig from 'haraka-config'
-import { DEFAULTS, parseSettings, problemText, renderIni, renderSettingsTable, SCHEMA, type KeySpec } from '../../plugins/smart-greylist/core/settings'
+import { DEFAULTS, parseSettings, problemText, RENAMED, renderIni, renderSettingsTable, SCHEMA, type KeySpec } from '../../plugins/smart-greylist/core/settings'
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const text = (raw: unknown): string[] => parseSettings(raw).problems.map(problemText)
+
+describe('renamed settings: the old name is still read, with a note', () => {
+  it('[main] defer_weak_at is read as net_identity_greylist, its values mapped (rcpt -> recipient, data -> message)', () => {
+    for (const [old, now] of [
+      ['data', 'message'],
+      ['rcpt', 'recipient'],
+      ['DATA', 'message'],
+    ] as const) {
+      const r = parseSettings({ main: { defer_weak_at: old } })
+      assert.equal(r.config.main.net_identity_greylist, now)
+      assert.deepEqual(r.problems, [], 'the old name is not an unknown key')
+      assert.equal(r.notes.length, 1)
+      assert.match(
+        r.notes[0],
+        /^smart-greylist\.ini \[main\] defer_weak_at is now called net_identity_greylist: read as net_identity_greylist = (message|recipient); rename it/,
+      )
+    }
+  })
+
+  it('the new name is read without a note', () => {
+    const r = parseSettings({ main: { net_identity_greylist: 'message' } })
+    assert.equal(r.config.main.net_identity_greylist, 'message')
+    assert.deepEqual(r.notes, [])
+    assert.deepEqual(r.problems, [])
+  })
+
+  it("the old name wins over the new one while it is there (the package's copy always names the new key)", () => {
+    const r = parseSettings({ main: { net_identity_greylist: 'recipient', defer_weak_at: 'data' } })
+    assert.equal(r.config.main.net_identity_greylist, 'message')
+    assert.match(r.notes[0], /wins over net_identity_greylist/)
+  })
+
+  it('a bad value under the old name is reported under the new one, and the previous value kept', () => {
+    const r = parseSettings({ main: { defer_weak_at: 'helo' } })
+    assert.equal(r.config.main.net_identity_greylist, 'recipient')
+    assert.deepEqual(r.problems.map(problemText), [
+      'smart-greylist.ini [main] net_identity_greylist: "helo" is not one of recipient, message; keeping "recipient"',
+    ])
+  })
+
+  it('every renamed key names a key of the schema, and its old values map onto the new ones', () => {
+    for (const r of RENAMED) {
+      const spec = (SCHEMA as Record<string, { keys: Record<string, KeySpec> }>)[r.section].keys[r.to]
+      assert.ok(spec, `${r.to} is not in [${r.section}]`)
+      assert.ok(!(r.from in (SCHEMA as Record<string, { keys: Record<string, KeySpec> }>)[r.section].keys))
+      if (spec.type === 'enum') for (const v of Object.values(r.values ?? {})) assert.ok(spec.values.includes(v), `${r.from}: ${v}`)
+    }
+  })
+})
 
 describe('parseSettings', () => {
   it('returns the defaults for an empty or missing file', () => {
@@ -110,7 +159,7 @@ describe('the settings schema is the one source', () => {
   it('the shipped ini, read back, gives the defaults and no problem', () => {
     // haraka-config's reading of the shipped file, as the plugin gets it.
     const raw = harakaConfig.module_config(ROOT).get('smart-greylist.ini', 'ini')
-    assert.deepEqual(parseSettings(raw), { config: DEFAULTS, problems: [] })
+    assert.deepEqual(parseSettings(raw), { config: DEFAULTS, problems: [], notes: [] })
   })
 
   it('declares a doc line, and a default inside its bounds, for every key', () => {

@@ -8,7 +8,7 @@ const opts: StuckOptions = {
   minDeferrals: 3,
   windowMs: 25 * 60 * MIN,
   orgDomain: (n) => tlds.get_organizational_domain(n),
-  deferWeakAt: 'rcpt',
+  netIdentityGreylist: 'recipient',
 }
 const tuple = (over: Partial<TupleSeen>): TupleSeen => ({
   firstSeen: NOW - 30 * MIN,
@@ -27,7 +27,7 @@ const poolTuples = POOL.map((ip, i) => tuple({ client: ip, identity: `net:${ip.r
 describe('stuckPairs', () => {
   before(() => tlds.ready)
 
-  it('finds a pool deferred from six networks without passing, and suggests defer_weak_at = data', () => {
+  it('finds a pool deferred from six networks without passing, and suggests net_identity_greylist = message', () => {
     const [p, ...rest] = stuckPairs(poolTuples, NOW, opts)
     assert.equal(rest.length, 0)
     assert.ok(p)
@@ -42,8 +42,8 @@ describe('stuckPairs', () => {
     assert.deepEqual(p.names, [])
     assert.equal(p.firstSeen, NOW - 60 * MIN)
     assert.equal(p.lastSeen, NOW - 10 * MIN)
-    assert.equal(p.suggestion, '[main] defer_weak_at = data')
-    assert.equal(stuckPairs(poolTuples, NOW, { ...opts, deferWeakAt: 'data' })[0]?.suggestion, null)
+    assert.equal(p.suggestion, '[main] net_identity_greylist = message')
+    assert.equal(stuckPairs(poolTuples, NOW, { ...opts, netIdentityGreylist: 'message' })[0]?.suggestion, null)
   })
 
   it('is not stuck once one of its tuples passed within the window', () => {

@@ -199,7 +199,7 @@ describe('the lines and the header that show outside values', () => {
         rdns: `m${i}.a b=c.evil.example`,
       })),
       2000,
-      { minDeferrals: 3, windowMs: 10_000, orgDomain: (n) => (n.endsWith('evil.example') ? 'evil.example' : null), deferWeakAt: 'rcpt' },
+      { minDeferrals: 3, windowMs: 10_000, orgDomain: (n) => (n.endsWith('evil.example') ? 'evil.example' : null), netIdentityGreylist: 'recipient' },
     )
     assert.equal(spaced[0]?.suggestion, 'host:*.a\\x20b\\x3dc.evil.example')
   })

@@ -9,7 +9,7 @@ import { correspondentField, correspondentKey } from '../core/keys'
 import type { MessageFacts, PostponedRecipient } from '../core/message'
 import type { RecipientDecision } from '../core/recipient'
 import type { Config } from '../core/settings'
-import type { Deps } from '../setup'
+import type { Deps } from './deps'
 import { dnsblFromDnsListResults, rdnsFromFcrdnsResults } from './dns'
 import { addressOf, type Address, type Connection, type Transaction } from './haraka-types'
 import { bodyDigest } from './message'
@@ -29,7 +29,7 @@ export interface TransactionNote extends Pick<FactCache, 'spf'> {
   deferAtData: boolean
   /** What accepted recipients got, for the X-Greylist header. */
   accepted: RecipientDecision[]
-  /** defer_weak_at = data: recipients whose deferral waits for the message. */
+  /** net_identity_greylist = message: recipients whose deferral waits for the message. */
   postponed: PostponedRecipient[]
 }
 
@@ -79,7 +79,7 @@ export function recipientInput(connection: Connection, rcpt: Address): Recipient
   }
 }
 
-/** The message at the end of data, for its own record (defer_weak_at = data). */
+/** The message at the end of data, for its own record (net_identity_greylist = message). */
 export async function messageFactsOf(txn: Transaction, config: Config): Promise<MessageFacts> {
   return {
     sender: addressOf(txn.mail_from),

@@ -113,3 +113,10 @@ export function addressOf(addr: Address | null | undefined): string {
   if (addr.user && addr.host) return `${addr.user}@${addr.host}`
   return ''
 }
+
+/** haraka-config's reader, as much of it as is used here (a plugin's `this.config`, or module_config's). */
+export interface ConfigReader {
+  get(name: string, ...args: unknown[]): unknown
+  root_path?: string
+  overrides_path?: string
+}

@@ -1,11 +1,11 @@
-// The end of data under `[main] defer_weak_at = data`: the digest of the body's first bytes
+// The end of data under `[main] net_identity_greylist = message`: the digest of the body's first bytes
 // (streamed, bounded in bytes and time), the message's record through the tuple store, and the
 // pass that the message's retry earns its postponed tuples.
 import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { timingFrom } from '../core/decision'
 import { messagePlan, provenTiming, type MessageDecision, type MessageFacts, type PostponedRecipient } from '../core/message'
-import type { Deps } from '../setup'
+import type { Deps } from './deps'
 import type { MessageStream } from './haraka-types'
 import type { TupleStore } from './recipient'
 import { withTimeout } from './timeout'

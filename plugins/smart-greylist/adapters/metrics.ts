@@ -13,7 +13,7 @@ import { parseDay } from '../core/stats'
 import { STUCK_MIN_DEFERRALS, StuckFinder } from '../core/stuck'
 import type { Provider } from '../core/providers'
 import type { SharedRanges } from '../core/refresh'
-import type { Deps } from '../setup'
+import type { Deps } from './deps'
 import type { RedisClient } from './haraka-types'
 import { AdminStore } from './redis-admin'
 import type { Telemetry } from './telemetry'
@@ -164,7 +164,7 @@ export class MetricsEndpoint {
         minDeferrals: STUCK_MIN_DEFERRALS,
         windowMs: config.main.retry_window * 1000,
         orgDomain: deps.orgDomain,
-        deferWeakAt: config.main.defer_weak_at,
+        netIdentityGreylist: config.main.net_identity_greylist,
       })
       for await (const batch of this.admin.tupleBatches(config.redis.prefix)) for (const t of batch) finder.add(t)
       await this.admin.setHash(keys.count, { n: String(finder.pairs().length), at: String(now) }, 3 * periodMs)

@@ -1,10 +1,11 @@
 // The one way this package makes and uses a Redis client, for the plugin and the command alike:
 // options merged exactly as haraka-plugin-redis merges them (redis.ini [server] under the
 // plugin's [redis], `db` mapped to `database`), every client (a single Redis's, a Cluster's, a
-// Sentinel set's) made by the node-redis that haraka-plugin-redis brings (a single Redis's as its
-// get_redis_client makes it, but here: see openSingle), and every command bounded in time with
-// its failure classified into a StoreError.
+// Sentinel set's) made by node-redis, our own declared dependency at the version
+// haraka-plugin-redis uses (a single Redis's with haraka-plugin-redis's options, but here: see
+// openSingle), and every command bounded in time with its failure classified into a StoreError.
 import { dirname } from 'node:path'
+import * as redis from 'redis'
 import { parseNodeList, SCHEMA, type Config, type RedisNode } from '../core/settings'
 import type { RedisClient, RedisNodeClient } from './haraka-types'
 import { TimeoutError, withTimeout } from './timeout'
@@ -39,17 +40,13 @@ interface SentinelLike extends Omit<RedisClient, 'sgMasters' | 'sgMasterOf' | 'd
   destroy(): Promise<void>
 }
 
-// The node-redis of haraka-plugin-redis itself (not whatever version sits at the top of
-// node_modules), so a single Redis, a Cluster and a Sentinel set are driven by one library.
-
-const nodeRedisDir = dirname(require.resolve('redis/package.json', { paths: [dirname(require.resolve('haraka-plugin-redis/package.json'))] }))
+// node-redis, typed as the few members this file uses (its own types are generic over modules and scripts).
+const nodeRedis: NodeRedis = redis
+// The slot of a key, computed by the same library our node-redis routes commands with.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const nodeRedis = require(nodeRedisDir) as NodeRedis
-// The slot of a key, computed by the same library node-redis routes commands with.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const keySlot = require(require.resolve('cluster-key-slot', { paths: [require.resolve('@redis/client', { paths: [nodeRedisDir] })] })) as (
-  key: string,
-) => number
+const keySlot = require(
+  require.resolve('cluster-key-slot', { paths: [require.resolve('@redis/client', { paths: [dirname(require.resolve('redis/package.json'))] })] }),
+) as (key: string) => number
 
 /** Where the state lives: one Redis (host/port/db as haraka-plugin-redis has it), a Cluster, or a Sentinel set. */
 export type Topology =
@@ -282,8 +279,8 @@ function openSentinel(
  * node-redis bounds the TCP connect (connectTimeout) but not the handshake after it: a Redis that
  * accepts and never answers (SIGSTOP, a full backlog) would hold the client for ever, so the
  * handshake gets the same bound, past which the client is torn down as `silent` (the owner makes
- * the next one). Made with the node-redis of haraka-plugin-redis and its options, as its
- * get_redis_client makes them, but here, so the client is ours to tear down before it connects.
+ * the next one). Made from haraka-plugin-redis's options as its get_redis_client would, but
+ * here, so the client is ours to tear down before it connects.
  */
 function openSingle(opts: RedisOptions, log: Logger, watch?: LinkWatch): Promise<RedisClient> {
   const target = redisTarget(opts)

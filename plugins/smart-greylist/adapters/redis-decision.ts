@@ -132,7 +132,7 @@ end
 if (not first) or (nowms - first > windowms) then
   local status = ${S.new}
   if first then status = ${S.expired} end
-  -- A message record (defer_weak_at = data) has no identity to count against: started_key is absent.
+  -- A message record (net_identity_greylist = message) has no identity to count against: started_key is absent.
   local started = 0
   if started_key ~= '' then started = tonumber(redis.call('GET', started_key) or '0') end
   if started >= tonumber(pending_cap) then
@@ -291,6 +291,8 @@ export interface DecisionStoreOptions {
   readonly health?: RedisHealth
   /** Where this process's Redis waits and fail-open events are counted (the metrics). */
   readonly telemetry?: Telemetry
+  /** Told of each decision that failed open (the decisions' connection counts them for its resume line). */
+  readonly failedOpen?: () => void
 }
 
 export class DecisionStore implements FlagStore {
@@ -383,6 +385,7 @@ export class DecisionStore implements FlagStore {
   noteFailOpen(cause: string): void {
     const c = /^[a-z_]{1,32}$/.test(cause) ? cause : 'other'
     this.opts.telemetry?.noteFailOpen(c)
+    this.opts.failedOpen?.()
     this.failOpenPending.set(c, (this.failOpenPending.get(c) ?? 0) + 1)
   }
 

@@ -1,5 +1,5 @@
 // The greylisting state machine for one tuple, as a pure function of (stored state, now,
-// timing). store.ts's Lua script applies exactly these transitions atomically in Redis; the
+// timing). adapters/redis-decision.ts's Lua script applies exactly these transitions atomically in Redis; the
 // integration tests run the same table of cases against both.
 
 export interface Timing {

@@ -7,7 +7,7 @@
 //   shop.example     policy=suspicious mode=shadow
 import { NameMatcher, normaliseHost, PatternError } from './names'
 import { SCHEMA, type Config, type Mode } from './settings'
-import type { LineError } from './whitelist'
+import { parseListFile, type LineError } from './list-file'
 
 type Policy = Config['select']['policy']
 
@@ -38,23 +38,16 @@ const KEYS = 'off, delay=N, policy=all|suspicious, mode=enforce|shadow'
 
 /** Parses one file's lines; `source` names it in origins and errors. */
 export function parseDomains(lines: readonly string[], source: string, isPublicSuffix?: (name: string) => boolean): ParsedDomains {
-  const rules: DomainRule[] = []
-  const errors: LineError[] = []
   const seen = new Map<string, string>()
-  lines.forEach((raw, i) => {
-    const origin = `${source}:${i + 1}`
-    const text = raw.replace(/(^|\s)#.*$/, '').trim()
-    if (!text) return
+  const { items, errors } = parseListFile(lines, source, (text, origin): DomainRule | LineError => {
     const r = parseRule(text, origin, isPublicSuffix)
-    const first = 'message' in r ? undefined : seen.get(canonicalPattern(r.pattern))
-    if ('message' in r) errors.push(r)
-    else if (first) errors.push({ origin, text, message: `${r.pattern} has a rule already (${first})` })
-    else {
-      seen.set(canonicalPattern(r.pattern), origin)
-      rules.push(r)
-    }
+    if ('message' in r) return r
+    const first = seen.get(canonicalPattern(r.pattern))
+    if (first) return { origin, text, message: `${r.pattern} has a rule already (${first})` }
+    seen.set(canonicalPattern(r.pattern), origin)
+    return r
   })
-  return { rules, errors }
+  return { rules: items, errors }
 }
 
 function canonicalPattern(p: string): string {

@@ -5,18 +5,28 @@
 
 export const NULL_SENDER = '<>'
 
-/** Normalises an envelope address for keys and whitelist matching. */
-export function normaliseAddress(address: string | null | undefined): string {
+/**
+ * The one way an address is split: angle brackets and spaces off, split at its last `@`, case and
+ * the domain's trailing dot folded. Without an `@`: the text alone, lower-cased ('' for none).
+ */
+function splitAddress(address: string | null | undefined): { local: string; domain: string } | string {
   const a = (address ?? '').trim().replace(/^<|>$/g, '')
-  if (!a) return NULL_SENDER
   const at = a.lastIndexOf('@')
   if (at < 0) return a.toLowerCase()
-  let local = a.slice(0, at).toLowerCase()
-  let domain = a
-    .slice(at + 1)
-    .toLowerCase()
-    .replace(/\.$/, '')
+  return {
+    local: a.slice(0, at).toLowerCase(),
+    domain: a
+      .slice(at + 1)
+      .toLowerCase()
+      .replace(/\.$/, ''),
+  }
+}
 
+/** Normalises an envelope address for keys and whitelist matching. */
+export function normaliseAddress(address: string | null | undefined): string {
+  const split = splitAddress(address)
+  if (typeof split === 'string') return split || NULL_SENDER
+  let { local, domain } = split
   const srs = unSrs(local)
   if (srs) ({ local, domain } = srs)
   local = unBatv(local)
@@ -67,14 +77,9 @@ function unVerp(local: string): string {
  * distinct ones (`user1234567@` and `user7654321@`, `prvs=…=postmaster@` and `postmaster@`).
  */
 export function normaliseRecipient(address: string | null | undefined, stripExt: boolean): string {
-  const a = (address ?? '').trim().replace(/^<|>$/g, '')
-  const at = a.lastIndexOf('@')
-  if (at < 0) return a.toLowerCase()
-  const local = a.slice(0, at).toLowerCase()
-  const domain = a
-    .slice(at + 1)
-    .toLowerCase()
-    .replace(/\.$/, '')
+  const split = splitAddress(address)
+  if (typeof split === 'string') return split
+  const { local, domain } = split
   return `${(stripExt && local.replace(/\+.*$/, '')) || local}@${domain}`
 }
 
@@ -88,13 +93,6 @@ export function domainOf(address: string): string | null {
  * undone): what SPF and any other authentication speak for. Null for the null sender.
  */
 export function sentDomain(address: string | null | undefined): string | null {
-  const a = (address ?? '').trim().replace(/^<|>$/g, '')
-  const at = a.lastIndexOf('@')
-  if (at < 0) return null
-  return (
-    a
-      .slice(at + 1)
-      .toLowerCase()
-      .replace(/\.$/, '') || null
-  )
+  const split = splitAddress(address)
+  return typeof split === 'string' ? null : split.domain || null
 }

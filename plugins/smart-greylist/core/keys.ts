@@ -97,7 +97,7 @@ export function spfGuardKey(prefix: string, domain: string): string {
 
 /** SCAN patterns of each kind of record, across all shards. */
 /**
- * A message deferred at end of data (`[main] defer_weak_at = data`): named by its digest alone,
+ * A message deferred at end of data (`[main] net_identity_greylist = message`): named by its digest alone,
  * so a retry from any address finds it; sharded by that digest.
  */
 export function messageKeys(prefix: string, messageDigest: string): { shard: number; key: string } {

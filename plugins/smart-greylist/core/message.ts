@@ -1,4 +1,4 @@
-// The message as the key of a deferral (`[main] defer_weak_at = data`): for a sender we can name
+// The message as the key of a deferral (`[main] net_identity_greylist = message`): for a sender we can name
 // only by its network, the retry of the same message from any address is what proves it
 // retries. Pure: what to ask the message's record, and how the answer reads.
 import { timingFrom, type Timing, type Verdict } from './decision'

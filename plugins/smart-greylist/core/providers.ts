@@ -5,7 +5,7 @@
 import { NameMatcher } from './names'
 import { CidrSet, parseCidr, type ParsedIp } from './ip'
 import { PROVIDER_ACTIONS as ACTIONS, type ProviderAction } from './settings'
-import type { LineError } from './whitelist'
+import { parseListFile, type LineError } from './list-file'
 
 export type { ProviderAction }
 type ProviderKey = 'name' | 'source' | 'spf' | 'action' | 'host' | 'ip' | 'updated'
@@ -50,32 +50,24 @@ interface ProviderDraft {
 
 export function parseProviders(lines: readonly string[], source: string): ParsedProviders {
   const providers: Provider[] = []
-  const errors: LineError[] = []
   let cur: ProviderDraft | null = null
   const flush = (): void => {
     if (cur) providers.push(cur)
     cur = null
   }
-  lines.forEach((raw, i) => {
-    const origin = `${source}:${i + 1}`
-    const text = raw.replace(/(^|\s)#.*$/, '').trim()
-    if (!text) return
+  // Each line sets a key of the section it is in, or starts one: nothing of its own to keep.
+  const { errors } = parseListFile(lines, source, (text, origin): LineError | undefined => {
+    const fail = (message: string): LineError => ({ origin, text, message })
     const section = /^\[([^\]]+)\]$/.exec(text)
     if (section) {
       flush()
       const id = (section[1] ?? '').trim().toLowerCase()
-      if (!ID.test(id) || providers.some((p) => p.id === id)) {
-        errors.push({ origin, text, message: `provider id must be unique, a-z 0-9 _ - (up to 32)` })
-        return
-      }
+      if (!ID.test(id) || providers.some((p) => p.id === id)) return fail(`provider id must be unique, a-z 0-9 _ - (up to 32)`)
       cur = { id, name: id, source: '', spf: [], action: 'skip', hosts: [], ips: [], updated: null, origin, declared: new Set() }
       return
     }
     const kv = /^([a-z]+)\s*=\s*(.+)$/.exec(text)
-    if (!kv || !cur) {
-      errors.push({ origin, text, message: cur ? 'expected "key = value"' : 'expected a [provider] section first' })
-      return
-    }
+    if (!kv || !cur) return fail(cur ? 'expected "key = value"' : 'expected a [provider] section first')
     const [, key = '', value = ''] = kv
     const declared = cur.declared
     if (['name', 'source', 'spf', 'action', 'host', 'ip', 'updated'].includes(key)) declared.add(key as ProviderKey)
@@ -90,10 +82,7 @@ export function parseProviders(lines: readonly string[], source: string): Parsed
         cur.spf.push(value.toLowerCase())
         return
       case 'action':
-        if (!(ACTIONS as readonly string[]).includes(value)) {
-          errors.push({ origin, text, message: `action is one of ${ACTIONS.join(', ')}` })
-          return
-        }
+        if (!(ACTIONS as readonly string[]).includes(value)) return fail(`action is one of ${ACTIONS.join(', ')}`)
         cur.action = value as ProviderAction
         return
       case 'host':
@@ -101,19 +90,19 @@ export function parseProviders(lines: readonly string[], source: string): Parsed
           new NameMatcher().add(value, true)
           cur.hosts.push(value.toLowerCase())
         } catch (err) {
-          errors.push({ origin, text, message: (err as Error).message })
+          return fail((err as Error).message)
         }
         return
       case 'ip':
-        if (!parseCidr(value)) errors.push({ origin, text, message: 'not an IP address or CIDR range' })
-        else cur.ips.push(value)
+        if (!parseCidr(value)) return fail('not an IP address or CIDR range')
+        cur.ips.push(value)
         return
       case 'updated':
-        if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) errors.push({ origin, text, message: 'updated is a day, YYYY-MM-DD' })
-        else cur.updated = value
+        if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return fail('updated is a day, YYYY-MM-DD')
+        cur.updated = value
         return
       default:
-        errors.push({ origin, text, message: `unknown key "${key}" (name, source, spf, action, host, ip, updated)` })
+        return fail(`unknown key "${key}" (name, source, spf, action, host, ip, updated)`)
     }
   })
   flush()

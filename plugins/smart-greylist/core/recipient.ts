@@ -24,7 +24,7 @@ export type RecipientDecision =
       readonly shadow: boolean
       readonly rule?: DomainRule
       /**
-       * defer_weak_at = data: the deferral waits for the message (accepted at RCPT, decided at
+       * net_identity_greylist = message: the deferral waits for the message (accepted at RCPT, decided at
        * the end of data by the message's own record); the tuple's keys, for its pass then.
        */
       readonly postponed?: TupleKeys & { readonly delayMs: number }
@@ -50,12 +50,12 @@ export type TupleKeys = Pick<TupleAssessment, 'shard' | 'key' | 'startedKey' | '
 
 /**
  * A weak identity (only a network: no SPF, rDNS or provider names the sender) whose deferral
- * waits for the message under `[main] defer_weak_at = data`: a pool we cannot name retries the
+ * waits for the message under `[main] net_identity_greylist = message`: a pool we cannot name retries the
  * same message from other networks, and the message is what matches then. Never in shadow mode,
  * which defers nothing anyway.
  */
 export function postponable(a: TupleAssessment): boolean {
-  return a.identity.kind === 'net' && a.config.main.defer_weak_at === 'data' && !isShadow(a)
+  return a.identity.kind === 'net' && a.config.main.net_identity_greylist === 'message' && !isShadow(a)
 }
 
 /**
@@ -176,7 +176,7 @@ export function decisionRecord(d: RecipientDecision, envelope: { from: string; t
         `skip reason=correspondent domain=${safeField(d.domain)} identity=${identityField(d.identity)} ${env}`,
       )
     case 'failed': {
-      // The same words as any other internal failure of the plugin (index.ts).
+      // The same words as any other internal failure of the plugin (adapters/haraka-hooks.ts).
       const text = `error (${d.cause}): ${d.message}; on_error=${d.shadow ? 'accept (shadow mode)' : onError}`
       return rec({ err: text }, `${text} identity=${identityField(d.identity)}${rule} ${env}`)
     }

@@ -110,13 +110,13 @@ export const SCHEMA = {
       delay: int(300, 0, 7 * DAY, 'seconds before a retry of a new tuple is accepted (RFC 6647: >= 60)'),
       retry_window: int(90_000, 1, 60 * DAY, 'seconds a pending tuple waits for its retry; a later one starts over (25 h)'),
       pass_ttl: int(35 * DAY, 1, 400 * DAY, 'seconds a passed tuple is remembered, refreshed on use (35 days)'),
-      defer_at: oneOf(['rcpt', 'data'], 'rcpt', 'rcpt: defer each new recipient; data: record all, defer once at DATA'),
-      defer_weak_at: oneOf(
-        ['rcpt', 'data'],
-        'rcpt',
-        'net: identities (no SPF, rDNS or pool): data = defer at end of data, keyed on the message, so a retry from any address passes',
+      defer_at: oneOf(['rcpt', 'data'], 'rcpt', 'when a greylisted recipient is answered 451: rcpt = at once; data = all recorded, one 451 at DATA'),
+      net_identity_greylist: oneOf(
+        ['recipient', 'message'],
+        'recipient',
+        'senders known only by their network (identity net:, no SPF, rDNS or pool): recipient = greylist each recipient at RCPT; message = greylist the message, keyed on its content and deferred at the end of DATA, so its retry passes from any address (was defer_weak_at = rcpt | data)',
       ),
-      data_hash_bytes: int(10_240, 0, 1_048_576, 'defer_weak_at = data: bytes of the body (after the headers) in the message key'),
+      data_hash_bytes: int(10_240, 0, 1_048_576, 'net_identity_greylist = message: bytes of the body (after the headers) in the message key'),
       on_error: oneOf(['accept', 'defer'], 'accept', 'when Redis or DNS fails or is too slow: accept (fail open) or defer'),
       text: {
         type: 'text',
@@ -427,17 +427,53 @@ function defaults(): Config {
 
 export const DEFAULTS: Config = defaults()
 
+/** A setting renamed for clarity: the old name is still read, its values mapped, with a notice. */
+export interface RenamedSetting {
+  readonly section: string
+  readonly from: string
+  readonly to: string
+  /** Old value -> new value, where the values were renamed too. */
+  readonly values?: Readonly<Record<string, string>>
+}
+
+export const RENAMED: readonly RenamedSetting[] = [
+  // "weak" and "at" said neither whom it is about nor that `data` keys the greylist on the message.
+  { section: 'main', from: 'defer_weak_at', to: 'net_identity_greylist', values: { rcpt: 'recipient', data: 'message' } },
+]
+
+/**
+ * The section's keys with every old name read as its new one. The old name wins while it is
+ * there: the package's smart-greylist.ini, which Haraka merges under the admin's, always names
+ * the new key with its default.
+ */
+function renamedKeys(sec: string, given: Raw, notes: string[]): Raw {
+  const out: Raw = { ...given }
+  for (const r of RENAMED) {
+    if (r.section !== sec || given[r.from] === undefined || given[r.from] === null) continue
+    const old = given[r.from]
+    const mapped = typeof old === 'string' ? (r.values?.[old.trim().toLowerCase()] ?? old) : old
+    delete out[r.from]
+    out[r.to] = mapped
+    notes.push(
+      `${FILES.ini} [${sec}] ${r.from} is now called ${r.to}: read as ${r.to} = ${String(mapped)}; rename it (the old name is still read, and wins over ${r.to} while it is there)`,
+    )
+  }
+  return out
+}
+
 /**
  * Reads what haraka-config parsed from smart-greylist.ini (merged with the shipped copy). A bad
  * value keeps the `previous` good setting of that key and is reported, as is every unknown
- * section or key, so a typo never goes unnoticed and never takes greylisting down.
+ * section or key, so a typo never goes unnoticed and never takes greylisting down. A renamed
+ * key's old name is read as the new one, with a note.
  */
-export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { config: Config; problems: SettingProblem[] } {
+export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { config: Config; problems: SettingProblem[]; notes: string[] } {
   const problems: SettingProblem[] = []
+  const notes: string[] = []
   const input = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>
   const out: Record<string, Record<string, unknown>> = {}
   for (const [sec, spec] of Object.entries(SCHEMA) as [string, SectionSpec][]) {
-    const given = (input[sec] && typeof input[sec] === 'object' ? input[sec] : {}) as Raw
+    const given = renamedKeys(sec, (input[sec] && typeof input[sec] === 'object' ? input[sec] : {}) as Raw, notes)
     const prev = (previous as Readonly<Record<string, Readonly<Record<string, unknown>> | undefined>>)[sec] ?? {}
     const values: Record<string, unknown> = {}
     for (const [key, keySpec] of Object.entries(spec.keys)) {
@@ -489,7 +525,7 @@ export function parseSettings(raw: unknown, previous: Config = DEFAULTS): { conf
     main.delay = previous.main.delay
     main.retry_window = previous.main.retry_window
   }
-  return { config: deepFreeze(out) as Config, problems }
+  return { config: deepFreeze(out) as Config, problems, notes }
 }
 
 function show(v: unknown): string {
@@ -567,6 +603,13 @@ export function renderSettingsTable(): string {
       rows.push(`| \`[${sec}] ${key}\` | \`${iniValue(k) || '(empty)'}\` | ${range(k)} | ${k.doc.replace(/\|/g, '\\|')} |`)
     }
     if (spec.open) rows.push(`| \`[${sec}] <id>\` | from the file | ${range(spec.open)} | ${spec.open.doc} |`)
+  }
+  // Renamed keys: an admin's file may still use the old name, which is read with a note.
+  rows.push('', 'Renamed: the old name is still read (it wins while it is there), with a note at load and in `config check`.', '')
+  rows.push('| old name | new name | old values read as |', '| --- | --- | --- |')
+  for (const r of RENAMED) {
+    const values = Object.entries(r.values ?? {}).map(([from, to]) => `${from} = ${to}`)
+    rows.push(`| \`[${r.section}] ${r.from}\` | \`[${r.section}] ${r.to}\` | ${values.join(', ') || 'the same'} |`)
   }
   return rows.join('\n')
 }

@@ -1,5 +1,5 @@
 // Daily counters the plugin keeps in Redis, and how `smart-greylist stats` reads them back.
-// The counting itself happens inside the tuple script (store.ts), in the decision's round trip.
+// The counting itself happens inside the tuple script (adapters/redis-decision.ts), in the decision's round trip.
 //
 //   <prefix>{<shard>}st:<YYYY-MM-DD>  hash   defer:<new|early|expired>, shadow:<…>, trusted:<…>,
 //                                            would_trust:<…>, retry, known, awl, wl:<kind>,
@@ -13,7 +13,7 @@ import { SHARDS, shardPrefix } from './keys'
 /**
  * What a deferral counts as (the counter family `<label>:<status>`): enforced, shadow mode,
  * accepted on its evidence ([select] policy = suspicious), postponed to the end of data (a weak
- * identity under defer_weak_at = data), or a message deferred at the end of data.
+ * identity under net_identity_greylist = message), or a message deferred at the end of data.
  */
 export const DEFER_LABELS = ['defer', 'shadow', 'trusted', 'postponed', 'message'] as const
 export type DeferLabel = (typeof DEFER_LABELS)[number]
@@ -95,9 +95,9 @@ export interface DayStats {
   /** 451s: recipients deferred at RCPT, and messages at the end of data. */
   readonly deferred: number
   readonly deferredBy: Record<string, number>
-  /** defer_weak_at = data: messages deferred at the end of data, by state. */
+  /** net_identity_greylist = message: messages deferred at the end of data, by state. */
   readonly messagesDeferredBy: Record<string, number>
-  /** defer_weak_at = data: recipients whose deferral waited for their message, by state. */
+  /** net_identity_greylist = message: recipients whose deferral waited for their message, by state. */
   readonly postponed: Record<string, number>
   readonly shadow: number
   /** Shadow mode's would-be deferrals, by state. */

@@ -45,8 +45,8 @@ export interface StuckOptions {
   readonly minDeferrals: number
   readonly windowMs: number
   readonly orgDomain: OrgDomainFn
-  /** `[main] defer_weak_at`: data already lets a message's retry from any address pass. */
-  readonly deferWeakAt: string
+  /** `[main] net_identity_greylist`: message already lets a message's retry from any address pass. */
+  readonly netIdentityGreylist: string
 }
 
 /**
@@ -130,12 +130,12 @@ function advice(g: readonly TupleSeen[], identities: readonly string[], o: Stuck
     return { suggestion: null, note: `the rDNS names share ${shown} but not all are forward-confirmed, so a host: entry would not match them` }
   }
   if (identities.every((i) => i.startsWith('net:'))) {
-    return o.deferWeakAt === 'rcpt'
+    return o.netIdentityGreylist === 'recipient'
       ? {
-          suggestion: '[main] defer_weak_at = data',
-          note: 'no SPF, rDNS or provider names this sender: with defer_weak_at = data the retry of a message passes from any address',
+          suggestion: '[main] net_identity_greylist = message',
+          note: 'no SPF, rDNS or provider names this sender: with net_identity_greylist = message the retry of a message passes from any address',
         }
-      : { suggestion: null, note: 'no SPF, rDNS or provider names this sender, and its messages do not come back the same (defer_weak_at = data)' }
+      : { suggestion: null, note: 'no SPF, rDNS or provider names this sender, and its messages do not come back the same (net_identity_greylist = message)' }
   }
   return { suggestion: null, note: 'the identities share no name a whitelist line could hold' }
 }

@@ -1,22 +1,19 @@
 // The typed whitelist files: one `kind:pattern` a line, `#` comments. Parsing is pure and
 // reports bad lines with file and line number while the good ones still load.
+import { parseListFile, type LineError } from './list-file'
 import { AddressMatcher, NameMatcher, PatternError } from './names'
 import { CidrSet, parseCidr, type ParsedIp } from './ip'
 
 export const ENTRY_KINDS = ['host', 'helo', 'ip', 'from', 'to'] as const
 export type EntryKind = (typeof ENTRY_KINDS)[number]
 
+export type { LineError }
+
 export interface Entry {
   readonly kind: EntryKind
   readonly pattern: string
   /** Where it was written: `smart-greylist.whitelist:12`. */
   readonly origin: string
-}
-
-export interface LineError {
-  readonly origin: string
-  readonly text: string
-  readonly message: string
 }
 
 export interface ParsedList {
@@ -26,17 +23,8 @@ export interface ParsedList {
 
 /** Parses one file's lines; `source` names it in origins and errors. */
 export function parseWhitelist(lines: readonly string[], source: string, isPublicSuffix?: (name: string) => boolean): ParsedList {
-  const entries: Entry[] = []
-  const errors: LineError[] = []
-  lines.forEach((raw, i) => {
-    const origin = `${source}:${i + 1}`
-    const text = raw.replace(/(^|\s)#.*$/, '').trim()
-    if (!text) return
-    const result = parseEntry(text, origin, isPublicSuffix)
-    if ('message' in result) errors.push(result)
-    else entries.push(result)
-  })
-  return { entries, errors }
+  const { items, errors } = parseListFile(lines, source, (text, origin) => parseEntry(text, origin, isPublicSuffix))
+  return { entries: items, errors }
 }
 
 /**

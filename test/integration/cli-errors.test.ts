@@ -145,7 +145,8 @@ describe('smart-greylist error paths (each run bounded in time)', function () {
 
   it("config check shows a renamed setting's old name as a note (the setting is read), exit 0", async () => {
     const dir = dirFor(closedPort, { 'smart-greylist.ini': '[main]\ndefer_weak_at = data\n' })
-    const r = await bounded(['config', 'check', '--config', dir])
+    // The files alone: an unreachable Redis would be a problem of its own (exit 1).
+    const r = await bounded(['config', 'check', '--offline', '--config', dir])
     assert.equal(r.code, 0, r.stdout)
     assert.match(
       r.stdout,

@@ -70,6 +70,10 @@ export interface RunOptions {
   readonly inFlight?: number
   /** Keep every attempt's decision (small runs: the agreement test). */
   readonly trace?: boolean
+  /** Replay only these messages (the agreement test's handful); all when absent. */
+  readonly only?: ReadonlySet<number>
+  /** No attempt later than this after a message's first (a replay in compressed real time). */
+  readonly horizonMs?: number
   readonly progress?: (done: number, total: number) => void
   /** Problems the settings loader reported. */
   readonly warn?: (line: string) => void
@@ -339,7 +343,7 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
         return
       }
       const next = pop.nextAfter(m, k, at - first)
-      if (next === null) delayMs[m] = -1
+      if (next === null || (opts.horizonMs !== undefined && next > opts.horizonMs)) delayMs[m] = -1
       else retries.push(first + Math.max(next, at - first + BATCH_MS), m, k + 1)
     }
 
@@ -354,7 +358,7 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
       // Every event of the batch is independent: a message's next attempt is at least BATCH_MS later.
       const batch: [number, number, number][] = []
       while (nextArrival < n && (pop.arrival[nextArrival] ?? Infinity) < end) {
-        batch.push([nextArrival, 0, pop.arrival[nextArrival] ?? 0])
+        if (!opts.only || opts.only.has(nextArrival)) batch.push([nextArrival, 0, pop.arrival[nextArrival] ?? 0])
         nextArrival++
       }
       while (retries.size && retries.peek() < end) {

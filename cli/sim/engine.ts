@@ -75,6 +75,10 @@ export interface RunOptions {
   /** No attempt later than this after a message's first (a replay in compressed real time). */
   readonly horizonMs?: number
   readonly progress?: (done: number, total: number) => void
+  /** Refuse a Redis that holds keys (a scratch Redis given by the admin: it is emptied). */
+  readonly requireEmpty?: boolean
+  /** The run's first keying (the emptiness check is made before it only). */
+  readonly first?: Keying
   /** Problems the settings loader reported. */
   readonly warn?: (line: string) => void
 }
@@ -280,6 +284,9 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
     const quiet = { loginfo: () => undefined, logwarn: () => undefined, logerror: () => undefined }
     const raw = await openRedis(loaded.redis, quiet)
     db = raw
+    if (opts.requireEmpty && keying === opts.first && (await redisFigures(raw)).keys > 0) {
+      throw new Error('the Redis to simulate on holds keys: the simulation empties it, so give it an empty scratch Redis')
+    }
     await resetRedis(raw)
     const before = await redisFigures(raw)
     const trips = { n: 0 }

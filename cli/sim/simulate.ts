@@ -19,7 +19,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimReport> {
   const pop = buildPopulation(opts.mix, { seed: opts.seed, messages: opts.messages ?? opts.mix.messages })
   const keyings = []
   for (const k of opts.keyings) {
-    const run = await runKeying(pop, k, opts)
+    const run = await runKeying(pop, k, { ...opts, first: opts.keyings[0] })
     opts.onRun?.(run, pop)
     keyings.push(keyingReport(pop, run))
   }

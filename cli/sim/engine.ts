@@ -108,6 +108,9 @@ export interface KeyingRun {
   readonly roundTrips: number
   readonly redis: RedisFigures
   readonly dnsQueries: number
+  /** Tuples (and message records) written new, and tuples that passed at a retry: what Redis holds for retry_window and for pass_ttl. */
+  readonly tuplesStarted: number
+  readonly tuplesPassed: number
   readonly trace?: readonly TraceEntry[]
 }
 
@@ -117,6 +120,8 @@ export interface RedisFigures {
   readonly usedMemoryBytes: number
   readonly keys: number
   readonly masters: number
+  /** Redis's own CPU time (user + system, every master), seconds. */
+  readonly cpuSeconds: number
 }
 
 const BATCH_MS = 30_000
@@ -181,6 +186,7 @@ async function redisFigures(db: RedisClient): Promise<RedisFigures> {
   let commands = 0
   let used = 0
   let keys = 0
+  let cpu = 0
   const masters = await db.sgMasters()
   for (const node of masters) {
     const stats = String(await node.sendCommand(['INFO', 'commandstats']))
@@ -190,8 +196,10 @@ async function redisFigures(db: RedisClient): Promise<RedisFigures> {
     }
     used += Number(/used_memory:(\d+)/.exec(String(await node.sendCommand(['INFO', 'memory'])))?.[1] ?? 0)
     keys += Number(await node.sendCommand(['DBSIZE']))
+    const info = String(await node.sendCommand(['INFO', 'cpu']))
+    for (const f of ['used_cpu_user', 'used_cpu_sys']) cpu += Number(new RegExp(`${f}:([\\d.]+)`).exec(info)?.[1] ?? 0)
   }
-  return { commands, usedMemoryBytes: used, keys, masters: masters.length }
+  return { commands, usedMemoryBytes: used, keys, masters: masters.length, cpuSeconds: cpu }
 }
 
 /** Empties every master and resets its statistics: each keying starts from nothing. */
@@ -310,6 +318,12 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
     const trace: TraceEntry[] = []
     let failures = 0
     let decisions = 0
+    let tuplesStarted = 0
+    let tuplesPassed = 0
+    const tally = (status: string): void => {
+      if (status === 'new' || status === 'expired') tuplesStarted++
+      else if (status === 'retry') tuplesPassed++
+    }
     const retries = new Retries()
 
     const attempt = async (m: number, k: number, at: number): Promise<void> => {
@@ -330,6 +344,7 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
       const { identity, kind, what: recipientWhat } = whatOf(d)
       let what = recipientWhat
       if (d.kind === 'failed') failures++
+      if (d.kind === 'tuple' || d.kind === 'trusted') tally(d.verdict.status)
       if (isPostponed(d)) {
         // Accepted at RCPT; the end of data decides on the message's own record.
         const md = await decideMessage(deps, deps.decisions, [d], {
@@ -339,6 +354,7 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
           bodyDigest: pop.bodyDigest(m),
         })
         accepted = md.verdict.action === 'pass'
+        tally(md.verdict.status)
         what = `message:${md.verdict.status}`
       }
       if (k === 0) firstKind[m] = kindIndex(kind)
@@ -403,7 +419,10 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
         usedMemoryBytes: after.usedMemoryBytes - before.usedMemoryBytes,
         keys: after.keys,
         masters: after.masters,
+        cpuSeconds: after.cpuSeconds - before.cpuSeconds,
       },
+      tuplesStarted,
+      tuplesPassed,
       dnsQueries: Object.values(resolver.queries).reduce((a, b) => a + b, 0),
       ...(opts.trace ? { trace } : {}),
     }

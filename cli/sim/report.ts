@@ -44,7 +44,14 @@ export interface KeyingReport {
     readonly redisBytesPerMessage: number
     readonly redisKeysAtEnd: number
     readonly redisMasters: number
+    /** Redis's CPU per message (all masters), microseconds. */
+    readonly redisCpuUsPerMessage: number
     readonly dnsQueriesPerMessage: number
+    /** Per message: tuples written new (held retry_window) and tuples passed (held pass_ttl, refreshed on use). */
+    readonly tuplesStartedPerMessage: number
+    readonly tuplesPassedPerMessage: number
+    /** Memory per key alive at the end (the day's counters included). */
+    readonly redisBytesPerKey: number
   }
 }
 
@@ -123,7 +130,11 @@ export function keyingReport(pop: Population, run: KeyingRun): KeyingReport {
       redisBytesPerMessage: Math.round(run.redis.usedMemoryBytes / n),
       redisKeysAtEnd: run.redis.keys,
       redisMasters: run.redis.masters,
+      redisCpuUsPerMessage: round1((run.redis.cpuSeconds * 1e6) / n),
       dnsQueriesPerMessage: round2(run.dnsQueries / n),
+      tuplesStartedPerMessage: round2(run.tuplesStarted / n),
+      tuplesPassedPerMessage: round2(run.tuplesPassed / n),
+      redisBytesPerKey: run.redis.keys ? Math.round(run.redis.usedMemoryBytes / run.redis.keys) : 0,
     },
   }
 }
@@ -139,7 +150,8 @@ export function reportLines(r: SimReport, opts: { chart?: boolean } = {}): strin
       '',
       `keying ${k.keying}: ${k.about}`,
       `  ${t.decisions} decisions in ${t.seconds} s (${t.messagesPerSecond} messages/s, ${t.decisionsPerSecond} decisions/s); failures ${t.failures}`,
-      `  Redis per message: ${t.redisRoundTripsPerMessage} round trips, ${t.redisCommandsPerMessage} commands, ${t.redisBytesPerMessage} bytes; ${t.redisKeysAtEnd} keys at the end (${t.redisMasters} master${t.redisMasters > 1 ? 's' : ''}); DNS ${t.dnsQueriesPerMessage} queries per message`,
+      `  Redis per message: ${t.redisRoundTripsPerMessage} round trips, ${t.redisCommandsPerMessage} commands, ${t.redisCpuUsPerMessage} us of its CPU, ${t.redisBytesPerMessage} bytes; ${t.redisKeysAtEnd} keys at the end (${t.redisBytesPerKey} bytes each, ${t.redisMasters} master${t.redisMasters > 1 ? 's' : ''})`,
+      `  per message: ${t.tuplesStartedPerMessage} tuples started (held retry_window), ${t.tuplesPassedPerMessage} passed (held pass_ttl); DNS ${t.dnsQueriesPerMessage} queries`,
       `  ${'class'.padEnd(30)} ${'messages'.padStart(8)} ${'delivered'.padStart(9)} ${'lost'.padStart(7)} ${'delayed'.padStart(7)}  ${'delay p50/p90/p99/max min'.padStart(26)} ${'attempts'.padStart(8)}  first keyed as`,
     )
     for (const c of k.classes) {

@@ -10,6 +10,9 @@ import { simulate } from '../cli/sim/simulate'
 import { startPrivateRedis } from './harness/redis-server'
 import { startPrivateCluster } from './harness/redis-topologies'
 
+// haraka-tld announces its lists on stdout, which carries the report (--json).
+process.env.HARAKA_LOGS_SUPPRESS ??= 'true'
+
 const { values: args } = parseArgs({
   options: {
     messages: { type: 'string' },

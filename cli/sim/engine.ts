@@ -156,9 +156,11 @@ export function keyingConfigDir(keying: Keying, opts: Pick<RunOptions, 'configDi
   for (const k of ['host', 'port', 'cluster', 'sentinels', 'db', 'database']) delete r[k]
   if ('cluster' in opts.redis) r.cluster = opts.redis.cluster.join(' ')
   else Object.assign(r, { host: opts.redis.host, port: opts.redis.port })
-  // A simulated day sends far more at once than one MX: the bound on commands waiting is the
-  // simulation's own (its --in-flight); the timeouts stay as configured.
-  merged.redis = { ...r, max_in_flight: 100_000 }
+  // A simulated day sends far more at once than one MX does: the bounds on time and on commands
+  // waiting are the simulation's own, so a busy machine cannot turn deferrals into fail-open
+  // acceptances (failures are still counted and reported). They decide nothing else.
+  merged.redis = { ...r, max_in_flight: 100_000, timeout_ms: 10_000 }
+  merged.main = { ...merged.main, budget_ms: 25_000 }
   fs.writeFileSync(path.join(dir, FILES.ini), iniText(merged))
   return dir
 }

@@ -152,8 +152,9 @@ export function keyingConfigDir(keying: Keying, opts: Pick<RunOptions, 'configDi
   const merged: Record<string, Record<string, unknown>> = {}
   for (const [s, keys] of Object.entries(ini)) merged[s] = { ...keys }
   for (const [s, keys] of Object.entries(keying.overlay)) merged[s] = { ...merged[s], ...keys }
-  const r = { ...merged.redis }
-  for (const k of ['host', 'port', 'cluster', 'sentinels', 'db', 'database']) delete r[k]
+  // Of the admin's [redis], only what is not about where Redis is or how to log in to it.
+  const r: Record<string, unknown> = {}
+  for (const k of ['prefix', 'ping_interval_ms', 'dead_after_ms']) if (merged.redis?.[k] !== undefined) r[k] = merged.redis[k]
   if ('cluster' in opts.redis) r.cluster = opts.redis.cluster.join(' ')
   else Object.assign(r, { host: opts.redis.host, port: opts.redis.port })
   // A simulated day sends far more at once than one MX does: the bounds on time and on commands

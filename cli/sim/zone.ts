@@ -42,26 +42,34 @@ export class ZoneResolver implements Resolver {
     }
   }
 
-  /** A name's records of one type; a name with none of its own takes the closest `*.` wildcard's. */
-  private lookup(name: string, type: RecordType, query: string): string[] {
+  /**
+   * What a DNS server holding this zone answers for `name` and `type`: whether the name exists
+   * (NXDOMAIN when not), and its records of that type (NODATA when none). A name with no records
+   * of its own takes those of the closest `*.` wildcard above it. The tests' loopback DNS server
+   * answers from this too.
+   */
+  answer(name: string, type: string): { exists: boolean; values: string[] } {
     const key = name.toLowerCase().replace(/\.$/, '')
+    const ptr = this.ptr.get(key)
     let byType = this.records.get(key)
     if (!byType) {
       const labels = key.split('.')
       for (let i = 1; i < labels.length && !byType; i++) byType = this.records.get(`*.${labels.slice(i).join('.')}`)
     }
-    if (!byType && !this.ptr.has(key)) throw dnsError('ENOTFOUND', query, name)
-    const values = byType?.get(type)
-    if (!values?.length) throw dnsError('ENODATA', query, name)
-    return [...values]
+    const values = type === 'PTR' ? ptr : byType?.get(type as RecordType)
+    return { exists: Boolean(ptr ?? byType), values: [...(values ?? [])] }
+  }
+
+  private lookup(name: string, type: RecordType | 'PTR', query: string): string[] {
+    const { exists, values } = this.answer(name, type)
+    if (!exists) throw dnsError('ENOTFOUND', query, name)
+    if (!values.length) throw dnsError('ENODATA', query, name)
+    return values
   }
 
   resolvePtr(name: string): Promise<string[]> {
     this.queries.PTR++
-    const key = name.toLowerCase().replace(/\.$/, '')
-    const names = this.ptr.get(key)
-    if (names?.length) return Promise.resolve([...names])
-    return Promise.reject(dnsError(this.records.has(key) ? 'ENODATA' : 'ENOTFOUND', 'queryPtr', name))
+    return this.attempt(() => this.lookup(name, 'PTR', 'queryPtr'))
   }
 
   resolve4(name: string): Promise<never> {

@@ -317,7 +317,7 @@ export function buildPopulation(mix: Mix, opts: PopulationOptions): Population {
           return { ip: r.pick(eopPool), helo: s.helo }
         case 'gmail': {
           // Up to 7 machines in turn, each in another network.
-          const ip = gmailPool[(rnd(i, 0, 5).int(gmailPool.length) + k * 293) % gmailPool.length] ?? ''
+          const ip = gmailPool[(rnd(i, 0, 5).int(gmailPool.length) + (k % 7) * 293) % gmailPool.length] ?? ''
           return { ip, helo: zone.ptr[ip]?.[0] ?? 'mail.google.com' }
         }
         case 'amazon_ses': {

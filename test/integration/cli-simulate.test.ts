@@ -1,6 +1,9 @@
 // Integration: `smart-greylist simulate` as an admin runs it (the compiled bin, in a child
 // process) on a scratch Redis: the report's JSON, and the refusal to empty a Redis that holds keys.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { runCli } from '../helpers/cli'
 import { usePrivateRedis } from '../helpers/private-redis'
 
@@ -52,8 +55,36 @@ describe('smart-greylist simulate', function () {
   })
 
   it('names a bad option value', async () => {
-    const r = await runCli(['simulate', '--config', 'config', '--variant', 'nonsense'])
-    assert.equal(r.code, 2)
-    assert.match(r.stderr, /--variant nonsense/)
+    for (const [args, said] of [
+      [['--variant', 'nonsense'], /--variant nonsense/],
+      [['--messages', '0'], /--messages takes a whole number from 1/],
+      [['--keyings', 'plugin,postgrey'], /unknown keying postgrey/],
+      [['--redis', 'localhost'], /--redis takes HOST:PORT/],
+    ] as const) {
+      const r = await runCli(['simulate', '--config', 'config', ...args])
+      assert.equal(r.code, 2, args.join(' '))
+      assert.match(r.stderr, said)
+    }
+  })
+
+  it("uses the admin's settings but never their Redis address or login", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-simcfg-'))
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'smart-greylist.ini'),
+        '[main]\ndelay=600\n[redis]\nhost=192.0.2.1\nport=6380\npassword=production-secret\nprefix=site:\n',
+      )
+      const r = await runCli(['simulate', '--config', dir, '--messages', '200', '--keyings', 'plugin', '--redis', `127.0.0.1:${redis.server.port}`, '--json'])
+      assert.equal(r.code, 0, r.stderr)
+      const report = JSON.parse(r.stdout) as { keyings: { totals: { failures: number }; classes: { class: string; delayMin: { max: number } }[] }[] }
+      assert.equal(report.keyings[0].totals.failures, 0)
+      // The admin's delay (600 s) is the one in force: a single MTA's delivered mail waited at least that.
+      const mta = report.keyings[0].classes.find((c) => c.class === 'company_mta')
+      assert.ok(mta && mta.delayMin.max >= 10, JSON.stringify(mta))
+      // Under the admin's prefix.
+      assert.ok((await redis.db.keys('site:*')).length > 0)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -12,6 +12,7 @@ import { correspondentsForget, correspondentsList } from './commands/corresponde
 import { migrate } from './commands/migrate'
 import { stats } from './commands/stats'
 import { stuck } from './commands/stuck'
+import { simulate } from './commands/simulate'
 import { flush, list } from './commands/tuples'
 import { whitelistAdd, whitelistList, whitelistRemove } from './commands/whitelist'
 
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   poolsRefresh,
   configCheck,
   migrate,
+  simulate,
 ]
 
 const io: Io = {

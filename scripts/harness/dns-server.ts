@@ -4,8 +4,10 @@
 import dgram from 'node:dgram'
 import path from 'node:path'
 import dnsPacket from 'dns-packet'
-import { parseIp, reverseName } from '../../plugins/smart-greylist/core/ip'
 import { packageRoot } from '../../plugins/smart-greylist/setup'
+import { ZoneResolver, type Zone } from '../../cli/sim/zone'
+
+export type { Zone }
 
 /**
  * The preload that points every resolver of a process at one server (also those plugins make
@@ -18,21 +20,14 @@ export const DNS_PRELOAD = path.join(packageRoot(__dirname), 'scripts', 'harness
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const { useDnsServer } = require(DNS_PRELOAD) as { useDnsServer(this: void, server: string): void }
 
-export interface Zone {
-  ptr?: Record<string, string[]>
-  a?: Record<string, string[]>
-  aaaa?: Record<string, string[]>
-  txt?: Record<string, string[]>
-}
-
 export class DnsServer {
   readonly queries: { name: string; type: string }[] = []
   /** While true, queries get no answer at all (a server that is down or black-holed). */
   silent = false
   /** Each answer is sent this long after its query (a slow server, or a long path to it). */
   delayMs = 0
-  private ptr = new Map<string, string[]>()
-  private records = new Map<string, Map<string, string[]>>()
+  /** The records, and what a server answers from them: the simulator's in-memory DNS, one way for both. */
+  private readonly zone = new ZoneResolver()
   private constructor(
     private readonly sock: dgram.Socket,
     readonly port: number,
@@ -48,15 +43,7 @@ export class DnsServer {
   }
 
   add(zone: Zone): void {
-    for (const [ip, names] of Object.entries(zone.ptr ?? {})) this.ptr.set(reverseName(parseIp(ip)!), names)
-    for (const type of ['a', 'aaaa', 'txt'] as const) {
-      for (const [name, values] of Object.entries(zone[type] ?? {})) {
-        const key = name.toLowerCase()
-        const byType = this.records.get(key) ?? new Map<string, string[]>()
-        byType.set(type.toUpperCase(), values)
-        this.records.set(key, byType)
-      }
-    }
+    this.zone.add(zone)
   }
 
   private answer(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -71,20 +58,10 @@ export class DnsServer {
     const name = q.name.toLowerCase()
     this.queries.push({ name, type: q.type })
     const answers: dnsPacket.Answer[] = []
-    let exists = false
-    if (this.ptr.has(name)) {
-      exists = true
-      if (q.type === 'PTR') for (const data of this.ptr.get(name)!) answers.push({ type: 'PTR', name: q.name, ttl: 60, data })
-    }
-    // A name with no records of its own takes those of the closest `*.` wildcard above it.
-    const labels = name.split('.')
-    const byType = this.records.get(name) ?? labels.map((_, i) => this.records.get(`*.${labels.slice(i + 1).join('.')}`)).find(Boolean)
-    if (byType) {
-      exists = true
-      for (const data of byType.get(q.type) ?? []) {
-        if (q.type === 'A' || q.type === 'AAAA') answers.push({ type: q.type, name: q.name, ttl: 60, data })
-        if (q.type === 'TXT') answers.push({ type: 'TXT', name: q.name, ttl: 60, data: [data] })
-      }
+    const { exists, values } = this.zone.answer(name, q.type)
+    for (const data of values) {
+      if (q.type === 'PTR' || q.type === 'A' || q.type === 'AAAA') answers.push({ type: q.type, name: q.name, ttl: 60, data })
+      if (q.type === 'TXT') answers.push({ type: 'TXT', name: q.name, ttl: 60, data: [data] })
     }
     const reply = dnsPacket.encode({
       id: query.id,

@@ -3,7 +3,7 @@
 // and stopped at the end. docs/simulation.md explains the classes, the mix and the table.
 import fs from 'node:fs'
 import { parseArgs } from 'node:util'
-import { KEYINGS, parseVariant, type Keying } from '../cli/sim/engine'
+import { chooseKeyings, KEYINGS, wholeOption } from '../cli/sim/engine'
 import { defaultMixPath, readMix } from '../cli/sim/mix'
 import { reportLines } from '../cli/sim/report'
 import { simulate } from '../cli/sim/simulate'
@@ -39,29 +39,14 @@ if (args.help) {
   process.exit(0)
 }
 
-function positive(name: string, v: string | undefined, max: number): number | undefined {
-  if (v === undefined) return undefined
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} ${v}: a whole number from 1 to ${max} is needed`)
-  return n
-}
-
 async function main(): Promise<void> {
   const mixFile = args.mix ?? defaultMixPath()
   const mix = readMix(mixFile)
   if (args.config && !fs.existsSync(args.config)) throw new Error(`--config ${args.config}: no such directory`)
-  const chosen: Keying[] = args.keyings
-    .split(',')
-    .filter(Boolean)
-    .map((name) => {
-      const k = KEYINGS.find((x) => x.name === name)
-      if (!k) throw new Error(`--keyings: unknown keying ${name} (known: ${KEYINGS.map((x) => x.name).join(', ')})`)
-      return k
-    })
-  chosen.push(...args.variant.map(parseVariant))
-  const messages = positive('messages', args.messages, 100_000_000)
-  const seed = positive('seed', args.seed, 2 ** 31) ?? 1
-  const inFlight = positive('in-flight', args['in-flight'], 10_000) ?? 256
+  const chosen = chooseKeyings(args.keyings, args.variant)
+  const messages = wholeOption('messages', args.messages, 100_000_000)
+  const seed = wholeOption('seed', args.seed, 2 ** 31) ?? 1
+  const inFlight = wholeOption('in-flight', args['in-flight'], 10_000) ?? 256
   const cluster = args.cluster ? await startPrivateCluster() : null
   const single = cluster ? null : await startPrivateRedis()
   try {

@@ -3,20 +3,12 @@
 // decision path. Never on the production Redis: it empties the Redis it runs on, so it starts a
 // private redis-server (Debian's redis-server package) unless given a scratch one that is empty.
 import fs from 'node:fs'
-import { KEYINGS, parseVariant, type Keying, type RedisTarget } from '../sim/engine'
+import { chooseKeyings, KEYINGS, wholeOption, type RedisTarget } from '../sim/engine'
 import { defaultMixPath, readMix } from '../sim/mix'
 import { reportLines } from '../sim/report'
 import { simulate as runSimulation } from '../sim/simulate'
 import { hasRedisServer, pingRedis, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
 import { defineCommand, EXIT, UsageError, optionText, jsonText } from '../command'
-
-function whole(name: string, v: unknown, max: number): number | undefined {
-  const text = optionText(v)
-  if (text === undefined) return undefined
-  const n = Number(text)
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new UsageError(`--${name} takes a whole number from 1 to ${max}`)
-  return n
-}
 
 export const simulate = defineCommand({
   name: 'simulate',
@@ -55,24 +47,12 @@ export const simulate = defineCommand({
     if (!fs.existsSync(config) || !fs.statSync(config).isDirectory()) throw new UsageError(`--config ${config}: no such directory`)
     const mixFile = optionText(values.mix) ?? defaultMixPath()
     const mix = readMix(mixFile)
-    const keyings: Keying[] = String(values.keyings)
-      .split(',')
-      .filter(Boolean)
-      .map((name) => {
-        const k = KEYINGS.find((x) => x.name === name)
-        if (!k) throw new UsageError(`--keyings: unknown keying ${name} (known: ${KEYINGS.map((x) => x.name).join(', ')})`)
-        return k
-      })
-    for (const v of (values.variant as string[] | undefined) ?? []) {
-      try {
-        keyings.push(parseVariant(v))
-      } catch (err) {
-        throw new UsageError((err as Error).message)
-      }
-    }
-    if (!keyings.length) throw new UsageError('--keyings: name at least one')
-    const messages = whole('messages', values.messages, 100_000_000)
-    const seed = whole('seed', values.seed, 2 ** 31) ?? 1
+    // The simulator's own option errors are usage errors here (exit 2, with the usage line).
+    const { keyings, messages, seed } = usage(() => ({
+      keyings: chooseKeyings(String(values.keyings), (values.variant as string[] | undefined) ?? []),
+      messages: wholeOption('messages', optionText(values.messages), 100_000_000),
+      seed: wholeOption('seed', optionText(values.seed), 2 ** 31) ?? 1,
+    }))
     let target: RedisTarget
     let own: PrivateRedis | null = null
     const given = optionText(values.redis)
@@ -108,3 +88,11 @@ export const simulate = defineCommand({
     }
   },
 })
+
+function usage<T>(read: () => T): T {
+  try {
+    return read()
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}

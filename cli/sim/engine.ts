@@ -47,6 +47,29 @@ export const KEYINGS: readonly Keying[] = [
 ]
 
 /** `name:section.key=value,section.key=value`: the plugin's settings with those changed. */
+/** The keyings a run compares: the named ones (comma-separated), then each `--variant`. */
+export function chooseKeyings(names: string, variants: readonly string[]): Keying[] {
+  const chosen = names
+    .split(',')
+    .filter(Boolean)
+    .map((name) => {
+      const k = KEYINGS.find((x) => x.name === name)
+      if (!k) throw new Error(`--keyings: unknown keying ${name} (known: ${KEYINGS.map((x) => x.name).join(', ')})`)
+      return k
+    })
+  chosen.push(...variants.map(parseVariant))
+  if (!chosen.length) throw new Error('--keyings: name at least one')
+  return chosen
+}
+
+/** A whole-number option from 1 to max; undefined when not given. */
+export function wholeOption(name: string, v: string | undefined, max: number): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name} ${v}: a whole number from 1 to ${max} is needed`)
+  return n
+}
+
 export function parseVariant(text: string): Keying {
   const m = /^([a-z0-9_-]{1,32}):(.+)$/i.exec(text)
   if (!m?.[1] || !m[2]) throw new Error(`--variant ${text}: NAME:section.key=value[,section.key=value] is needed`)

@@ -57,7 +57,7 @@ describe('smart-greylist simulate', function () {
   it('names a bad option value', async () => {
     for (const [args, said] of [
       [['--variant', 'nonsense'], /--variant nonsense/],
-      [['--messages', '0'], /--messages takes a whole number from 1/],
+      [['--messages', '0'], /--messages 0: a whole number from 1 to/],
       [['--keyings', 'plugin,postgrey'], /unknown keying postgrey/],
       [['--redis', 'localhost'], /--redis takes HOST:PORT/],
     ] as const) {

@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import { parseArgs } from 'node:util'
 import { chooseKeyings, KEYINGS, wholeOption } from '../cli/sim/engine'
-import { defaultMixPath, readMix } from '../cli/sim/mix'
+import { defaultMixPath, MAX_MESSAGES, readMix } from '../cli/sim/mix'
 import { reportLines } from '../cli/sim/report'
 import { simulate } from '../cli/sim/simulate'
 import { startPrivateRedis } from './harness/redis-server'
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const mix = readMix(mixFile)
   if (args.config && !fs.existsSync(args.config)) throw new Error(`--config ${args.config}: no such directory`)
   const chosen = chooseKeyings(args.keyings, args.variant)
-  const messages = wholeOption('messages', args.messages, 100_000_000)
+  const messages = wholeOption('messages', args.messages, MAX_MESSAGES)
   const seed = wholeOption('seed', args.seed, 2 ** 31) ?? 1
   const inFlight = wholeOption('in-flight', args['in-flight'], 10_000) ?? 256
   const cluster = args.cluster ? await startPrivateCluster() : null

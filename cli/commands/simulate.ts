@@ -4,7 +4,7 @@
 // private redis-server (Debian's redis-server package) unless given a scratch one that is empty.
 import fs from 'node:fs'
 import { chooseKeyings, KEYINGS, wholeOption, type RedisTarget } from '../sim/engine'
-import { defaultMixPath, readMix } from '../sim/mix'
+import { defaultMixPath, MAX_MESSAGES, readMix } from '../sim/mix'
 import { reportLines } from '../sim/report'
 import { simulate as runSimulation } from '../sim/simulate'
 import { hasRedisServer, pingRedis, startPrivateRedis, type PrivateRedis } from '../../scripts/harness/redis-server'
@@ -50,7 +50,7 @@ export const simulate = defineCommand({
     // The simulator's own option errors are usage errors here (exit 2, with the usage line).
     const { keyings, messages, seed } = usage(() => ({
       keyings: chooseKeyings(String(values.keyings), (values.variant as string[] | undefined) ?? []),
-      messages: wholeOption('messages', optionText(values.messages), 100_000_000),
+      messages: wholeOption('messages', optionText(values.messages), MAX_MESSAGES),
       seed: wholeOption('seed', optionText(values.seed), 2 ** 31) ?? 1,
     }))
     let target: RedisTarget

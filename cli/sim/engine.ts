@@ -16,7 +16,7 @@ import { identityText } from '../../plugins/smart-greylist/core/identity'
 import { parseIp } from '../../plugins/smart-greylist/core/ip'
 import { isPostponed } from '../../plugins/smart-greylist/core/message'
 import { answer, type RecipientDecision } from '../../plugins/smart-greylist/core/recipient'
-import { FILES } from '../../plugins/smart-greylist/core/settings'
+import { FILES, RENAMED } from '../../plugins/smart-greylist/core/settings'
 import { buildDeps, load, sourcesForDir, type Deps } from '../../plugins/smart-greylist/setup'
 import type { Population } from './population'
 import { ZoneResolver } from './zone'
@@ -174,6 +174,14 @@ export function keyingConfigDir(keying: Keying, opts: Pick<RunOptions, 'configDi
   }
   const merged: Record<string, Record<string, unknown>> = {}
   for (const [s, keys] of Object.entries(ini)) merged[s] = { ...keys }
+  // The admin's old names read as their new ones first: an old name wins over the new one (see
+  // RENAMED), so left in place it would undo a variant that names the new key.
+  for (const r of RENAMED) {
+    const old = merged[r.section]?.[r.from]
+    if (old === undefined || old === null) continue
+    const { [r.from]: _old, ...rest } = merged[r.section] ?? {}
+    merged[r.section] = { ...rest, [r.to]: typeof old === 'string' ? (r.values?.[old.trim().toLowerCase()] ?? old) : old }
+  }
   for (const [s, keys] of Object.entries(keying.overlay)) merged[s] = { ...merged[s], ...keys }
   // Of the admin's [redis], only what is not about where Redis is or how to log in to it.
   const r: Record<string, unknown> = {}
@@ -228,10 +236,19 @@ async function redisFigures(db: RedisClient): Promise<RedisFigures> {
   return { commands, usedMemoryBytes: used, keys, masters: masters.length, cpuSeconds: cpu }
 }
 
-/** Empties every master and resets its statistics: each keying starts from nothing. */
+/** Keys in every database of every master (DBSIZE sees only the database the client is on). */
+async function keysAnywhere(db: RedisClient): Promise<number> {
+  let keys = 0
+  for (const node of await db.sgMasters()) {
+    for (const m of String(await node.sendCommand(['INFO', 'keyspace'])).matchAll(/^db\d+:keys=(\d+)/gm)) keys += Number(m[1])
+  }
+  return keys
+}
+
+/** Empties the run's database on every master and resets its statistics: each keying starts from nothing. */
 async function resetRedis(db: RedisClient): Promise<void> {
   for (const node of await db.sgMasters()) {
-    await node.sendCommand(['FLUSHALL'])
+    await node.sendCommand(['FLUSHDB'])
     await node.sendCommand(['CONFIG', 'RESETSTAT'])
   }
 }
@@ -314,12 +331,12 @@ export async function runKeying(pop: Population, keying: Keying, opts: RunOption
   let db: RedisClient | undefined
   try {
     const loaded = load(sourcesForDir(dir), undefined, undefined, 'daemon')
-    for (const p of loaded.problems) opts.warn?.(`${keying.name}: ${p}`)
+    for (const p of [...loaded.problems, ...loaded.notes]) opts.warn?.(`${keying.name}: ${p}`)
     const quiet = { loginfo: () => undefined, logwarn: () => undefined, logerror: () => undefined }
     const raw = await openRedis(loaded.redis, quiet)
     db = raw
-    if (opts.requireEmpty && keying === opts.first && (await redisFigures(raw)).keys > 0) {
-      throw new Error('the Redis to simulate on holds keys: the simulation empties it, so give it an empty scratch Redis')
+    if (opts.requireEmpty && keying === opts.first && (await keysAnywhere(raw)) > 0) {
+      throw new Error('the Redis to simulate on holds keys (in some database): the simulation empties it, so give it an empty scratch Redis')
     }
     await resetRedis(raw)
     const before = await redisFigures(raw)

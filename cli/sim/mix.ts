@@ -6,6 +6,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { packageRoot } from '../../plugins/smart-greylist/setup'
 
+/**
+ * The most messages a run takes: the population and its trace are held in memory (a 1M-message
+ * day peaks at 1.6 GB, docs/simulation.md), so more would end in an out-of-memory crash, not a report.
+ */
+export const MAX_MESSAGES = 5_000_000
+
 export const CLASS_IDS = [
   'exchange_online',
   'gmail',
@@ -74,7 +80,7 @@ export function parseMix(raw: unknown, origin: string): Mix {
   if (!CLASS_IDS.some((id) => classes[id].share > 0)) throw new Error(`${origin}: every share is 0`)
   return {
     recipients: Math.round(num(o.recipients, `${origin}: recipients`, 1, 10_000_000)),
-    messages: Math.round(num(o.messages, `${origin}: messages`, 1, 100_000_000)),
+    messages: Math.round(num(o.messages, `${origin}: messages`, 1, MAX_MESSAGES)),
     classes,
   }
 }

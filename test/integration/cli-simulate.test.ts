@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { createClient } from 'redis'
 import { runCli } from '../helpers/cli'
 import { usePrivateRedis } from '../helpers/private-redis'
 
@@ -44,6 +45,21 @@ describe('smart-greylist simulate', function () {
     }
     // What it left is the last keying's day; the admin's scratch Redis is theirs to empty.
     assert.ok((await redis.db.dbSize()) > 0)
+  })
+
+  it('refuses a Redis whose keys are in another database than the one it runs on, and leaves them', async () => {
+    const other = createClient({ socket: { host: '127.0.0.1', port: redis.server.port }, database: 1 })
+    await other.connect()
+    try {
+      await other.set('production:key', 'x')
+      const r = await runCli(['simulate', '--config', 'config', '--messages', '50', '--redis', `127.0.0.1:${redis.server.port}`])
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /holds keys/)
+      assert.equal(await other.get('production:key'), 'x')
+    } finally {
+      await other.flushDb()
+      other.destroy()
+    }
   })
 
   it('refuses a Redis that holds keys, and leaves them', async () => {

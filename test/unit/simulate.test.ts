@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { parseVariant } from '../../cli/sim/engine'
+import { keyingConfigDir, parseVariant } from '../../cli/sim/engine'
+import { load, sourcesForDir } from '../../plugins/smart-greylist/setup'
 import { CLASS_IDS, defaultMixPath, parseMix, readMix } from '../../cli/sim/mix'
 import { buildPopulation } from '../../cli/sim/population'
 import { ZoneResolver } from '../../cli/sim/zone'
@@ -31,7 +32,7 @@ describe('simulate: the mix file', () => {
     assert.throws(() => parseMix({ ...ONE, classes: { gmial: { share: 1, messages_per_sender: 1 } } }, 'f'), /f: unknown class "gmial"/)
     assert.throws(() => parseMix({ ...ONE, classes: { gmail: { share: 1, messages_per_sender: 1, shar: 2 } } }, 'f'), /unknown key "shar"/)
     assert.throws(() => parseMix({ ...ONE, recipients: 0 }, 'f'), /recipients: a number from 1/)
-    assert.throws(() => parseMix({ ...ONE, messages: 1e12 }, 'f'), /messages: a number from 1 to 100000000/)
+    assert.throws(() => parseMix({ ...ONE, messages: 1e12 }, 'f'), /messages: a number from 1 to 5000000/)
     assert.throws(() => parseMix({ ...ONE, classes: { gmail: { share: 0, messages_per_sender: 1 } } }, 'f'), /every share is 0/)
     assert.throws(() => parseMix({ ...ONE, extra: 1 }, 'f'), /unknown key "extra"/)
   })
@@ -114,6 +115,29 @@ describe('simulate: the population', () => {
       const ip = pop.attempt(m, 0).ip
       const name = pop.zone.ptr?.[ip]?.[0]
       assert.ok(name && pop.zone.a?.[name]?.includes(ip), `${ip} has no confirmed name`)
+    }
+  })
+})
+
+describe('simulate: a variant over the admin settings', () => {
+  it("names the new key and wins over the admin's old name for it", () => {
+    const admin = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-simadmin-'))
+    const dirs: string[] = [admin]
+    try {
+      fs.writeFileSync(path.join(admin, 'smart-greylist.ini'), '[main]\ndefer_weak_at = rcpt\ndelay = 120\n')
+      const dirOf = (text: string): string => {
+        const d = keyingConfigDir(parseVariant(text), { configDir: admin, redis: { host: '127.0.0.1', port: 6379 } })
+        dirs.push(d)
+        return d
+      }
+      const main = (d: string) => load(sourcesForDir(d), undefined, undefined, 'daemon').config.main
+      const changed = main(dirOf('message:main.net_identity_greylist=message'))
+      assert.equal(changed.net_identity_greylist, 'message')
+      assert.equal(changed.delay, 120)
+      // Without the variant the admin's old name is read as before.
+      assert.equal(main(dirOf('same:main.delay=120')).net_identity_greylist, 'recipient')
+    } finally {
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
     }
   })
 })

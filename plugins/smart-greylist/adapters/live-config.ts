@@ -47,6 +47,8 @@ export class LiveConfig {
   /** Notes (renamed settings, a stale copy) are logged once, not at every reload. */
   private readonly noted = new Set<string>()
   private readonly runtime: Runtime
+  /** Shut down: a file change or the public-suffix list arriving later reopens nothing. */
+  private stopped = false
 
   /** `onReload` is told of each new load after the first (Redis connections, the metrics' home). */
   constructor(
@@ -98,6 +100,7 @@ export class LiveConfig {
 
   /** Reloads settings and lists; called from haraka-config's timer, so it never throws. */
   reload(): void {
+    if (this.stopped) return
     try {
       this.apply()
     } catch (err) {
@@ -105,8 +108,15 @@ export class LiveConfig {
     }
   }
 
+  /** At shutdown: no more reloads, and no more refreshes. */
+  stop(): void {
+    this.stopped = true
+    this.refresher.stop()
+  }
+
   /** The providers' shared ranges changed: reload with them, or keep the last good ones and world. */
   private applyShared(shared: ReadonlyMap<string, SharedRanges>): void {
+    if (this.stopped) return
     const last = this.shared
     this.shared = shared
     try {

@@ -84,7 +84,9 @@ export class MetricsHome {
     this.o.endpoint.listen(metrics.listen).catch((err: Error) => this.o.log.logerror(`metrics: cannot listen on ${metrics.listen}: ${err.message}`))
   }
 
+  /** At shutdown: serves nothing from now on, whatever a later reload or the HTTP timer asks. */
   close(): void {
+    this.home = undefined
     this.o.endpoint.close()
     this.o.admin.close()
   }

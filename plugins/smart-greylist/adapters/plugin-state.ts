@@ -107,7 +107,7 @@ export class PluginState {
 
   shutdown(): void {
     this.health.stop()
-    this.live.refresher.stop()
+    this.live.stop()
     this.metricsHome.close()
     this.redis.close()
   }
